@@ -1,0 +1,64 @@
+# SDN-ICS Lab. The README's two commands: `make run`, `make test`. Run as root.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := mininet openvswitch-switch nmap iputils-ping iptables ethtool tcpdump \
+	iperf3 hping3 mbpoll iproute2 procps python3-venv python3-dev
+STAMP_APT := $(VENV)/.apt-stamp
+STAMP_PIP := $(VENV)/.pip-stamp
+
+.PHONY: setup apt ovs venv run test test-unit test-integration lint clean help
+
+help:
+	@echo "make setup   install system packages, start Open vSwitch, create .venv (root)"
+	@echo "make run     setup, then: python -m experiments.run recon"
+	@echo "make test    setup, then the whole test suite (unit + integration)"
+	@echo "make clean   remove what a crashed run left behind (python -m experiments.clean)"
+
+setup: apt ovs venv
+
+# Idempotent: apt-get runs only when a package is missing.
+apt:
+	@if [ "$$(id -u)" != 0 ]; then echo "make setup: run as root (sudo make setup)" >&2; exit 1; fi
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "system packages: present"; fi
+
+# No systemd here: start ovsdb-server and ovs-vswitchd by hand when they are not running.
+ovs:
+	@if ovs-vsctl --timeout=5 show >/dev/null 2>&1; then echo "Open vSwitch: running"; \
+	else /usr/share/openvswitch/scripts/ovs-ctl start --system-id=random 2>&1 \
+	  | grep -v ulimit || true; ovs-vsctl --timeout=10 show >/dev/null && echo "Open vSwitch: started"; fi
+
+venv: $(STAMP_PIP)
+
+$(VENV)/bin/python:
+	/usr/bin/python3 -m venv --system-site-packages $(VENV)
+
+$(STAMP_PIP): setup.py $(VENV)/bin/python
+	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m controllers.ryu_compat --install
+	@touch $@
+
+run: setup
+	$(PY) -m experiments.run recon
+
+test: setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest tests
+
+test-unit: venv
+	$(PY) -m pytest tests/unit
+
+test-integration: setup
+	$(PY) -m pytest tests/integration
+
+lint: venv
+	$(PY) -m ruff check .
+
+clean:
+	$(PY) -m experiments.clean

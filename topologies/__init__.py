@@ -1,0 +1,1 @@
+"""Emulated network graphs (pure Mininet ``Topo`` subclasses) and the address plan."""

@@ -1,0 +1,296 @@
+"""The address plan: the one place where roles get addresses.
+
+Topologies, controller apps, defenses, the attacks' scope guard and the experiments' ground
+truth all read an :class:`AddressPlan`; nothing derives an address from a host name.
+
+A plan is plain data. It serialises to JSON (``to_json``/``from_json``) so processes started
+inside emulated hosts (attacks, PLCs, defenses) can read the plan of the network they run in.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+DEFAULT_SUBNET = "10.0.0.0/24"
+
+# Roles a host can have. Protected hosts are the moving-target defenses' targets; authorized
+# hosts may reach protected hosts at their real addresses.
+ROLES = ("hmi", "ews", "historian", "plc", "attacker", "host")
+
+MAX_SCALE_HOSTS = 250
+
+
+class PlanError(ValueError):
+    """An address plan was asked for something it cannot hold."""
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """One emulated host.
+
+    name: Mininet host name, also the role name students type (``hmi``, ``plc1``).
+    role: one of :data:`ROLES`.
+    ip: IPv4 address (no prefix).
+    mac: Ethernet address, fixed so ARP tables and captures are reproducible.
+    switch: name of the switch the host is attached to.
+    protected: the host is a moving-target defense target (PLCs by default).
+    authorized: the host may talk to protected hosts at their real addresses.
+    """
+
+    name: str
+    role: str
+    ip: str
+    mac: str
+    switch: str
+    protected: bool = False
+    authorized: bool = False
+
+
+@dataclass(frozen=True)
+class SwitchSpec:
+    """One OpenFlow switch; dpid is a 16-hex-digit string as OVS expects."""
+
+    name: str
+    dpid: str
+
+
+@dataclass(frozen=True)
+class AddressPlan:
+    """Everything a run needs to know about who is where.
+
+    name: the topology name the plan belongs to (``ics``, ``star``...).
+    subnet: the one IPv4 network every host lives in.
+    hosts, switches: the nodes.
+    trunks: switch-to-switch links as (switch, switch) pairs, in order.
+    virtual_pool: spare addresses a moving-target defense may hand out; never a host's
+        real address.
+    """
+
+    name: str
+    subnet: str
+    hosts: tuple[HostSpec, ...]
+    switches: tuple[SwitchSpec, ...]
+    trunks: tuple[tuple[str, str], ...] = ()
+    virtual_pool: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        net = self.network
+        seen_ip: dict[str, str] = {}
+        seen_mac: dict[str, str] = {}
+        switch_names = {s.name for s in self.switches}
+        for h in self.hosts:
+            if h.role not in ROLES:
+                raise PlanError(f"host {h.name}: unknown role {h.role!r}")
+            if ipaddress.IPv4Address(h.ip) not in net:
+                raise PlanError(f"host {h.name}: {h.ip} is outside {self.subnet}")
+            if h.ip in seen_ip:
+                raise PlanError(f"hosts {seen_ip[h.ip]} and {h.name} share {h.ip}")
+            if h.mac in seen_mac:
+                raise PlanError(f"hosts {seen_mac[h.mac]} and {h.name} share {h.mac}")
+            if h.switch not in switch_names:
+                raise PlanError(f"host {h.name}: unknown switch {h.switch}")
+            seen_ip[h.ip] = h.name
+            seen_mac[h.mac] = h.name
+        for a, b in self.trunks:
+            if a not in switch_names or b not in switch_names:
+                raise PlanError(f"trunk {a}-{b}: unknown switch")
+        for v in self.virtual_pool:
+            if ipaddress.IPv4Address(v) not in net:
+                raise PlanError(f"virtual address {v} is outside {self.subnet}")
+            if v in seen_ip:
+                raise PlanError(f"virtual address {v} is {seen_ip[v]}'s real address")
+
+    # --- queries -------------------------------------------------------------------------
+    @property
+    def network(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(self.subnet)
+
+    @property
+    def prefixlen(self) -> int:
+        return self.network.prefixlen
+
+    def host(self, name: str) -> HostSpec:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise PlanError(f"no host named {name!r} in the {self.name} plan")
+
+    def by_ip(self, ip: str) -> HostSpec | None:
+        for h in self.hosts:
+            if h.ip == ip:
+                return h
+        return None
+
+    def hosts_with_role(self, role: str) -> tuple[HostSpec, ...]:
+        return tuple(h for h in self.hosts if h.role == role)
+
+    @property
+    def protected(self) -> tuple[HostSpec, ...]:
+        return tuple(h for h in self.hosts if h.protected)
+
+    @property
+    def attacker(self) -> HostSpec | None:
+        found = self.hosts_with_role("attacker")
+        return found[0] if found else None
+
+    def in_scope(self, address: str) -> bool:
+        """True when ``address`` (an IP or CIDR) lies wholly inside the plan's subnet."""
+        try:
+            net = ipaddress.IPv4Network(address, strict=False)
+        except ValueError:
+            return False
+        return net.subnet_of(self.network)
+
+    def ground_truth(self, exclude: Iterable[str] = ()) -> dict[str, HostSpec]:
+        """Real addresses an observer should find, keyed by IP, minus ``exclude`` names."""
+        skip = set(exclude)
+        return {h.ip: h for h in self.hosts if h.name not in skip}
+
+    def __iter__(self) -> Iterator[HostSpec]:
+        return iter(self.hosts)
+
+    # --- serialisation -------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def save(self, path: Path) -> None:
+        path.write_text(self.to_json() + "\n")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> AddressPlan:
+        return cls(
+            name=data["name"],
+            subnet=data["subnet"],
+            hosts=tuple(HostSpec(**h) for h in data["hosts"]),
+            switches=tuple(SwitchSpec(**s) for s in data["switches"]),
+            trunks=tuple((a, b) for a, b in data.get("trunks", ())),
+            virtual_pool=tuple(data.get("virtual_pool", ())),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> AddressPlan:
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def load(cls, path: Path) -> AddressPlan:
+        return cls.from_json(Path(path).read_text())
+
+
+def mac_for(index: int) -> str:
+    """A locally administered, unicast MAC whose last two bytes are ``index``."""
+    if not 0 < index < 0x10000:
+        raise PlanError(f"MAC index {index} out of range")
+    return f"02:00:00:00:{index >> 8:02x}:{index & 0xFF:02x}"
+
+
+def dpid_for(index: int) -> str:
+    return f"{index:016x}"
+
+
+def _host(name: str, role: str, net: ipaddress.IPv4Network, octet: int, switch: str,
+          protected: bool = False, authorized: bool = False) -> HostSpec:
+    return HostSpec(name=name, role=role, ip=str(net.network_address + octet),
+                    mac=mac_for(octet), switch=switch, protected=protected,
+                    authorized=authorized)
+
+
+def _pool(net: ipaddress.IPv4Network, first: int, last: int,
+          used: set[str]) -> tuple[str, ...]:
+    return tuple(str(net.network_address + i) for i in range(first, last + 1)
+                 if str(net.network_address + i) not in used)
+
+
+def ics_plan(subnet: str = DEFAULT_SUBNET) -> AddressPlan:
+    """The default ICS: a supervisory zone (s1) and a control zone (s2).
+
+    s1: hmi .11, ews .12, historian .13, attacker .66; s2: plc1 .21, plc2 .22.
+    The PLCs are protected; the HMI, engineering workstation and historian are authorized.
+    Virtual pool: .100-.199.
+    """
+    net = ipaddress.IPv4Network(subnet)
+    hosts = (
+        _host("hmi", "hmi", net, 11, "s1", authorized=True),
+        _host("ews", "ews", net, 12, "s1", authorized=True),
+        _host("historian", "historian", net, 13, "s1", authorized=True),
+        _host("attacker", "attacker", net, 66, "s1"),
+        _host("plc1", "plc", net, 21, "s2", protected=True),
+        _host("plc2", "plc", net, 22, "s2", protected=True),
+    )
+    return AddressPlan(
+        name="ics",
+        subnet=subnet,
+        hosts=hosts,
+        switches=(SwitchSpec("s1", dpid_for(1)), SwitchSpec("s2", dpid_for(2))),
+        trunks=(("s1", "s2"),),
+        virtual_pool=_pool(net, 100, 199, {h.ip for h in hosts}),
+    )
+
+
+def classic_plan(subnet: str = DEFAULT_SUBNET) -> AddressPlan:
+    """The well-known single-switch lab: h1-h4 at .1-.4 on s1; h4 runs a Modbus PLC."""
+    net = ipaddress.IPv4Network(subnet)
+    hosts = tuple(
+        _host(f"h{i}", "plc" if i == 4 else "host", net, i, "s1", protected=(i == 4),
+              authorized=(i == 1))
+        for i in range(1, 5)
+    )
+    return AddressPlan(name="classic", subnet=subnet, hosts=hosts,
+                       switches=(SwitchSpec("s1", dpid_for(1)),),
+                       virtual_pool=_pool(net, 100, 199, {h.ip for h in hosts}))
+
+
+def _check_scale(n_hosts: int) -> None:
+    if not 2 <= n_hosts <= MAX_SCALE_HOSTS:
+        raise PlanError(f"host count must be between 2 and {MAX_SCALE_HOSTS}, got {n_hosts}")
+
+
+def star_plan(n_hosts: int, subnet: str = DEFAULT_SUBNET) -> AddressPlan:
+    """One switch, hosts h1..hN at .1..N. The last host is the attacker."""
+    _check_scale(n_hosts)
+    net = ipaddress.IPv4Network(subnet)
+    hosts = tuple(
+        _host(f"h{i}", "attacker" if i == n_hosts else "host", net, i, "s1")
+        for i in range(1, n_hosts + 1)
+    )
+    return AddressPlan(name="star", subnet=subnet, hosts=hosts,
+                       switches=(SwitchSpec("s1", dpid_for(1)),),
+                       virtual_pool=_pool(net, n_hosts + 1, 254, {h.ip for h in hosts}))
+
+
+def linear_plan(n_hosts: int, subnet: str = DEFAULT_SUBNET) -> AddressPlan:
+    """A chain of N switches s1..sN with one host each (h_i on s_i); hN is the attacker."""
+    _check_scale(n_hosts)
+    net = ipaddress.IPv4Network(subnet)
+    hosts = tuple(
+        _host(f"h{i}", "attacker" if i == n_hosts else "host", net, i, f"s{i}")
+        for i in range(1, n_hosts + 1)
+    )
+    switches = tuple(SwitchSpec(f"s{i}", dpid_for(i)) for i in range(1, n_hosts + 1))
+    trunks = tuple((f"s{i}", f"s{i + 1}") for i in range(1, n_hosts))
+    return AddressPlan(name="linear", subnet=subnet, hosts=hosts, switches=switches,
+                       trunks=trunks,
+                       virtual_pool=_pool(net, n_hosts + 1, 254, {h.ip for h in hosts}))
+
+
+PLANS = {
+    "ics": lambda n_hosts=None: ics_plan(),
+    "classic": lambda n_hosts=None: classic_plan(),
+    "star": lambda n_hosts=None: star_plan(n_hosts or 10),
+    "linear": lambda n_hosts=None: linear_plan(n_hosts or 4),
+}
+
+
+def plan_for(topo: str, n_hosts: int | None = None) -> AddressPlan:
+    """The plan of a named topology; ``n_hosts`` sizes ``star`` and ``linear``."""
+    try:
+        factory = PLANS[topo]
+    except KeyError:
+        raise PlanError(f"unknown topology {topo!r} (choose from {', '.join(PLANS)})") from None
+    return factory(n_hosts)
