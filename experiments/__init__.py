@@ -1,0 +1,1 @@
+"""Experiment runner, lab lifecycle, results bundles, statistics and plots."""

@@ -1,0 +1,155 @@
+"""Results bundles: ``results/<experiment>/<UTC timestamp>/``.
+
+Layout: ``config.json`` (resolved), ``manifest.json`` (provenance and validity), ``raw/``
+(tools' own outputs, never deleted), tidy long-format CSVs with units in column names,
+``summary.json``, plots (PNG + SVG). Every file is written atomically; a trial's rows are on
+disk before the next trial starts.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import logging
+import math
+import os
+import subprocess
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from experiments.errors import UserError
+from experiments.runstate import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def utc_stamp(now: dt.datetime | None = None) -> str:
+    now = now or dt.datetime.now(dt.UTC)
+    return now.strftime("%Y%m%dT%H%M%SZ")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(_jsonable(data), indent=2, sort_keys=False) + "\n")
+
+
+class Bundle:
+    """One results folder being written."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.raw = path / "raw"
+        self._columns: dict[str, list[str]] = {}
+        self._rows: dict[str, list[dict[str, Any]]] = {}
+
+    @classmethod
+    def create(cls, out_root: Path, experiment: str) -> Bundle:
+        base = out_root / experiment
+        try:
+            base.mkdir(parents=True, exist_ok=True)
+            stamp = utc_stamp()
+            path = base / stamp
+            n = 1
+            while path.exists():  # two runs in the same second
+                n += 1
+                path = base / f"{stamp}-{n}"
+            path.mkdir()
+            (path / "raw").mkdir()
+        except OSError as exc:
+            raise UserError(f"cannot write results under {out_root}: "
+                            f"{exc.strerror or exc}") from None
+        return cls(path)
+
+    def trial_raw(self, trial: int) -> Path:
+        d = self.raw / f"trial-{trial:03d}"
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def append_rows(self, table: str, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Add rows to ``<table>.csv`` and rewrite it atomically (files stay small)."""
+        rows = [dict(r) for r in rows]
+        cols = self._columns.setdefault(table, [])
+        for r in rows:
+            for k in r:
+                if k not in cols:
+                    cols.append(k)
+        self._rows.setdefault(table, []).extend(rows)
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        for r in self._rows[table]:
+            w.writerow({k: _csv_value(r.get(k)) for k in cols})
+        atomic_write_text(self.path / f"{table}.csv", buf.getvalue())
+
+    def write_json(self, name: str, data: Any) -> None:
+        write_json(self.path / name, data)
+
+    def link_latest(self, out_root: Path) -> None:
+        """Point ``<out>/latest`` (and ``<out>/<experiment>/latest``) at this bundle."""
+        for parent in (out_root, self.path.parent):
+            link = parent / "latest"
+            tmp = parent / f".latest.{os.getpid()}"
+            try:
+                tmp.unlink(missing_ok=True)
+                tmp.symlink_to(os.path.relpath(self.path, parent))
+                os.replace(tmp, link)
+            except OSError as exc:
+                log.warning("could not update %s: %s", link, exc)
+
+
+def _csv_value(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        if math.isnan(v):
+            return ""
+        return f"{v:.6g}"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return v
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def git_commit() -> str:
+    try:
+        res = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"],
+                             capture_output=True, text=True, timeout=5, check=False)
+        commit = res.stdout.strip() if res.returncode == 0 else "unknown"
+        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain",
+                                "--untracked-files=no"], capture_output=True, text=True,
+                               timeout=5, check=False).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
+def package_versions(names: Iterable[str]) -> dict[str, str]:
+    from importlib import metadata
+
+    out = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "absent"
+    return out

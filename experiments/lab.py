@@ -1,0 +1,316 @@
+"""The lab lifecycle: build the emulated network, start the controller, wait until every switch
+is connected, start devices, yield, and tear down exactly what was created.
+
+Everything the lab creates is recorded in a :class:`~experiments.runstate.RunState` *before* it
+is created, so ``python -m experiments.clean`` can finish the job after a crash. Never
+``mn -c``: that kills every controller and deletes every bridge on the machine.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import IO
+
+from experiments.errors import LabError, SetupError
+from experiments.teardown import existing_bridges, interface_exists, remove_recorded
+from topologies.base import PlanTopo
+from topologies.plan import AddressPlan
+
+log = logging.getLogger(__name__)
+
+CONTROLLER_ERROR_MARKERS = ("HANDLER EXCEPTION", "Traceback (most recent call last)")
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    """How to build one lab.
+
+    engine: ``ryu`` or ``os-ken`` (resolved, not ``auto``).
+    datapath: ``user`` or ``kernel`` (resolved by experiments.platform.choose_datapath).
+    app: controller app short name (``python -m controllers list``).
+    log_dir: where the controller's and devices' logs go (inside the results bundle).
+    """
+
+    plan: AddressPlan
+    log_dir: Path
+    engine: str = "ryu"
+    datapath: str = "user"
+    app: str = "l2"
+    link_delay_ms: float = 0.0
+    link_loss_pct: float = 0.0
+    connect_timeout_s: float = 30.0
+    controller_args: tuple[str, ...] = field(default=())
+
+
+def free_loopback_port() -> int:
+    """An unused TCP port on 127.0.0.1 for the OpenFlow listener."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def planned_interfaces(topo: PlanTopo) -> list[str]:
+    """Root-namespace interface names Mininet will create for ``topo`` (switch ports).
+
+    Mininet names an interface ``<node>-eth<port>`` with the port the Topo assigned, so the
+    names are known before anything is built.
+    """
+    switches = set(topo.switches())
+    names = []
+    for src, dst, info in topo.links(sort=False, withKeys=False, withInfo=True):
+        for node, port in ((src, info["port1"]), (dst, info["port2"])):
+            if node in switches:
+                names.append(f"{node}-eth{port}")
+    return names
+
+
+def _tail(path: Path, n_lines: int = 5) -> str:
+    try:
+        lines = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(lines[-n_lines:])
+
+
+class Lab:
+    """A running emulated network. Created only by :func:`running_lab`."""
+
+    def __init__(self, cfg: LabConfig, state: object) -> None:
+        self.cfg = cfg
+        self.plan = cfg.plan
+        self.state = state  # RunState
+        self.net = None  # mininet.net.Mininet once built
+        self.ofp_port = 0
+        self.controller: subprocess.Popen[bytes] | None = None
+        self.controller_log = cfg.log_dir / "controller.log"
+        self._procs: list[tuple[subprocess.Popen[bytes], str, IO[bytes]]] = []
+        self.timeline: dict[str, float] = {}
+
+    # --- hosts and processes -------------------------------------------------------------
+    def host(self, name: str):  # -> mininet.node.Host
+        assert self.net is not None
+        return self.net.get(name)
+
+    def popen(self, host_name: str, args: Sequence[str], log_name: str,
+              env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start ``args`` inside ``host_name``'s namespace; output goes to ``log_dir/log_name``.
+
+        The pid is recorded before this returns and the process is stopped at teardown.
+        """
+        host = self.host(host_name)
+        logf = open(self.cfg.log_dir / log_name, "ab")
+        proc = host.popen(list(args), stdout=logf, stderr=subprocess.STDOUT,
+                          env=env or os.environ.copy())
+        self.state.add_process(proc.pid, f"{host_name}:{Path(args[-1]).name if args else ''}")
+        self._procs.append((proc, host_name, logf))
+        return proc
+
+    def python(self, host_name: str, module: str, args: Sequence[str], log_name: str
+               ) -> subprocess.Popen[bytes]:
+        """Run ``python -m module args`` inside a host with this interpreter."""
+        return self.popen(host_name, [sys.executable, "-u", "-m", module, *args], log_name)
+
+    def stop(self, proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> int | None:
+        """SIGTERM a process this lab started, wait, SIGKILL if it does not go."""
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        for i, (p, _h, logf) in enumerate(self._procs):
+            if p is proc:
+                logf.close()
+                del self._procs[i]
+                break
+        self.state.drop_process(proc.pid)
+        return proc.returncode
+
+    def wait_for_log(self, log_name: str, needle: str, timeout_s: float,
+                     proc: subprocess.Popen[bytes] | None = None) -> None:
+        """Poll a process log until ``needle`` appears; LabError on timeout or early exit."""
+        path = self.cfg.log_dir / log_name
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if needle in path.read_text(errors="replace"):
+                    return
+            except OSError:
+                pass
+            if proc is not None and proc.poll() is not None:
+                raise LabError(f"{log_name}: process exited with {proc.returncode} before "
+                               f"'{needle}': {_tail(path)}")
+            time.sleep(0.05)
+        raise LabError(f"{log_name}: no '{needle}' within {timeout_s:g} s: {_tail(path)}")
+
+    # --- controller ----------------------------------------------------------------------
+    def controller_alive(self) -> bool:
+        return self.controller is not None and self.controller.poll() is None
+
+    def controller_errors(self) -> list[str]:
+        """Lines of the controller log that show an unhandled exception."""
+        try:
+            text = self.controller_log.read_text(errors="replace")
+        except OSError:
+            return []
+        return [ln for ln in text.splitlines()
+                if any(marker in ln for marker in CONTROLLER_ERROR_MARKERS)]
+
+    def check_healthy(self) -> None:
+        """LabError when the controller died or logged an exception (the trial fails)."""
+        if not self.controller_alive():
+            code = self.controller.returncode if self.controller else None
+            raise LabError(f"controller exited with {code}: {_tail(self.controller_log)}")
+        errors = self.controller_errors()
+        if errors:
+            raise LabError(f"controller logged {len(errors)} exception(s): {errors[0]}")
+
+    # --- lifecycle steps -----------------------------------------------------------------
+    def _start_controller(self) -> None:
+        self.ofp_port = free_loopback_port()
+        cmd = [sys.executable, "-u", "-m", "controllers", self.cfg.app,
+               "--engine", self.cfg.engine, "--ofp-port", str(self.ofp_port),
+               "--log-file", str(self.controller_log), *self.cfg.controller_args]
+        # Own session: a Ctrl-C at the terminal reaches the runner, which then stops the
+        # controller in order, instead of killing it under a live network.
+        out = open(self.cfg.log_dir / "controller.stdout.log", "ab")
+        self.controller = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                           stdin=subprocess.DEVNULL, start_new_session=True)
+        out.close()
+        self.state.add_process(self.controller.pid, "controller")
+
+    def _build_network(self) -> None:
+        from mininet.link import Link, TCLink
+        from mininet.net import Mininet
+        from mininet.node import OVSSwitch, RemoteController
+
+        topo = PlanTopo(self.plan)
+        clash = sorted(set(topo.switches()) & existing_bridges())
+        if clash:
+            raise SetupError(f"OVS bridge(s) {', '.join(clash)} already exist and are not this "
+                             "run's; if a crashed run left them, run: python -m experiments.clean")
+        intfs = planned_interfaces(topo)
+        clash_if = [i for i in intfs if interface_exists(i)]
+        if clash_if:
+            raise SetupError(f"interface(s) {', '.join(clash_if[:3])} already exist; if a "
+                             "crashed run left them, run: python -m experiments.clean")
+        # Record before creating: a crash between here and teardown stays cleanable.
+        self.state.add_bridges(list(topo.switches()))
+        self.state.add_interfaces(intfs)
+
+        link_cls = Link
+        link_opts: dict[str, object] = {}
+        if self.cfg.link_delay_ms or self.cfg.link_loss_pct:
+            link_cls = TCLink
+            if self.cfg.link_delay_ms:
+                link_opts["delay"] = f"{self.cfg.link_delay_ms:g}ms"
+            if self.cfg.link_loss_pct:
+                link_opts["loss"] = self.cfg.link_loss_pct
+        switch = partial(OVSSwitch, datapath=self.cfg.datapath, failMode="secure",
+                         protocols="OpenFlow13")
+        self.net = Mininet(topo=topo, switch=switch, controller=None,
+                           link=partial(link_cls, **link_opts) if link_opts else link_cls,
+                           build=False, autoSetMacs=False, autoStaticArp=False,
+                           waitConnected=False, cleanup=False)
+        self.net.addController(RemoteController("c0", ip="127.0.0.1", port=self.ofp_port))
+        self.net.build()
+        for h in self.net.hosts:
+            self.state.add_process(h.pid, f"host:{h.name}")
+        self.net.start()
+        if self.cfg.datapath == "user":
+            # Userspace datapath: TCP segments with offloaded (unfilled) checksums are dropped.
+            for h in self.net.hosts:
+                for intf in h.intfNames():
+                    if intf != "lo":
+                        h.cmd(f"ethtool -K {intf} tx off >/dev/null 2>&1")
+
+    def _wait_connected(self) -> None:
+        assert self.net is not None
+        deadline = time.monotonic() + self.cfg.connect_timeout_s
+        pending = list(self.net.switches)
+        while pending:
+            pending = [s for s in pending if not s.connected()]
+            if not pending:
+                return
+            if not self.controller_alive():
+                raise LabError(f"controller exited with {self.controller.returncode} before "
+                               f"the switches connected: {_tail(self.controller_log)}")
+            if time.monotonic() > deadline:
+                names = ", ".join(s.name for s in pending)
+                raise LabError(f"switch(es) {names} did not connect to the controller on "
+                               f"127.0.0.1:{self.ofp_port} within "
+                               f"{self.cfg.connect_timeout_s:g} s")
+            time.sleep(0.05)
+
+    def _teardown(self) -> None:
+        # Ctrl-C during teardown would leave half a network: finish first.
+        old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        old_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            for proc, _h, _f in list(self._procs):
+                try:
+                    self.stop(proc, grace_s=3.0)
+                except Exception as exc:  # keep tearing down whatever fails
+                    log.warning("stopping pid %s: %s", proc.pid, exc)
+            if self.net is not None:
+                try:
+                    self.net.stop()
+                except Exception as exc:
+                    log.warning("mininet stop: %s", exc)
+            if self.controller is not None and self.controller.poll() is None:
+                self.controller.terminate()
+                try:
+                    self.controller.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    self.controller.kill()
+                    self.controller.wait(timeout=5)
+            leftovers = remove_recorded(self.state)
+            if leftovers.total():
+                log.info("teardown safety net removed %s", leftovers.describe())
+            self.state.remove()
+        finally:
+            signal.signal(signal.SIGINT, old_int)
+            signal.signal(signal.SIGTERM, old_term)
+
+
+def _quiet_mininet() -> None:
+    from mininet.log import setLogLevel
+
+    setLogLevel("warning")
+
+
+@contextmanager
+def running_lab(cfg: LabConfig) -> Iterator[Lab]:
+    """Build → controller → connected → yield → teardown (also on Ctrl-C / SIGTERM)."""
+    from experiments.runstate import RunState
+
+    _quiet_mininet()
+    cfg.log_dir.mkdir(parents=True, exist_ok=True)
+    state = RunState.new(f"lab-{os.getpid()}-{uuid.uuid4().hex[:8]}", cfg.log_dir)
+    lab = Lab(cfg, state)
+    t0 = time.monotonic()
+    try:
+        lab._start_controller()
+        lab._build_network()
+        lab.timeline["build_s"] = time.monotonic() - t0
+        t1 = time.monotonic()
+        lab._wait_connected()
+        lab.timeline["connect_s"] = time.monotonic() - t1
+        yield lab
+    finally:
+        t2 = time.monotonic()
+        lab._teardown()
+        lab.timeline["teardown_s"] = time.monotonic() - t2

@@ -1,0 +1,17 @@
+"""Every experiment by name (the order of ``experiments.run list`` and ``all``)."""
+
+from __future__ import annotations
+
+from experiments import recon, rtt
+from experiments.errors import UserError
+from experiments.spec import Experiment
+
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (recon.EXPERIMENT, rtt.EXPERIMENT)}
+
+
+def get_experiment(name: str) -> Experiment:
+    try:
+        return EXPERIMENTS[name]
+    except KeyError:
+        raise UserError(f"unknown experiment {name!r} (choose from "
+                        f"{', '.join(EXPERIMENTS)}, or 'list', 'all')") from None

@@ -1,0 +1,134 @@
+"""``rtt``: the classic ``h1 ping h2``, measured.
+
+N pings between chosen host pairs, run inside the source host's namespace; RTT
+min/avg/max/mdev and loss per pair; a CDF plot of all RTTs. The first reply of each pair also
+pays for ARP and the controller's flow set-up, so it is reported separately
+(``first_rtt_ms``) from the steady state (``rtt_p50_ms`` over replies 2..N).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from experiments import plotting
+from experiments.bundle import read_csv
+from experiments.errors import LabError, UserError
+from experiments.lab import running_lab
+from experiments.parsers import ParseError, parse_ping
+from experiments.runner import TrialContext
+from experiments.spec import Experiment, Param, TrialResult
+from experiments.stats import percentile
+from topologies.plan import AddressPlan
+
+DEFAULT_PAIRS = {
+    "ics": "hmi:plc1,hmi:plc2,ews:historian",
+    "classic": "h1:h2,h1:h4",
+}
+
+
+def parse_pairs(text: str, plan: AddressPlan) -> list[tuple[str, str]]:
+    """``a:b,c:d`` → [(a, b), (c, d)]; ``auto`` → the topology's default pairs."""
+    if text == "auto":
+        if plan.name in DEFAULT_PAIRS:
+            text = DEFAULT_PAIRS[plan.name]
+        else:
+            first, second, last = plan.hosts[0].name, plan.hosts[1].name, plan.hosts[-1].name
+            text = f"{first}:{second},{first}:{last}"
+    pairs = []
+    names = {h.name for h in plan.hosts}
+    for item in text.split(","):
+        src, sep, dst = item.strip().partition(":")
+        if not sep or not src or not dst:
+            raise UserError(f"--pairs: {item.strip()!r} is not SRC:DST")
+        for n in (src, dst):
+            if n not in names:
+                raise UserError(f"--pairs: no host {n!r} in topology {plan.name} "
+                                f"(hosts: {', '.join(sorted(names))})")
+        if src == dst:
+            raise UserError(f"--pairs: {item.strip()!r} pings a host from itself")
+        pairs.append((src, dst))
+    return pairs
+
+
+PARAMS = (
+    Param("pairs", "str", "auto", "host pairs SRC:DST,... (auto: HMI to each PLC and a "
+          "same-switch pair on ics)"),
+    Param("count", "int", 20, "pings per pair", 1, 10000, quick=5),
+    Param("interval_s", "float", 0.2, "seconds between pings (>= 0.002 as root)", 0.002, 60),
+    Param("timeout_s", "float", 1.0, "seconds to wait for each reply", 0.1, 60),
+)
+
+
+def trial(ctx: TrialContext) -> TrialResult:
+    cfg = ctx.config
+    pairs = parse_pairs(cfg["pairs"], ctx.plan)
+    samples: list[dict] = []
+    per_pair: list[dict] = []
+    metrics: dict[str, float] = {}
+    with running_lab(ctx.lab_config()) as lab:
+        for src, dst in pairs:
+            dst_ip = ctx.plan.host(dst).ip
+            cmd = (f"ping -n -c {cfg['count']} -i {cfg['interval_s']:g} "
+                   f"-W {cfg['timeout_s']:g} {dst_ip}")
+            out = lab.host(src).cmd(cmd)
+            (ctx.raw_dir / f"ping_{src}_{dst}.txt").write_text(f"$ {cmd}\n{out}")
+            try:
+                res = parse_ping(out)
+            except ParseError as exc:
+                raise LabError(f"ping {src}->{dst}: {exc}") from None
+            for seq, rtt in res.rtts_ms:
+                samples.append({"src": src, "dst": dst, "seq": seq, "rtt_ms": rtt})
+            steady = [r for s, r in res.rtts_ms if s > 1]
+            first = [r for s, r in res.rtts_ms if s == 1]
+            per_pair.append({
+                "src": src, "dst": dst, "transmitted": res.transmitted,
+                "received": res.received, "loss_pct": res.loss_pct,
+                "rtt_min_ms": res.rtt_min_ms, "rtt_avg_ms": res.rtt_avg_ms,
+                "rtt_max_ms": res.rtt_max_ms, "rtt_mdev_ms": res.rtt_mdev_ms,
+                "first_rtt_ms": first[0] if first else None,
+                "rtt_p50_ms": percentile(steady, 50) if steady else None,
+            })
+        lab.check_healthy()
+    all_rtts = [s["rtt_ms"] for s in samples]
+    tx = sum(p["transmitted"] for p in per_pair)
+    rx = sum(p["received"] for p in per_pair)
+    metrics["loss_pct"] = 100.0 * (tx - rx) / tx if tx else 100.0
+    if all_rtts:
+        steady = [s["rtt_ms"] for s in samples if s["seq"] > 1] or all_rtts
+        metrics["rtt_avg_ms"] = sum(all_rtts) / len(all_rtts)
+        metrics["rtt_p50_ms"] = percentile(steady, 50)
+        metrics["rtt_p95_ms"] = percentile(steady, 95)
+        firsts = [p["first_rtt_ms"] for p in per_pair if p["first_rtt_ms"] is not None]
+        if firsts:
+            metrics["first_rtt_ms"] = sum(firsts) / len(firsts)
+    return TrialResult(tables={"rtt_samples": samples, "ping_pairs": per_pair},
+                       metrics=metrics, timeline=dict(lab.timeline))
+
+
+def plot(bundle: Path) -> list[tuple[str, str]]:
+    rows = read_csv(bundle / "rtt_samples.csv")
+    by_pair: dict[str, list[float]] = defaultdict(list)
+    for r in rows:
+        by_pair[f"{r['src']} → {r['dst']}"].append(float(r["rtt_ms"]))
+    fig, ax = plotting.figure()
+    for label, values in sorted(by_pair.items()):
+        xs, ys = plotting.cdf(values)
+        ax.step(xs, ys, where="post", label=f"{label} (n={len(values)})")
+    ax.set_xscale("log")
+    ax.set_xlabel("round-trip time (ms, log scale)")
+    ax.set_ylabel("cumulative fraction of replies")
+    ax.set_title("RTT distribution per host pair (all trials)")
+    ax.legend(loc="lower right", fontsize=8)
+    return [(plotting.save(fig, bundle, "rtt_cdf"),
+             "CDF of ICMP round-trip times per host pair, all trials pooled; the long tail "
+             "is the first packet of each pair (ARP and controller flow set-up).")]
+
+
+EXPERIMENT = Experiment(
+    name="rtt",
+    description="ping between host pairs: RTT min/avg/max/mdev and loss, RTT CDF",
+    params=PARAMS,
+    trial=trial,
+    plot=plot,
+)

@@ -1,0 +1,138 @@
+"""``python -m experiments.run``: one CLI for every experiment.
+
+    python -m experiments.run list
+    python -m experiments.run recon [--trials N] [--seed S] [--config FILE] [--quick] ...
+    python -m experiments.run all --quick
+
+Precedence: built-in defaults ← ``--quick`` ← ``--config`` file ← flags. Bad input is one line
+on stderr and exit 2; a missing prerequisite is one line saying what to run, exit 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from experiments.errors import EXIT_INTERRUPTED, Interrupted, UserError
+from experiments.registry import EXPERIMENTS, get_experiment
+from experiments.spec import Experiment, load_config_file, resolve_config
+
+log = logging.getLogger(__name__)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UserError(message)
+
+
+def _add_runner_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="YAML, TOML or JSON file of parameters")
+    p.add_argument("--out", metavar="DIR", default="results",
+                   help="results root (default: ./results)")
+    p.add_argument("--quick", action="store_true", help="short version (smoke test, class)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    p.add_argument("--fail-fast", action="store_true", help="stop at the first failed trial")
+
+
+def experiment_parser(exp: Experiment) -> argparse.ArgumentParser:
+    p = _Parser(prog=f"python -m experiments.run {exp.name}", description=exp.description,
+                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _add_runner_options(p)
+    for prm in exp.all_params:
+        p.add_argument(prm.flag, dest=prm.name, metavar=prm.kind.upper(),
+                       help=f"{prm.help} [{prm.allowed()}; default {prm.default}]")
+    return p
+
+
+def top_parser() -> argparse.ArgumentParser:
+    names = "\n".join(f"  {e.name:<10} {e.description}" for e in EXPERIMENTS.values())
+    p = _Parser(prog="python -m experiments.run",
+                description="Run an SDN-ICS Lab experiment and write a results bundle.",
+                epilog=f"experiments:\n{names}\n  all        every experiment in turn\n\n"
+                       "'python -m experiments.run NAME --help' lists NAME's options.",
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("experiment", help="an experiment name, 'list' or 'all'")
+    return p
+
+
+def _raise_interrupted(signum: int, _frame: object) -> None:
+    raise Interrupted(signum)
+
+
+def _run_one(exp: Experiment, args: argparse.Namespace, argv: list[str]) -> int:
+    from experiments.lock import RunLock
+    from experiments.runner import run_experiment, summary_table
+
+    file_values = load_config_file(Path(args.config)) if args.config else None
+    flags = {p.name: getattr(args, p.name) for p in exp.all_params}
+    config = resolve_config(exp, file_values, flags, quick=args.quick,
+                            file_name=args.config or "config file")
+    out = Path(args.out)
+
+    def progress(msg: str) -> None:
+        if not args.quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    with RunLock(f"experiments.run {exp.name}"):
+        outcome = run_experiment(exp, config, out, ["python", "-m", "experiments.run", *argv],
+                                 progress=progress, fail_fast=args.fail_fast)
+    if args.json:
+        print(json.dumps({"bundle": str(outcome.bundle), **outcome.summary}, default=str))
+    else:
+        print(summary_table(outcome.summary))
+        if outcome.failed:
+            print(f"{outcome.failed} trial(s) failed: "
+                  f"{'; '.join(sorted(set(outcome.summary['failures'])))}")
+        print(f"bundle: {outcome.bundle}")
+    if outcome.interrupted:
+        return EXIT_INTERRUPTED
+    return 1 if outcome.completed == 0 else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if not argv or argv[0] in ("-h", "--help"):
+            top_parser().print_help()
+            return 0 if argv else 2
+        name, rest = argv[0], argv[1:]
+        if name == "list":
+            if rest:
+                raise UserError("'list' takes no arguments")
+            for exp in EXPERIMENTS.values():
+                print(f"{exp.name:<10} {exp.description}")
+            return 0
+        signal.signal(signal.SIGTERM, _raise_interrupted)
+        if name == "all":
+            # Validate everything before running anything.
+            parsed = [(exp, experiment_parser(exp).parse_args(rest))
+                      for exp in EXPERIMENTS.values()]
+            worst = 0
+            for exp, args in parsed:
+                code = _run_one(exp, args, [exp.name, *rest])
+                worst = max(worst, code)
+                if code == EXIT_INTERRUPTED:
+                    break
+            return worst
+        exp = get_experiment(name)
+        args = experiment_parser(exp).parse_args(rest)
+        return _run_one(exp, args, argv)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except (KeyboardInterrupt, Interrupted):
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""Running an experiment: trials, progress, statistics, the bundle.
+
+The CLI (``experiments.run``) parses and validates; this module does the work. A failed trial
+is recorded with its error and the run goes on; an interrupt stops after teardown with
+everything completed already on disk.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import logging
+import math
+import random
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from experiments import platform
+from experiments.bundle import Bundle, git_commit, package_versions
+from experiments.errors import Interrupted, LabError, SetupError, UserError
+from experiments.lab import LabConfig
+from experiments.spec import Experiment, TrialResult
+from experiments.stats import summarize
+from topologies.plan import AddressPlan, plan_for
+
+log = logging.getLogger(__name__)
+
+PACKAGES = ("ryu", "os-ken", "eventlet", "pymodbus", "python-nmap", "scapy", "matplotlib",
+            "mininet")
+
+
+def resolve_engine(requested: str) -> str:
+    """``auto`` → ``ryu`` when it is installed, else ``os-ken``; error when neither is."""
+    have_ryu = importlib.util.find_spec("ryu") is not None
+    have_osken = importlib.util.find_spec("os_ken") is not None
+    if requested == "auto":
+        if have_ryu:
+            return "ryu"
+        if have_osken:
+            return "os-ken"
+        raise SetupError("neither ryu nor os-ken is installed; run: sudo make setup")
+    if requested == "ryu" and not have_ryu:
+        raise SetupError("engine ryu is not installed; run: sudo make setup")
+    if requested == "os-ken" and not have_osken:
+        raise SetupError("engine os-ken is not installed; run: sudo make setup")
+    return requested
+
+
+def engine_version(engine: str) -> str:
+    return package_versions([engine])[engine]
+
+
+def trial_seed(seed: int, trial: int) -> int:
+    """A per-trial seed that depends only on (seed, trial)."""
+    return random.Random(f"sdnics:{seed}:{trial}").randrange(2**31)
+
+
+@dataclass
+class TrialContext:
+    """What a trial function gets.
+
+    trial: 1-based index. seed: this trial's own seed. raw_dir: where the trial's raw
+    outputs go (inside the bundle). rng: seeded with ``seed``.
+    """
+
+    exp: Experiment
+    config: dict[str, Any]
+    trial: int
+    seed: int
+    raw_dir: Path
+    plan: AddressPlan
+    engine: str
+    datapath: str
+    rng: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    def lab_config(self, **overrides: Any) -> LabConfig:
+        opts: dict[str, Any] = {
+            "plan": self.plan,
+            "log_dir": self.raw_dir,
+            "engine": self.engine,
+            "datapath": self.datapath,
+            "link_delay_ms": self.config["link_delay_ms"],
+            "link_loss_pct": self.config["link_loss_pct"],
+            "connect_timeout_s": self.config["connect_timeout_s"],
+        }
+        opts.update(overrides)
+        return LabConfig(**opts)
+
+
+@dataclass
+class RunOutcome:
+    bundle: Path
+    summary: dict[str, Any]
+    failed: int
+    completed: int
+    interrupted: bool
+
+
+def _fmt(v: float) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{v:.4g}"
+
+
+def summary_table(summary: dict[str, Any]) -> str:
+    """The end-of-run table: metric, mean, 95% CI, n."""
+    rows = [("metric", "mean", "95% CI ±", "n")]
+    for name, s in summary["metrics"].items():
+        rows.append((name, _fmt(s["mean"]), _fmt(s["ci95"]), str(s["n"])))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                       for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+             for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def run_experiment(exp: Experiment, config: dict[str, Any], out_root: Path,
+                   command: list[str], progress: Callable[[str], None] | None = None,
+                   fail_fast: bool = False) -> RunOutcome:
+    """Run every trial of ``exp`` with a resolved ``config`` and write the bundle."""
+    say = progress or (lambda _msg: None)
+    platform.require_lab_prerequisites(need_nmap=exp.needs_nmap)
+    need_netem = bool(config["link_delay_ms"] or config["link_loss_pct"])
+    plat = platform.detect(config["datapath"], need_netem=need_netem)
+    engine = resolve_engine(config["engine"])
+    plan = plan_for(config["topo"], config["n_hosts"])
+
+    bundle = Bundle.create(out_root, exp.name)
+    bundle.write_json("config.json", {"experiment": exp.name, **config})
+    plan.save(bundle.path / "plan.json")
+    started = dt.datetime.now(dt.UTC)
+    manifest: dict[str, Any] = {
+        "experiment": exp.name,
+        "command": command,
+        "git_commit": git_commit(),
+        "started_utc": started.isoformat(),
+        "ended_utc": None,
+        "seed": config["seed"],
+        "platform": plat.to_dict(),
+        "controller": {"engine": engine, "version": engine_version(engine)},
+        "packages": package_versions(PACKAGES),
+        "topology": plan.name,
+        "trials_requested": config["trials"],
+        "trials": [],
+        "validity": {},
+        "interrupted": False,
+        "complete": False,
+    }
+    bundle.write_json("manifest.json", manifest)
+    say(f"{exp.name}: {config['trials']} trial(s) on topology {plan.name}, engine {engine}, "
+        f"datapath {plat.datapath}; bundle {bundle.path}")
+
+    per_trial: dict[str, list[float]] = {}
+    invalid_trials = 0
+    failed = 0
+    interrupted = False
+    try:
+        for trial in range(1, config["trials"] + 1):
+            ctx = TrialContext(exp=exp, config=config, trial=trial,
+                               seed=trial_seed(config["seed"], trial),
+                               raw_dir=bundle.trial_raw(trial), plan=plan, engine=engine,
+                               datapath=plat.datapath)
+            t0 = time.monotonic()
+            say(f"[trial {trial}/{config['trials']}] running")
+            record: dict[str, Any] = {"trial": trial, "seed": ctx.seed}
+            try:
+                result: TrialResult = exp.trial(ctx)
+            except (LabError, OSError, ValueError, RuntimeError, KeyError) as exc:
+                failed += 1
+                record.update(status="failed", error=f"{type(exc).__name__}: {exc}",
+                              duration_s=time.monotonic() - t0)
+                (ctx.raw_dir / "error.txt").write_text(traceback.format_exc())
+                manifest["trials"].append(record)
+                bundle.write_json("manifest.json", manifest)
+                say(f"[trial {trial}/{config['trials']}] FAILED: {record['error']}")
+                if fail_fast:
+                    break
+                continue
+            duration = time.monotonic() - t0
+            for table, rows in result.tables.items():
+                bundle.append_rows(table, ({"trial": trial, **r} for r in rows))
+            valid = all(result.validity.values())
+            bundle.append_rows("metrics", (
+                {"trial": trial, "metric": k, "value": v, "valid": valid}
+                for k, v in result.metrics.items()))
+            for check, ok in result.validity.items():
+                manifest["validity"].setdefault(check, []).append(bool(ok))
+            if valid:
+                for k, v in result.metrics.items():
+                    per_trial.setdefault(k, []).append(v)
+            else:
+                invalid_trials += 1
+            record.update(status="ok" if valid else "invalid", duration_s=duration,
+                          timeline=result.timeline)
+            manifest["trials"].append(record)
+            bundle.write_json("manifest.json", manifest)
+            say(f"[trial {trial}/{config['trials']}] {record['status']} in {duration:.1f} s")
+    except (KeyboardInterrupt, Interrupted):
+        interrupted = True
+        say("interrupted: the network was torn down; completed trials are in the bundle")
+
+    summary = {
+        "experiment": exp.name,
+        "trials_completed": len(manifest["trials"]) - failed,
+        "trials_failed": failed,
+        "trials_invalid": invalid_trials,
+        "failures": [t["error"] for t in manifest["trials"] if t["status"] == "failed"],
+        "metrics": {k: summarize(v).to_dict() for k, v in per_trial.items()},
+    }
+    bundle.write_json("summary.json", summary)
+    plots: list[tuple[str, str]] = []
+    if per_trial and not interrupted:
+        try:
+            plots = exp.plot(bundle.path)
+        except Exception as exc:  # a plot bug must not lose the measured data
+            log.exception("plotting failed")
+            say(f"plotting failed: {exc}")
+    manifest.update(ended_utc=dt.datetime.now(dt.UTC).isoformat(), interrupted=interrupted,
+                    complete=not interrupted, plots=[p for p, _c in plots])
+    manifest["validity"] = {k: all(v) for k, v in manifest["validity"].items()}
+    bundle.write_json("manifest.json", manifest)
+    bundle.link_latest(out_root)
+    return RunOutcome(bundle.path, summary, failed, summary["trials_completed"], interrupted)
+
+
+def fail(msg: str) -> None:
+    """Print a one-line error (CLIs only)."""
+    print(f"error: {msg}", file=sys.stderr)
+
+
+__all__ = ["RunOutcome", "TrialContext", "UserError", "run_experiment", "summary_table"]

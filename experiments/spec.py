@@ -1,0 +1,214 @@
+"""Experiment specs and configuration: declared parameters, strict validation, precedence
+defaults ← ``--quick`` ← config file ← flags.
+
+A parameter is declared once (name, type, default, range, help); the CLI flags, the config
+file keys and the error messages all come from that declaration.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from experiments.errors import UserError
+
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True)
+class Param:
+    """One experiment parameter.
+
+    kind: ``int``, ``float``, ``str``, ``bool``.
+    lo, hi: inclusive numeric range (None: unbounded).
+    choices: allowed values for ``str``.
+    quick: the value ``--quick`` uses instead of ``default``.
+    """
+
+    name: str
+    kind: str
+    default: Any
+    help: str
+    lo: float | None = None
+    hi: float | None = None
+    choices: tuple[str, ...] | None = None
+    quick: Any = _UNSET
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def allowed(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        if self.kind in ("int", "float"):
+            lo = "-inf" if self.lo is None else f"{self.lo:g}"
+            hi = "inf" if self.hi is None else f"{self.hi:g}"
+            return f"{'an integer' if self.kind == 'int' else 'a number'} in [{lo}, {hi}]"
+        if self.kind == "bool":
+            return "true or false"
+        return "a string"
+
+    def convert(self, value: Any, source: str) -> Any:
+        """Validate and convert ``value``; UserError naming the key and the allowed range."""
+        where = f"{source}: " if source else ""
+        bad = UserError(f"{where}{self.name} = {value!r} is invalid; expected {self.allowed()}")
+        if self.kind == "bool":
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("true", "yes", "1", "on"):
+                return True
+            if isinstance(value, str) and value.lower() in ("false", "no", "0", "off"):
+                return False
+            raise bad
+        if self.kind == "int":
+            if isinstance(value, bool):
+                raise bad
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            if isinstance(value, str):
+                try:
+                    value = int(value.strip())
+                except ValueError:
+                    raise bad from None
+            if not isinstance(value, int):
+                raise bad
+        elif self.kind == "float":
+            if isinstance(value, bool):
+                raise bad
+            if isinstance(value, str):
+                try:
+                    value = float(value.strip())
+                except ValueError:
+                    raise bad from None
+            if not isinstance(value, int | float) or math.isnan(value) or math.isinf(value):
+                raise bad
+            value = float(value)
+        elif self.kind == "str":
+            if not isinstance(value, str):
+                raise bad
+            if self.choices and value not in self.choices:
+                raise bad
+        if self.kind in ("int", "float"):
+            if (self.lo is not None and value < self.lo) or (
+                    self.hi is not None and value > self.hi):
+                raise bad
+        return value
+
+
+# Parameters every experiment has.
+COMMON_PARAMS: tuple[Param, ...] = (
+    Param("trials", "int", 3, "repetitions; each trial builds a fresh network", 1, 1000,
+          quick=1),
+    Param("seed", "int", 1, "seed for every random choice (same seed, same run)", 0, 2**31 - 1),
+    Param("topo", "str", "ics", "topology", choices=("ics", "classic", "star", "linear")),
+    Param("n_hosts", "int", 10, "host count for star/linear topologies", 2, 250),
+    Param("engine", "str", "auto", "OpenFlow framework: auto = ryu if it imports, else os-ken",
+          choices=("auto", "ryu", "os-ken")),
+    Param("datapath", "str", "auto",
+          "OVS datapath: auto = kernel where the openvswitch module exists, else user",
+          choices=("auto", "user", "kernel")),
+    Param("link_delay_ms", "float", 0.0, "added one-way link delay (needs netem)", 0, 10000),
+    Param("link_loss_pct", "float", 0.0, "added link loss (needs netem)", 0, 100),
+    Param("connect_timeout_s", "float", 30.0,
+          "how long to wait for every switch to connect to the controller", 1, 600),
+)
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """What one trial returns.
+
+    tables: tidy rows per table name (each row a flat dict, units in column names); the
+        runner adds the ``trial`` column and appends them to ``<table>.csv``.
+    metrics: scalar metrics of this trial (``host_recall``, ``rtt_avg_ms``...).
+    validity: named checks this trial's premise needs; a False marks its metrics invalid.
+    """
+
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    validity: dict[str, bool] = field(default_factory=dict)
+    timeline: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A declarative experiment: parameters, one trial, and the plots of its bundle.
+
+    trial(ctx) runs one scenario (ctx: experiments.runner.TrialContext) and returns a
+    TrialResult. plot(bundle_dir) draws from the bundle's CSVs only and returns
+    (file stem, caption) pairs.
+    """
+
+    name: str
+    description: str
+    params: tuple[Param, ...]
+    trial: Callable[..., TrialResult]
+    plot: Callable[[Path], list[tuple[str, str]]]
+    needs_nmap: bool = False
+
+    @property
+    def all_params(self) -> tuple[Param, ...]:
+        return COMMON_PARAMS + self.params
+
+    def param(self, name: str) -> Param:
+        for p in self.all_params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Read a YAML (.yaml/.yml), TOML (.toml) or JSON config file as a flat mapping."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise UserError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    suffix = Path(path).suffix.lower()
+    try:
+        if suffix == ".toml":
+            data = tomllib.loads(text)
+        elif suffix == ".json":
+            data = json.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text)
+        else:
+            raise UserError(f"config file {path}: unknown format {suffix or '(none)'}; "
+                            "use .yaml, .yml, .toml or .json")
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"config file {path} is not valid {suffix[1:].upper()}: {first}"
+                        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path}: expected a mapping of keys to values")
+    return data
+
+
+def resolve_config(exp: Experiment, file_values: Mapping[str, Any] | None,
+                   flag_values: Mapping[str, Any], quick: bool = False,
+                   file_name: str = "config file") -> dict[str, Any]:
+    """defaults ← quick ← file ← flags, every value validated; unknown keys are errors."""
+    known = {p.name: p for p in exp.all_params}
+    cfg: dict[str, Any] = {}
+    for p in exp.all_params:
+        cfg[p.name] = p.quick if (quick and p.quick is not _UNSET) else p.default
+    for key, value in (file_values or {}).items():
+        norm = str(key).replace("-", "_")
+        if norm not in known:
+            raise UserError(f"{file_name}: unknown key {key!r} for experiment {exp.name} "
+                            f"(known: {', '.join(sorted(known))})")
+        cfg[norm] = known[norm].convert(value, file_name)
+    for key, value in flag_values.items():
+        if value is None:
+            continue
+        cfg[key] = known[key].convert(value, known[key].flag)
+    return cfg

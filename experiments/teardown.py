@@ -1,0 +1,95 @@
+"""Removing exactly what a run-state record names: processes, OVS bridges, interfaces.
+
+Used by the lab's own teardown (after Mininet's ``net.stop()``, as a safety net) and by
+``python -m experiments.clean`` after a crash. Never kills by name, never touches a bridge or
+interface the record does not list.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from experiments.runstate import ProcessRecord, RunState, pid_alive
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Removed:
+    """What a clean-up actually removed (for the report)."""
+
+    processes: list[str] = field(default_factory=list)
+    bridges: list[str] = field(default_factory=list)
+    interfaces: list[str] = field(default_factory=list)
+
+    def total(self) -> int:
+        return len(self.processes) + len(self.bridges) + len(self.interfaces)
+
+    def describe(self) -> str:
+        parts = []
+        if self.processes:
+            parts.append(f"{len(self.processes)} process(es) ({', '.join(self.processes)})")
+        if self.bridges:
+            parts.append(f"{len(self.bridges)} bridge(s) ({', '.join(self.bridges)})")
+        if self.interfaces:
+            parts.append(f"{len(self.interfaces)} interface(s) ({', '.join(self.interfaces)})")
+        return "; ".join(parts) if parts else "nothing"
+
+
+def stop_pid(rec: ProcessRecord, grace_s: float = 3.0) -> bool:
+    """SIGTERM, wait up to ``grace_s``, then SIGKILL. True if it was running."""
+    if not pid_alive(rec.pid, rec.start_ticks):
+        return False
+    try:
+        os.kill(rec.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not pid_alive(rec.pid, rec.start_ticks):
+            return True
+        time.sleep(0.05)
+    try:
+        os.kill(rec.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return True
+
+
+def existing_bridges() -> set[str]:
+    try:
+        res = subprocess.run(["ovs-vsctl", "--timeout=5", "list-br"], capture_output=True,
+                             text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return set()
+    return set(res.stdout.split()) if res.returncode == 0 else set()
+
+
+def interface_exists(name: str) -> bool:
+    return Path("/sys/class/net", name).exists()
+
+
+def remove_recorded(state: RunState, grace_s: float = 3.0) -> Removed:
+    """Remove what ``state`` lists, in reverse order of creation. Idempotent."""
+    removed = Removed()
+    for rec in reversed(state.processes):
+        if stop_pid(rec, grace_s):
+            removed.processes.append(f"{rec.what}[{rec.pid}]")
+    bridges = existing_bridges()
+    for br in state.bridges:
+        if br in bridges:
+            subprocess.run(["ovs-vsctl", "--timeout=10", "--if-exists", "del-br", br],
+                           capture_output=True, timeout=20, check=False)
+            removed.bridges.append(br)
+    for intf in state.interfaces:
+        if interface_exists(intf):
+            subprocess.run(["ip", "link", "del", intf], capture_output=True, timeout=10,
+                           check=False)
+            removed.interfaces.append(intf)
+    return removed
