@@ -1,0 +1,274 @@
+"""Pure parsing for reconnaissance: nmap XML into records, records into findings.
+
+No I/O and no root: everything here takes text or records and returns records, so it is
+unit-tested on saved nmap XML. The nmap XML is nmap's own ``-oX`` format (the one
+python-nmap parses); this module reads only what recon reports and tolerates a scan that
+ended early (no ``runstats``), but not truncated XML (:class:`NmapParseError`).
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+OPEN = "open"
+
+
+class NmapParseError(ValueError):
+    """The text is not a complete nmap XML document."""
+
+
+@dataclass(frozen=True)
+class NmapPort:
+    """One ``<port>`` of an nmap host: state plus the service and script results, if any."""
+
+    port: int
+    protocol: str
+    state: str
+    reason: str = ""
+    service: str = ""
+    product: str = ""
+    version: str = ""
+    extrainfo: str = ""
+    scripts: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class NmapHost:
+    """One ``<host>``: its IPv4 address, MAC when nmap saw it (same L2 only), status, ports."""
+
+    address: str
+    mac: str | None
+    state: str
+    reason: str
+    ports: tuple[NmapPort, ...] = ()
+
+    @property
+    def is_self(self) -> bool:
+        """nmap's own host reports itself up with ``localhost-response``."""
+        return self.reason == "localhost-response"
+
+
+@dataclass(frozen=True)
+class NmapRun:
+    """A parsed nmap run: command line, hosts, and nmap's own summary."""
+
+    args: str
+    hosts: tuple[NmapHost, ...]
+    elapsed_s: float | None
+    exit: str | None
+    hosts_up: int | None
+
+
+def _text(node: ET.Element | None, key: str) -> str:
+    return "" if node is None else (node.get(key) or "")
+
+
+def parse_nmap_xml(xml_text: str) -> NmapRun:
+    """Parse nmap ``-oX`` output into an :class:`NmapRun` (IPv4 hosts only)."""
+    try:
+        root = ET.fromstring(xml_text)
+    except ET.ParseError as exc:
+        raise NmapParseError(f"not a complete nmap XML document: {exc}") from None
+    if root.tag != "nmaprun":
+        raise NmapParseError(f"root element is <{root.tag}>, not <nmaprun>")
+    hosts: list[NmapHost] = []
+    for node in root.iter("host"):
+        address = mac = None
+        for addr in node.findall("address"):
+            if addr.get("addrtype") == "ipv4":
+                address = addr.get("addr")
+            elif addr.get("addrtype") == "mac":
+                mac = (addr.get("addr") or "").lower() or None
+        if address is None:
+            continue
+        status = node.find("status")
+        ports: list[NmapPort] = []
+        for port in node.findall("ports/port"):
+            state = port.find("state")
+            service = port.find("service")
+            scripts = tuple((s.get("id") or "", (s.get("output") or "").strip())
+                            for s in port.findall("script"))
+            ports.append(NmapPort(
+                port=int(port.get("portid", "0")),
+                protocol=port.get("protocol", ""),
+                state=_text(state, "state"),
+                reason=_text(state, "reason"),
+                service=_text(service, "name"),
+                product=_text(service, "product"),
+                version=_text(service, "version"),
+                extrainfo=_text(service, "extrainfo"),
+                scripts=scripts,
+            ))
+        hosts.append(NmapHost(address=address, mac=mac, state=_text(status, "state"),
+                              reason=_text(status, "reason"), ports=tuple(ports)))
+    finished = root.find("runstats/finished")
+    counts = root.find("runstats/hosts")
+    elapsed = finished.get("elapsed") if finished is not None else None
+    up = counts.get("up") if counts is not None else None
+    return NmapRun(
+        args=root.get("args", ""),
+        hosts=tuple(hosts),
+        elapsed_s=float(elapsed) if elapsed else None,
+        exit=finished.get("exit") if finished is not None else None,
+        hosts_up=int(up) if up else None,
+    )
+
+
+def local_ipv4_interfaces(ip_json: str) -> dict[str, str]:
+    """Map each local IPv4 interface address (``10.0.0.1/24``) to its interface name.
+
+    ip_json: the output of ``ip -j -4 addr show``.
+    """
+    out: dict[str, str] = {}
+    for link in json.loads(ip_json or "[]"):
+        for info in link.get("addr_info", []):
+            if info.get("family") == "inet" and info.get("local"):
+                out[f"{info['local']}/{info.get('prefixlen', 32)}"] = link.get("ifname", "")
+    return out
+
+
+# --- findings ---------------------------------------------------------------------------
+@dataclass
+class PortFinding:
+    """An open port the attacker learned of.
+
+    first_seen_s: seconds from the attack's start to the end of the stage that found it
+        (the attacker knows of it only once the stage's output is in).
+    found_by: the stage that found it first; ``details`` adds what later stages learned
+        (service product/version, script output such as modbus-discover's).
+    """
+
+    port: int
+    protocol: str
+    first_seen_s: float
+    found_by: str
+    service: str = ""
+    product: str = ""
+    version: str = ""
+    details: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class HostFinding:
+    """A host the attacker learned of: address, MAC (None when never seen on the same L2)."""
+
+    address: str
+    mac: str | None
+    first_seen_s: float
+    found_by: str
+    ports: dict[int, PortFinding] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        ports = [asdict(self.ports[p]) for p in sorted(self.ports)]
+        return {
+            "address": self.address,
+            "mac": self.mac,
+            "first_seen_s": self.first_seen_s,
+            "found_by": self.found_by,
+            "open_ports": [p["port"] for p in ports],
+            "services": ports,
+        }
+
+
+class Findings:
+    """What the attacker knows, merged over stages; addresses outside ``scope`` or in
+    ``exclude`` (the attacker's own) are never recorded."""
+
+    def __init__(self, scope: set[str] | frozenset[str], exclude: set[str] | frozenset[str]):
+        self._scope = frozenset(scope)
+        self._exclude = frozenset(exclude)
+        self.hosts: dict[str, HostFinding] = {}
+
+    def accepts(self, address: str) -> bool:
+        return address in self._scope and address not in self._exclude
+
+    def add_host(self, address: str, mac: str | None, at_s: float, stage: str) -> bool:
+        """Record a live host; True when it is new. A later MAC fills a missing one."""
+        if not self.accepts(address):
+            return False
+        known = self.hosts.get(address)
+        if known is None:
+            self.hosts[address] = HostFinding(address, mac, round(at_s, 6), stage)
+            return True
+        if known.mac is None and mac:
+            known.mac = mac
+        return False
+
+    def add_port(self, address: str, port: int, protocol: str, at_s: float, stage: str,
+                 service: str = "", product: str = "", version: str = "",
+                 details: dict[str, str] | None = None) -> bool:
+        """Record an open port (and its host); True when the port is new."""
+        if not self.accepts(address):
+            return False
+        self.add_host(address, None, at_s, stage)
+        host = self.hosts[address]
+        known = host.ports.get(port)
+        new = known is None
+        if known is None:
+            known = host.ports[port] = PortFinding(port, protocol, round(at_s, 6), stage)
+        # Later, more specific stages refine what earlier ones guessed (-sS guesses by port).
+        known.service = service or known.service
+        known.product = product or known.product
+        known.version = version or known.version
+        known.details.update(details or {})
+        return new
+
+    def merge_nmap(self, run: NmapRun, at_s: float, stage: str) -> int:
+        """Merge one nmap run's up hosts and open ports; return how many hosts were new."""
+        new_hosts = 0
+        for host in run.hosts:
+            if host.state != "up" or host.is_self:
+                continue
+            new_hosts += self.add_host(host.address, host.mac, at_s, stage)
+            for port in host.ports:
+                if port.state != OPEN:
+                    continue
+                # -sS/-sT name services from the port table only; keep those as a guess.
+                self.add_port(host.address, port.port, port.protocol, at_s, stage,
+                              service=port.service, product=port.product,
+                              version=port.version, details=dict(port.scripts))
+        return new_hosts
+
+    def addresses(self) -> list[str]:
+        """Known live hosts, in address order."""
+        return sorted(self.hosts, key=lambda a: tuple(int(x) for x in a.split(".")))
+
+    def open_ports(self, address: str) -> list[int]:
+        host = self.hosts.get(address)
+        return sorted(host.ports) if host else []
+
+    def to_list(self) -> list[dict[str, Any]]:
+        return [self.hosts[a].to_dict() for a in self.addresses()]
+
+
+def modbus_report_server_id(reply: bytes, transaction_id: int) -> str | None:
+    """Decode a Modbus/TCP reply to Report Server ID (function 0x11) as a one-line summary.
+
+    Returns None when ``reply`` is not a Modbus/TCP answer to ``transaction_id``; an exception
+    reply is still Modbus and returns ``"exception 0x.."``.
+    """
+    if len(reply) < 9:
+        return None
+    tid = int.from_bytes(reply[0:2], "big")
+    protocol = int.from_bytes(reply[2:4], "big")
+    length = int.from_bytes(reply[4:6], "big")
+    if tid != transaction_id or protocol != 0 or length < 2 or len(reply) < 6 + length:
+        return None
+    function = reply[7]
+    if function == 0x11 | 0x80:
+        return f"exception 0x{reply[8]:02x}"
+    if function != 0x11:
+        return None
+    count = reply[8]
+    data = reply[9:9 + count]
+    return "server id data: " + "".join(
+        chr(b) if 32 <= b < 127 and b != 0x5C else f"\\x{b:02X}" for b in data)
+
+
+def modbus_report_server_id_request(transaction_id: int, unit_id: int) -> bytes:
+    """The Modbus/TCP request for Report Server ID (function 0x11) to ``unit_id``."""
+    return (transaction_id.to_bytes(2, "big") + b"\x00\x00" + (2).to_bytes(2, "big")
+            + bytes([unit_id, 0x11]))
