@@ -43,8 +43,7 @@ def _add_runner_options(p: argparse.ArgumentParser) -> None:
 
 
 def experiment_parser(exp: Experiment) -> argparse.ArgumentParser:
-    p = _Parser(prog=f"python -m experiments.run {exp.name}", description=exp.description,
-                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = _Parser(prog=f"python -m experiments.run {exp.name}", description=exp.description)
     _add_runner_options(p)
     for prm in exp.all_params:
         p.add_argument(prm.flag, dest=prm.name, metavar=prm.kind.upper(),

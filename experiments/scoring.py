@@ -1,0 +1,57 @@
+"""Scoring the attacker's view against the ground truth (pure)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class HostScore:
+    """Host discovery against the ground truth.
+
+    precision: share of reported hosts that are real (NaN when nothing was reported).
+    recall: share of real hosts that were reported.
+    """
+
+    true_positives: tuple[str, ...]
+    false_positives: tuple[str, ...]
+    missed: tuple[str, ...]
+
+    @property
+    def precision(self) -> float:
+        n = len(self.true_positives) + len(self.false_positives)
+        return len(self.true_positives) / n if n else math.nan
+
+    @property
+    def recall(self) -> float:
+        n = len(self.true_positives) + len(self.missed)
+        return len(self.true_positives) / n if n else math.nan
+
+
+def score_hosts(found: Iterable[str], truth: Iterable[str]) -> HostScore:
+    f, t = set(found), set(truth)
+    return HostScore(tuple(sorted(f & t)), tuple(sorted(f - t)), tuple(sorted(t - f)))
+
+
+@dataclass(frozen=True)
+class PortScore:
+    """Open ports found against the ports really listening, over the scanned port set."""
+
+    expected: int
+    found_expected: int
+    unexpected: int
+
+    @property
+    def recall(self) -> float:
+        return self.found_expected / self.expected if self.expected else math.nan
+
+
+def score_ports(found: Mapping[str, Iterable[int]], truth: Mapping[str, Iterable[int]],
+                scanned: Iterable[int]) -> PortScore:
+    """Only ports in ``scanned`` count: a port never probed cannot be missed."""
+    ports = set(scanned)
+    exp = {(ip, p) for ip, ps in truth.items() for p in ps if p in ports}
+    got = {(ip, p) for ip, ps in found.items() for p in ps if p in ports}
+    return PortScore(len(exp), len(exp & got), len(got - exp))
