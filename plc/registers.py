@@ -234,8 +234,9 @@ def markdown(maps: Sequence[RegisterMap] = tuple(MAPS.values())) -> str:
         "address); a count of 0 or above the Modbus limit gives 0x03 (illegal value);",
         "unknown function codes give 0x01.",
         "",
-        "Ground-truth CSV columns (`--state-csv`) are `t_s`, then each register's `Column`",
-        "below in engineering units (`process_id` and `scan_count` as `scan`).",
+        "Ground-truth CSV columns (`python -m plc.server --state-csv`): `t_s` (seconds since",
+        "start), then every register's `Column` below except `process_id`, in engineering",
+        "units at full precision (bits as 0/1; `scan_count` not wrapped).",
         "",
     ]
     for reg_map in maps:
