@@ -104,7 +104,7 @@ class Lab:
         return self.net.get(name)
 
     def popen(self, host_name: str, args: Sequence[str], log_name: str,
-              env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+              env: dict[str, str] | None = None, what: str = "") -> subprocess.Popen[bytes]:
         """Start ``args`` inside ``host_name``'s namespace; output goes to ``log_dir/log_name``.
 
         The pid is recorded before this returns and the process is stopped at teardown.
@@ -113,14 +113,15 @@ class Lab:
         logf = open(self.cfg.log_dir / log_name, "ab")
         proc = host.popen(list(args), stdout=logf, stderr=subprocess.STDOUT,
                           env=env or os.environ.copy())
-        self.state.add_process(proc.pid, f"{host_name}:{Path(args[-1]).name if args else ''}")
+        self.state.add_process(proc.pid, f"{host_name}:{what or Path(args[0]).name}")
         self._procs.append((proc, host_name, logf))
         return proc
 
     def python(self, host_name: str, module: str, args: Sequence[str], log_name: str
                ) -> subprocess.Popen[bytes]:
         """Run ``python -m module args`` inside a host with this interpreter."""
-        return self.popen(host_name, [sys.executable, "-u", "-m", module, *args], log_name)
+        return self.popen(host_name, [sys.executable, "-u", "-m", module, *args], log_name,
+                          what=module)
 
     def stop(self, proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> int | None:
         """SIGTERM a process this lab started, wait, SIGKILL if it does not go."""
@@ -237,23 +238,47 @@ class Lab:
                     if intf != "lo":
                         h.cmd(f"ethtool -K {intf} tx off >/dev/null 2>&1")
 
+    def _wait_controller_ready(self) -> None:
+        """The launcher logs ``controller ready`` once it listens; build only then."""
+        deadline = time.monotonic() + self.cfg.connect_timeout_s
+        while "controller ready" not in self._controller_log_text():
+            if not self.controller_alive():
+                raise LabError(f"controller exited with {self.controller.returncode} at start: "
+                               f"{_tail(self.controller_log)} "
+                               f"{_tail(self.cfg.log_dir / 'controller.stdout.log')}")
+            if time.monotonic() > deadline:
+                raise LabError(f"controller not listening within {self.cfg.connect_timeout_s:g} s")
+            time.sleep(0.02)
+
+    def _controller_log_text(self) -> str:
+        try:
+            return self.controller_log.read_text(errors="replace")
+        except OSError:
+            return ""
+
     def _wait_connected(self) -> None:
+        """Poll until every switch of the plan is connected.
+
+        The controller logs ``switch connected dpid=<16 hex>`` on each features reply: that is
+        immediate, while OVS refreshes its ``is_connected`` column only every few seconds.
+        """
         assert self.net is not None
         deadline = time.monotonic() + self.cfg.connect_timeout_s
-        pending = list(self.net.switches)
+        pending = {sw.dpid for sw in self.plan.switches}
         while pending:
-            pending = [s for s in pending if not s.connected()]
+            text = self._controller_log_text()
+            pending = {d for d in pending if f"switch connected dpid={d}" not in text}
             if not pending:
                 return
             if not self.controller_alive():
                 raise LabError(f"controller exited with {self.controller.returncode} before "
                                f"the switches connected: {_tail(self.controller_log)}")
             if time.monotonic() > deadline:
-                names = ", ".join(s.name for s in pending)
+                names = ", ".join(s.name for s in self.plan.switches if s.dpid in pending)
                 raise LabError(f"switch(es) {names} did not connect to the controller on "
                                f"127.0.0.1:{self.ofp_port} within "
                                f"{self.cfg.connect_timeout_s:g} s")
-            time.sleep(0.05)
+            time.sleep(0.02)
 
     def _teardown(self) -> None:
         # Ctrl-C during teardown would leave half a network: finish first.
@@ -304,6 +329,7 @@ def running_lab(cfg: LabConfig) -> Iterator[Lab]:
     t0 = time.monotonic()
     try:
         lab._start_controller()
+        lab._wait_controller_ready()
         lab._build_network()
         lab.timeline["build_s"] = time.monotonic() - t0
         t1 = time.monotonic()

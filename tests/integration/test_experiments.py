@@ -1,0 +1,137 @@
+"""``rtt`` and ``recon`` end to end through the CLI, interrupts and crash clean-up."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from experiments.runstate import STATE_DIR
+from experiments.teardown import existing_bridges
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout_s, check=False)
+
+
+def metrics(bundle: Path) -> dict[str, dict]:
+    return json.loads((bundle / "summary.json").read_text())["metrics"]
+
+
+def test_rtt_bundle(tmp_path: Path) -> None:
+    res = run("experiments.run", "rtt", "--quick", "--out", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    bundle = (tmp_path / "rtt" / "latest").resolve()
+    for name in ("config.json", "manifest.json", "summary.json", "plan.json",
+                 "rtt_samples.csv", "ping_pairs.csv", "metrics.csv", "rtt_cdf.png",
+                 "rtt_cdf.svg"):
+        assert (bundle / name).is_file(), name
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["platform"]["datapath"] in ("user", "kernel")
+    assert manifest["controller"]["engine"] in ("ryu", "os-ken")
+    m = metrics(bundle)
+    print(f"rtt: loss {m['loss_pct']['mean']}%, p50 {m['rtt_p50_ms']['mean']:.3f} ms, "
+          f"first {m['first_rtt_ms']['mean']:.3f} ms")
+    assert m["loss_pct"]["mean"] == 0.0
+    assert 0 < m["rtt_p50_ms"]["mean"] < 50
+    pairs = list(csv.DictReader(open(bundle / "ping_pairs.csv")))
+    assert {(p["src"], p["dst"]) for p in pairs} == {("hmi", "plc1"), ("hmi", "plc2"),
+                                                     ("ews", "historian")}
+    assert (bundle / "raw" / "trial-001" / "ping_hmi_plc1.txt").is_file()
+    assert "bundle:" in res.stdout and "rtt_p50_ms" in res.stdout
+
+
+def test_recon_finds_exactly_the_topology(tmp_path: Path) -> None:
+    t0 = time.monotonic()
+    res = run("experiments.run", "recon", "--trials", "2", "--out", str(tmp_path))
+    wall_s = time.monotonic() - t0
+    assert res.returncode == 0, res.stderr
+    bundle = (tmp_path / "recon" / "latest").resolve()
+    m = metrics(bundle)
+    print(f"recon: 2 trials in {wall_s:.1f} s; discovery {m['discovery_s']['mean']:.2f} s, "
+          f"port scan {m['port_scan_s']['mean']:.2f} s")
+    assert m["host_precision"]["mean"] == 1.0 and m["host_precision"]["n"] == 2
+    assert m["host_recall"]["mean"] == 1.0
+    assert m["port_recall"]["mean"] == 1.0 and m["unexpected_open_ports"]["mean"] == 0
+    ports = list(csv.DictReader(open(bundle / "recon_ports.csv")))
+    open_502 = {p["host"] for p in ports if p["port"] == "502" and p["found_open"] == "true"}
+    assert open_502 == {"plc1", "plc2"}
+    hosts = list(csv.DictReader(open(bundle / "recon_hosts.csv")))
+    assert {h["host"] for h in hosts if h["found"] == "true"} == {
+        "hmi", "ews", "historian", "plc1", "plc2"}
+    for name in ("recon_progress.png", "recon_stages.svg", "raw/trial-001/recon_outcome.json",
+                 "raw/trial-002/recon/nmap_discovery.xml", "raw/trial-001/plc1_state.csv"):
+        assert (bundle / name).is_file(), name
+
+
+def _wait_for_lab(proc: subprocess.Popen[str], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if list(STATE_DIR.glob("lab-*.json")) and {"s1", "s2"} <= existing_bridges():
+            return
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        time.sleep(0.1)
+    raise AssertionError("the lab never came up")
+
+
+def _leftovers() -> list[str]:
+    left = [f"bridge {b}" for b in {"s1", "s2"} & existing_bridges()]
+    left += [f"state {p.name}" for p in STATE_DIR.glob("lab-*.json")]
+    left += [f"intf {p.name}" for p in Path("/sys/class/net").iterdir()
+             if p.name.startswith(("s1-eth", "s2-eth"))]
+    return left
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_run_leaves_nothing(tmp_path: Path, sig: signal.Signals) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "experiments.run", "recon", "--trials", "3",
+                             "--out", str(tmp_path)], cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _wait_for_lab(proc)
+        proc.send_signal(sig)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert not _leftovers()
+    bundle = (tmp_path / "recon" / "latest").resolve()
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["interrupted"] and not manifest["complete"]
+
+
+def test_clean_after_sigkill(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "experiments.run", "recon", "--trials", "3",
+                             "--out", str(tmp_path)], cwd=REPO, text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_for_lab(proc)
+        time.sleep(0.5)
+        proc.kill()
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert _leftovers(), "SIGKILL should have left the network behind"
+    res = run("experiments.clean")
+    print(res.stdout)
+    assert res.returncode == 0, res.stderr
+    assert "removed" in res.stdout and "bridge" in res.stdout
+    assert not _leftovers()
+    res = run("experiments.clean")
+    assert res.returncode == 0 and "nothing to clean" in res.stdout
