@@ -307,7 +307,7 @@ class NmapEngine(Engine):
                                f"{err_text.strip().splitlines()[-1:] or ''}")
         parsed = parse_nmap_xml(xml_text)
         at_s = self.run.ctx.elapsed_s()
-        record.hosts_up = sum(1 for h in parsed.hosts if h.state == "up" and not h.is_self
+        record.hosts_up = sum(1 for h in parsed.hosts if h.is_alive and not h.is_self
                               and self.run.findings.accepts(h.address))
         self.run.findings.merge_nmap(parsed, at_s, record.name)
 
@@ -640,8 +640,9 @@ def _body(ctx: AttackContext) -> None:
     own = own_interfaces()
     outcome = ctx.outcome
     assert isinstance(outcome, ReconOutcome)
-    outcome.attacker_addresses = sorted((a.split("/")[0] for a in own),
-                                        key=_address_key)
+    outcome.attacker_addresses = sorted(
+        (a.split("/")[0] for a in own if not ipaddress.IPv4Interface(a).is_loopback),
+        key=_address_key)
     findings = Findings(scope=set(ctx.targets), exclude=set(outcome.attacker_addresses))
     with tempfile.TemporaryDirectory(prefix="recon-") as work_dir:
         run = ReconRun(ctx=ctx, findings=findings, own=own, work_dir=Path(work_dir),

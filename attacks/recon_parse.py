@@ -46,6 +46,18 @@ class NmapHost:
     ports: tuple[NmapPort, ...] = ()
 
     @property
+    def is_alive(self) -> bool:
+        """Up on evidence: a reply to discovery, or any port answering (open or closed).
+
+        With ``-Pn`` nmap marks every target up (``user-set``); that alone proves nothing.
+        """
+        if self.state != "up":
+            return False
+        if self.reason != "user-set":
+            return True
+        return any(p.state in ("open", "closed") for p in self.ports)
+
+    @property
     def is_self(self) -> bool:
         """nmap's own host reports itself up with ``localhost-response``."""
         return self.reason == "localhost-response"
@@ -220,7 +232,7 @@ class Findings:
         """Merge one nmap run's up hosts and open ports; return how many hosts were new."""
         new_hosts = 0
         for host in run.hosts:
-            if host.state != "up" or host.is_self:
+            if not host.is_alive or host.is_self:
                 continue
             new_hosts += self.add_host(host.address, host.mac, at_s, stage)
             for port in host.ports:
