@@ -54,6 +54,7 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The launcher's parser; its errors raise UsageError instead of printing usage."""
     parser = _OneLineParser(
         prog=PROG,
         description="Run an OpenFlow controller app on Ryu or os-ken, on loopback only.",
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_port(text: str) -> int:
+    """A TCP port 1-65535 from ``text`` (base 10 only: ``0x...`` is refused)."""
     try:
         port = int(text, 10)
     except ValueError:
@@ -144,6 +146,7 @@ def is_listening(port: int) -> bool:
 
 
 def setup_logging(log_file: Path | None, verbose: bool) -> None:
+    """Root logger to ``log_file`` (appended) or stderr; engine loggers propagate to it."""
     handler: logging.Handler
     if log_file is None:
         handler = logging.StreamHandler(sys.stderr)
