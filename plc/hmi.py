@@ -144,14 +144,16 @@ class Hmi:
         """One request, timed; returns its record and the response (None unless ok)."""
         t_s = self._now_s()
         start = time.perf_counter()
-        if value is None:
-            call = getattr(client, function)(address, count=count, device_id=self.unit_id)
-        elif function == "write_coil":
-            call = client.write_coil(address, bool(value), device_id=self.unit_id)
-        else:
-            call = client.write_register(address, value, device_id=self.unit_id)
         outcome, error, values, response = "ok", "", "", None
         try:
+            # pymodbus raises ConnectionException here already when the peer has gone.
+            if value is None:
+                call = getattr(client, function)(address, count=count,
+                                                 device_id=self.unit_id)
+            elif function == "write_coil":
+                call = client.write_coil(address, bool(value), device_id=self.unit_id)
+            else:
+                call = client.write_register(address, value, device_id=self.unit_id)
             response = await asyncio.wait_for(call, self.timeout_s)
         except (TimeoutError, ModbusIOException):
             outcome, error = "timeout", "no response"
