@@ -120,3 +120,32 @@ def test_ready_line_then_clean_exit_on_sigterm(engine: str, tmp_path: Path) -> N
     assert "controller stopping signal=SIGTERM" in text
     assert "Traceback" not in text + err
     assert "HANDLER EXCEPTION" not in text
+
+
+def test_habitual_ryu_manager_runs_the_l2_app() -> None:
+    """``ryu-manager controllers/l2_switch.py`` works in the venv (needs ryu_compat --install)."""
+    ryu_manager = Path(sys.executable).with_name("ryu-manager")
+    if not ryu_manager.exists():
+        pytest.skip("ryu-manager not installed in this environment")
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(ryu_manager), "--ofp-listen-host", "127.0.0.1", "--ofp-tcp-listen-port", str(port),
+         "controllers/l2_switch.py"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline_s = time.monotonic() + 20.0
+        while True:
+            assert proc.poll() is None, (
+                "ryu-manager died; is the hook installed? run: python -m controllers.ryu_compat "
+                f"--install\n{proc.communicate()[0]}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline_s, "ryu-manager not listening within 20 s"
+                time.sleep(0.05)
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+    assert "instantiating app controllers/l2_switch.py of L2Switch" in out
+    assert "Traceback" not in out
