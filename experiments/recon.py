@@ -2,9 +2,10 @@
 
 From inside the attacker's namespace, ``python -m attacks.recon`` runs host discovery
 (``nmap -sn -n``) over the plan's subnet and then a TCP SYN scan of the ICS ports on what it
-found. The PLCs run real pymodbus servers on port 502. Recorded per trial: host precision and
-recall against the plan (the attacker itself excluded), open ports found against the ports
-really listening, and each stage's duration.
+found, and nmap's ``modbus-discover`` script (bounded in time) on port 502. The PLCs run real
+pymodbus servers. Recorded per trial: host precision and recall against the plan (the attacker
+itself excluded), open ports found against the ports really listening, which hosts were
+identified as Modbus devices against the PLCs of the plan, and each stage's duration.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from experiments.devices import expected_open_ports, start_plcs
 from experiments.errors import LabError, UserError
 from experiments.lab import running_lab
 from experiments.runner import TrialContext
-from experiments.scoring import score_hosts, score_ports
+from experiments.scoring import modbus_identified, score_hosts, score_ports
 from experiments.spec import Experiment, Param, TrialResult
 from experiments.stats import summarize
 
@@ -57,7 +58,7 @@ def parse_stages(text: str) -> list[str]:
 
 PARAMS = (
     Param("ports", "str", DEFAULT_PORTS, "TCP ports to scan (list and LO-HI ranges)"),
-    Param("stages", "str", "discovery,syn", f"recon stages, from {', '.join(STAGES)}"),
+    Param("stages", "str", "discovery,syn,modbus", f"recon stages, from {', '.join(STAGES)}"),
     Param("scanner", "str", "nmap", "recon engine", choices=("nmap", "scapy")),
     Param("scan_timeout_s", "float", 120.0, "bound on the whole reconnaissance", 5, 3600,
           quick=60.0),
@@ -116,6 +117,9 @@ def trial(ctx: TrialContext) -> TrialResult:
     open_truth = expected_open_ports(ctx.plan)
     open_truth.pop(attacker.ip, None)
     port_score = score_ports(found_ports, open_truth, ports)
+    plc_ips = {h.ip for h in ctx.plan.hosts_with_role("plc")}
+    modbus_found = {ip for ip, f in findings.items() if modbus_identified(f)}
+    modbus = score_hosts(modbus_found, plc_ips)
 
     host_rows = []
     for ip in sorted(set(truth) | set(findings), key=lambda a: tuple(map(int, a.split(".")))):
@@ -126,6 +130,7 @@ def trial(ctx: TrialContext) -> TrialResult:
             "in_truth": ip in truth, "found": f is not None,
             "first_seen_s": f.get("first_seen_s") if f else None,
             "found_by": f.get("found_by") if f else "",
+            "modbus_identified": ip in modbus_found,
         })
     port_rows = []
     for ip in sorted(set(open_truth) | set(found_ports)):
@@ -141,6 +146,8 @@ def trial(ctx: TrialContext) -> TrialResult:
         "host_recall": hosts.recall,
         "hosts_found": float(len(findings)),
         "port_recall": port_score.recall,
+        **({"modbus_id_precision": modbus.precision, "modbus_id_recall": modbus.recall}
+           if "modbus" in stages else {}),
         "unexpected_open_ports": float(port_score.unexpected),
         "discovery_s": _stage_duration(outcome, ("discovery",)),
         "port_scan_s": _stage_duration(outcome, ("syn", "connect", "version", "modbus")),

@@ -55,3 +55,21 @@ def score_ports(found: Mapping[str, Iterable[int]], truth: Mapping[str, Iterable
     exp = {(ip, p) for ip, ps in truth.items() for p in ps if p in ports}
     got = {(ip, p) for ip, ps in found.items() for p in ps if p in ports}
     return PortScore(len(exp), len(exp & got), len(got - exp))
+
+
+def modbus_identified(finding: Mapping) -> bool:
+    """True when a recon finding shows a Modbus unit answering on 502/tcp.
+
+    nmap's ``modbus-discover`` lists each unit id that answered (``sid 0x1: ...``, an exception
+    reply included: only a Modbus device sends one); the scapy engine records the Report
+    Server ID reply. An open port 502 alone is not an identification.
+    """
+    for svc in finding.get("services", []):
+        if svc.get("port") != 502:
+            continue
+        details = svc.get("details") or {}
+        if "sid 0x" in str(details.get("modbus-discover", "")):
+            return True
+        if details.get("modbus-report-server-id"):
+            return True
+    return False

@@ -92,3 +92,19 @@ def test_score_ports_counts_only_scanned() -> None:
     s = score_ports(found, truth, scanned=[22, 502])
     assert (s.expected, s.found_expected, s.unexpected) == (2, 1, 1)
     assert s.recall == 0.5
+
+
+def test_modbus_identified_needs_an_answer_not_just_an_open_port() -> None:
+    from experiments.scoring import modbus_identified
+
+    nmap_hit = {"services": [{"port": 502, "details": {
+        "modbus-discover": "sid 0x1: \n    Slave ID data: Pymodbus"}}]}
+    exception_reply = {"services": [{"port": 502, "details": {
+        "modbus-discover": "sid 0x1: \n    error: ILLEGAL FUNCTION"}}]}
+    scapy_hit = {"services": [{"port": 502, "details": {"modbus-report-server-id": "x"}}]}
+    open_only = {"services": [{"port": 502, "service": "modbus", "details": {}}]}
+    other_port = {"services": [{"port": 80, "details": {"modbus-discover": "sid 0x1"}}]}
+    assert modbus_identified(nmap_hit) and modbus_identified(exception_reply)
+    assert modbus_identified(scapy_hit)
+    assert not modbus_identified(open_only) and not modbus_identified(other_port)
+    assert not modbus_identified({})
