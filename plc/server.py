@@ -315,7 +315,7 @@ class Plc:
             self.server.reap_idle(time.monotonic())
 
     async def shutdown(self) -> None:
-        if self.server:
+        if self.server and self.server.transport:
             await self.server.shutdown()
             log.info("plc stopped process=%s scans=%d overruns=%d guard=%s", self.process,
                      self.program.scan_count, self.overruns, self.server.stats)
