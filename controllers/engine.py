@@ -9,13 +9,16 @@ otherwise Ryu if it imports, else os-ken. A forced engine that does not import r
 :class:`EngineError` (an ``ImportError``) naming it.
 
 Ryu 4.34 needs ``eventlet.wsgi.ALREADY_HANDLED`` defined before it is imported on Python 3.11
-(see :mod:`controllers.ryu_compat`); this module applies that first. Importing this module does
+(see :mod:`controllers.ryu_compat`); this module applies that first. os-ken 4.2 on native
+threads never reports a switch disconnecting; this module patches that (see
+:func:`_fix_osken_native_disconnect`). Importing this module does
 not monkey-patch anything: a controller process calls :func:`prepare_process` once, before it
 loads apps (Ryu runs on eventlet green threads; os-ken 4.2 uses native threads).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata
 import os
@@ -75,10 +78,39 @@ def _import_engine(name: str) -> dict[str, Any]:
         "CONF": mod("cfg").CONF,
         "controller_module": controller,
     }
+    if name == "os-ken":
+        _fix_osken_native_disconnect(controller, names["hub"])
     for proto in ("packet", "ethernet", "arp", "ipv4", "ipv6", "icmp", "tcp", "udp", "vlan",
                   "lldp", "ether_types", "in_proto"):
         names[proto] = mod(f"lib.packet.{proto}")
     return names
+
+
+def _fix_osken_native_disconnect(controller: ModuleType, hub_module: ModuleType) -> None:
+    """Make os-ken 4.2 on native threads notice a switch disconnecting; idempotent.
+
+    Measured: when a switch closes its connection, ``Datapath.serve`` calls ``hub.kill`` on
+    the send thread (a no-op for native threads) and joins it while it blocks forever on an
+    empty queue, so the datapath never goes DEAD: no disconnect event, one stuck thread per
+    connection. Queueing a close request once the receive loop ends lets the send thread exit
+    the way it does on a controller-initiated close.
+    """
+    if getattr(hub_module, "HUB_TYPE", "native") != "native":
+        return
+    datapath_cls = controller.Datapath
+    original = datapath_cls._recv_loop
+    if getattr(original, "_sdnics_wakes_sender", False):
+        return
+
+    @functools.wraps(original)
+    def recv_loop(self: Any) -> Any:
+        try:
+            return original(self)
+        finally:
+            self.send(b"", close_socket=True)
+
+    recv_loop._sdnics_wakes_sender = True  # type: ignore[attr-defined]
+    datapath_cls._recv_loop = recv_loop
 
 
 def _choose() -> tuple[str, dict[str, Any]]:

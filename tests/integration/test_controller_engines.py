@@ -158,6 +158,7 @@ def test_engine_forwards_real_network(controller: tuple[int, Path], tmp_path: Pa
     switch = partial(OVSSwitch, datapath="user", failMode="secure", protocols="OpenFlow13")
     net = Mininet(switch=switch, controller=None, build=False, autoSetMacs=False,
                   cleanup=False, waitConnected=False)
+    stopped = False
     try:
         net.addController(RemoteController("cxc0", ip="127.0.0.1", port=port))
         for s in plan.switches:
@@ -209,7 +210,12 @@ def test_engine_forwards_real_network(controller: tuple[int, Path], tmp_path: Pa
         flows = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", "cx1"],
                                capture_output=True, text=True).stdout
         assert "idle_timeout=" in flows, f"learned flows must idle out:\n{flows}"
+        net.stop()
+        stopped = True
+        wait_for(lambda: all(f"switch disconnected dpid={d}" in log.read_text() for d in dpids),
+                 CONNECT_TIMEOUT_S, f"switches {dpids} to be reported disconnected")
         text = log.read_text()
         assert not [m for m in ERROR_MARKERS if m in text], f"controller logged an error:\n{text}"
     finally:
-        net.stop()
+        if not stopped:
+            net.stop()

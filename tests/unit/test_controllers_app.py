@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -196,3 +197,26 @@ def test_l2_app_counts_a_failing_handler(engine: Any, caplog: pytest.LogCaptureF
         app.on_packet_in(SimpleNamespace(msg=None))  # an event without a message
     assert app.handler_exceptions == 1
     assert HANDLER_EXCEPTION_MARKER in caplog.text
+
+
+@pytest.mark.parametrize(("engine_name", "base"), [("ryu", "ryu.base.app_manager.RyuApp"),
+                                                   ("os-ken", "os_ken.base.app_manager.OSKenApp")])
+def test_engine_forced_by_environment(engine_name: str, base: str) -> None:
+    probe = (
+        "import sys\n"
+        "from controllers import engine\n"
+        "oc = sys.modules.get('os_ken.controller.controller')\n"
+        "b = engine.AppBase\n"
+        "print(engine.ENGINE_NAME, b.__module__ + '.' + b.__name__, engine.ENGINE_VERSION)\n"
+        "fixed = oc is not None and hasattr(oc.Datapath._recv_loop, '_sdnics_wakes_sender')\n"
+        "print('ryu' in sys.modules, fixed)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "SDNICS_ENGINE": engine_name})
+    assert proc.returncode == 0, proc.stderr
+    first, second = proc.stdout.splitlines()
+    name, cls, _version = first.split()
+    assert (name, cls) == (engine_name, base)
+    if engine_name == "os-ken":
+        # Only one framework loaded, and the native-thread disconnect fix applied.
+        assert second == "False True"
