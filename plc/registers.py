@@ -238,6 +238,11 @@ def markdown(maps: Sequence[RegisterMap] = tuple(MAPS.values())) -> str:
         "start), then every register's `Column` below except `process_id`, in engineering",
         "units at full precision (bits as 0/1; `scan_count` not wrapped).",
         "",
+        "HMI traffic (`python -m plc.hmi`): after each connect one FC 4 read of input register",
+        "0 (`process_id`) picks the map; then every period one read per table, whole table",
+        "from address 0: FC 1, FC 2, FC 4, FC 3. Operator writes use FC 5 (coil) and FC 6",
+        "(holding register).",
+        "",
     ]
     for reg_map in maps:
         lines += [f"## `{reg_map.process}` (process_id {reg_map.process_id})", "",
