@@ -72,7 +72,8 @@ def split_frames(buffer: bytes) -> tuple[list[Frame], bytes]:
 _READS = {1: 2000, 2: 2000, 3: 125, 4: 125}
 _WRITE_SINGLE = (5, 6)
 _WRITE_MULTI = {15: 1968, 16: 123}
-SUPPORTED_FUNCTIONS = frozenset((*_READS, *_WRITE_SINGLE, *_WRITE_MULTI))
+REPORT_SERVER_ID = 0x11
+SUPPORTED_FUNCTIONS = frozenset((*_READS, *_WRITE_SINGLE, *_WRITE_MULTI, REPORT_SERVER_ID))
 
 
 def check_request(pdu: bytes) -> ExceptionCode | None:
@@ -85,6 +86,8 @@ def check_request(pdu: bytes) -> ExceptionCode | None:
     body = pdu[1:]
     if fc not in SUPPORTED_FUNCTIONS:
         return ExceptionCode.ILLEGAL_FUNCTION
+    if fc == REPORT_SERVER_ID:
+        return ExceptionCode.ILLEGAL_DATA_VALUE if body else None
     if fc in _READS:
         if len(body) != 4:
             return ExceptionCode.ILLEGAL_DATA_VALUE
@@ -111,5 +114,15 @@ def check_request(pdu: bytes) -> ExceptionCode | None:
 
 def exception_adu(frame: Frame, code: ExceptionCode) -> bytes:
     """The Modbus/TCP exception response to ``frame``."""
-    pdu = bytes(((frame.function_code | 0x80) & 0xFF, int(code)))
+    return adu(frame, bytes(((frame.function_code | 0x80) & 0xFF, int(code))))
+
+
+def adu(frame: Frame, pdu: bytes) -> bytes:
+    """A Modbus/TCP response to ``frame`` carrying ``pdu``."""
     return struct.pack(">HHHB", frame.transaction_id, 0, len(pdu) + 1, frame.unit_id) + pdu
+
+
+def report_server_id_adu(frame: Frame, server_id: bytes) -> bytes:
+    """The answer to Report Server ID (0x11): the id bytes, then run indicator 0xFF (on)."""
+    data = server_id[:250] + b"\xff"
+    return adu(frame, bytes((REPORT_SERVER_ID, len(data))) + data)

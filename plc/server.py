@@ -36,11 +36,14 @@ from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from plc.mbap import (
+    REPORT_SERVER_ID,
     ExceptionCode,
     Frame,
     FramingError,
+    adu,
     check_request,
     exception_adu,
+    report_server_id_adu,
     split_frames,
 )
 from plc.program import PROGRAMS, PlcProgram, RegisterImage, make_program
@@ -169,8 +172,9 @@ class GuardedTcpServer(ModbusTcpServer):
 
     def __init__(self, device: SimDevice, table_sizes: dict[Table, int], unit_id: int,
                  address: tuple[str, int], max_connections: int = 64,
-                 idle_timeout_s: float = 30.0) -> None:
+                 idle_timeout_s: float = 30.0, server_id: bytes = b"SDN-ICS-Lab PLC") -> None:
         super().__init__(device, address=address)
+        self.server_id = server_id
         self.unit_id = unit_id
         self.table_sizes = table_sizes
         self.max_connections = max_connections
@@ -209,6 +213,8 @@ class GuardedTcpServer(ModbusTcpServer):
             return self._exception(frame, ExceptionCode.GATEWAY_TARGET_FAILED)
         if code := check_request(frame.pdu):
             return self._exception(frame, code)
+        if frame.function_code == REPORT_SERVER_ID:
+            return report_server_id_adu(frame, self.server_id)
         if not _address_in_map(frame.pdu, self.table_sizes):
             return self._exception(frame, ExceptionCode.ILLEGAL_DATA_ADDRESS)
         request = self.decoder.decode(frame.pdu)
@@ -217,9 +223,7 @@ class GuardedTcpServer(ModbusTcpServer):
         request.dev_id = self.unit_id
         request.transaction_id = frame.transaction_id
         response = await request.datastore_update(self.context, self.unit_id)
-        pdu = response.function_code.to_bytes(1, "big") + response.encode()
-        return struct.pack(">HHHB", frame.transaction_id, 0, len(pdu) + 1,
-                           frame.unit_id) + pdu
+        return adu(frame, response.function_code.to_bytes(1, "big") + response.encode())
 
     def _exception(self, frame: Frame, code: ExceptionCode) -> bytes:
         self.stats.exceptions_sent += 1
@@ -266,7 +270,8 @@ class Plc:
         sizes = {t: m.count(t) for t in Table}
         self.server = GuardedTcpServer(build_device(self.program.image, self.unit_id), sizes,
                                        self.unit_id, (self.host, self.requested_port),
-                                       self.max_connections, self.idle_timeout_s)
+                                       self.max_connections, self.idle_timeout_s,
+                                       f"SDN-ICS-Lab PLC {self.process}".encode())
         if not await self.server.listen():
             raise OSError(f"cannot listen on {self.host}:{self.requested_port}")
         return self.server.port

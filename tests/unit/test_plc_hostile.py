@@ -33,7 +33,7 @@ HALF_OPEN = 200
 KEEPING_WORKERS = 4
 KILLING_WORKERS = 8
 BURST = 16
-SUPPORTED = {1, 2, 3, 4, 5, 6, 15, 16}
+SUPPORTED = {1, 2, 3, 4, 5, 6, 15, 16, 17}
 
 
 def mbap(tid: int, pdu: bytes, unit: int = 1, protocol: int = 0,

@@ -109,6 +109,8 @@ def test_split_frames_never_fails_other_than_framing_error(data):
     (b"\x2b\x0e\x01\x00", ExceptionCode.ILLEGAL_FUNCTION),
     (b"\x08\x00\x00", ExceptionCode.ILLEGAL_FUNCTION),
     (b"\x83\x02", ExceptionCode.ILLEGAL_FUNCTION),
+    (b"\x11", None),
+    (b"\x11\x00", ExceptionCode.ILLEGAL_DATA_VALUE),
 ])
 def test_check_request(pdu, expected):
     assert check_request(pdu) == expected

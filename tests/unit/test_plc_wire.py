@@ -52,6 +52,10 @@ def test_wire_addresses_writes_and_exceptions(tmp_path):
             struct.pack(">HHHB", 7, 0, 3, 1) + b"\xab\x01"
         assert await _raw(port, struct.pack(">HHHBBHH", 8, 0, 6, 1, 3, 0, 0)) == \
             struct.pack(">HHHB", 8, 0, 3, 1) + b"\x83\x03"
+        # Report Server ID, as nmap's modbus-discover asks it
+        ident = b"SDN-ICS-Lab PLC tank\xff"
+        assert await _raw(port, struct.pack(">HHHB", 9, 0, 2, 1) + b"\x11") == \
+            struct.pack(">HHHB", 9, 0, 3 + len(ident), 1) + bytes((0x11, len(ident))) + ident
         await asyncio.sleep(0.1)
         stop.set()
         await task
