@@ -117,6 +117,28 @@ class Lab:
         self._procs.append((proc, host_name, logf))
         return proc
 
+    def run(self, host_name: str, args: Sequence[str], timeout_s: float
+            ) -> subprocess.CompletedProcess[str]:
+        """Run a command inside a host and wait, bounded by ``timeout_s``.
+
+        Output is read through a pipe and decoded leniently, not through Mininet's shell pty
+        (``host.cmd``), which has no time-out and fails on a stray non-UTF-8 byte.
+        """
+        host = self.host(host_name)
+        proc = host.popen(list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.state.add_process(proc.pid, f"{host_name}:{Path(args[0]).name}")
+        try:
+            out, _ = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise LabError(f"{host_name}: {' '.join(args)} did not finish within "
+                           f"{timeout_s:g} s") from None
+        finally:
+            self.state.drop_process(proc.pid)
+        return subprocess.CompletedProcess(list(args), proc.returncode,
+                                           out.decode(errors="replace"), "")
+
     def python(self, host_name: str, module: str, args: Sequence[str], log_name: str
                ) -> subprocess.Popen[bytes]:
         """Run ``python -m module args`` inside a host with this interpreter."""

@@ -69,10 +69,11 @@ def trial(ctx: TrialContext) -> TrialResult:
     with running_lab(ctx.lab_config()) as lab:
         for src, dst in pairs:
             dst_ip = ctx.plan.host(dst).ip
-            cmd = (f"ping -n -c {cfg['count']} -i {cfg['interval_s']:g} "
-                   f"-W {cfg['timeout_s']:g} {dst_ip}")
-            out = lab.host(src).cmd(cmd)
-            (ctx.raw_dir / f"ping_{src}_{dst}.txt").write_text(f"$ {cmd}\n{out}")
+            cmd = ["ping", "-n", "-c", str(cfg["count"]), "-i", f"{cfg['interval_s']:g}",
+                   "-W", f"{cfg['timeout_s']:g}", dst_ip]
+            bound_s = cfg["count"] * (cfg["interval_s"] + cfg["timeout_s"]) + 10
+            out = lab.run(src, cmd, timeout_s=bound_s).stdout
+            (ctx.raw_dir / f"ping_{src}_{dst}.txt").write_text(f"$ {' '.join(cmd)}\n{out}")
             try:
                 res = parse_ping(out)
             except ParseError as exc:

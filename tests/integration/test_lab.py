@@ -34,7 +34,7 @@ def test_all_pairs_ping_tcp_and_clean_teardown(tmp_path: Path) -> None:
         assert {"s1", "s2"} <= existing_bridges()
         lost = []
         for a, b in itertools.permutations(plan.hosts, 2):
-            out = lab.host(a.name).cmd(f"ping -n -c 1 -W 2 {b.ip}")
+            out = lab.run(a.name, ["ping", "-n", "-c", "1", "-W", "2", b.ip], 10).stdout
             if " 0% packet loss" not in out:
                 lost.append(f"{a.name}->{b.name}")
         print(f"all-pairs ping: {30 - len(lost)}/30 answered")
