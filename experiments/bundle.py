@@ -84,6 +84,8 @@ class Bundle:
     def append_rows(self, table: str, rows: Iterable[Mapping[str, Any]]) -> None:
         """Add rows to ``<table>.csv`` and rewrite it atomically (files stay small)."""
         rows = [dict(r) for r in rows]
+        if not rows and table not in self._rows:
+            return  # no file for a table that never had a row
         cols = self._columns.setdefault(table, [])
         for r in rows:
             for k in r:

@@ -1,21 +1,29 @@
-"""Starting the ICS devices (PLCs) inside their hosts for a lab.
+"""Starting the ICS devices inside their hosts: the PLCs and the HMI.
 
 The PLC hosts of the plan, in order, run the processes of :data:`PROCESS_ORDER` (PLC 1 the
 water tank, PLC 2 the pressure loop, then alternating), each a real pymodbus server on port
-502 writing its ground-truth state to a CSV in the trial's raw folder.
+502 writing its ground-truth state to a CSV in the trial's raw folder. The HMI polls every PLC
+from the HMI host and records every request; its figures go into the results of any
+experiment that brings the ICS up.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import subprocess
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from experiments.lab import Lab
+from plc.metrics import PlcMetrics, records_from_csv
+from plc.metrics import summarize as hmi_summarize
 from topologies.plan import AddressPlan
 
 PROCESS_ORDER = ("tank", "pressure")
 MODBUS_PORT = 502
+HMI_MAX_DURATION_S = 24 * 3600  # the HMI is stopped at the end of the trial; this is a bound
 
 
 @dataclass(frozen=True)
@@ -26,6 +34,16 @@ class PlcDevice:
     port: int
     state_csv: Path
     proc: subprocess.Popen[bytes]
+
+
+@dataclass
+class Ics:
+    """The running devices of one lab."""
+
+    plcs: list[PlcDevice]
+    hmi_csv: Path | None = None
+    hmi_proc: subprocess.Popen[bytes] | None = None
+    hmi_metrics: list[PlcMetrics] = field(default_factory=list)
 
 
 def plc_processes(plan: AddressPlan) -> dict[str, str]:
@@ -56,3 +74,56 @@ def start_plcs(lab: Lab, raw_dir: Path, cycle_ms: int = 100,
     for dev in devices:
         lab.wait_for_log(f"{dev.name}.log", "plc ready", ready_timeout_s, dev.proc)
     return devices
+
+
+def start_ics(lab: Lab, raw_dir: Path, plc_cycle_ms: int = 100, hmi_period_ms: int = 100,
+              hmi_timeout_ms: int = 500, writes: list[dict[str, Any]] | None = None,
+              hmi: bool = True) -> Ics:
+    """PLCs, then (when the plan has an HMI host) the HMI polling all of them."""
+    ics = Ics(plcs=start_plcs(lab, raw_dir, cycle_ms=plc_cycle_ms))
+    hmi_hosts = lab.plan.hosts_with_role("hmi")
+    if not hmi or not hmi_hosts or not ics.plcs:
+        return ics
+    args = []
+    for dev in ics.plcs:
+        args += ["--plc", f"{dev.name}={dev.ip}:{dev.port}"]
+    ics.hmi_csv = raw_dir / "hmi_requests.csv"
+    args += ["--period-ms", str(hmi_period_ms), "--timeout-ms", str(hmi_timeout_ms),
+             "--duration-s", str(HMI_MAX_DURATION_S), "--out", str(ics.hmi_csv)]
+    if writes:
+        wpath = raw_dir / "hmi_writes.json"
+        wpath.write_text(json.dumps(writes, indent=1))
+        args += ["--writes", str(wpath)]
+    ics.hmi_proc = lab.python(hmi_hosts[0].name, "plc.hmi", args, "hmi.log")
+    return ics
+
+
+def stop_hmi(lab: Lab, ics: Ics) -> list[PlcMetrics]:
+    """Stop the HMI and compute its figures per PLC from what it recorded."""
+    if ics.hmi_proc is None or ics.hmi_csv is None:
+        return []
+    lab.stop(ics.hmi_proc)
+    ics.hmi_proc = None
+    try:
+        with open(ics.hmi_csv) as f:
+            ics.hmi_metrics = hmi_summarize(records_from_csv(f))
+    except OSError:
+        ics.hmi_metrics = []
+    return ics.hmi_metrics
+
+
+def hmi_results(metrics: list[PlcMetrics]) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Rows for the ``hmi`` table and scalar metrics (``hmi_<plc>_availability``...)."""
+    rows = [asdict(m) for m in metrics]
+    scalars: dict[str, float] = {}
+    polls = sum(m.polls for m in metrics)
+    if polls:
+        scalars["hmi_availability"] = sum(m.polls_ok for m in metrics) / polls
+    for m in metrics:
+        p = f"hmi_{m.plc}"
+        scalars[f"{p}_availability"] = m.availability
+        scalars[f"{p}_latency_p50_ms"] = m.latency_p50_ms
+        scalars[f"{p}_latency_p95_ms"] = m.latency_p95_ms
+        scalars[f"{p}_longest_outage_s"] = m.longest_outage_s
+        scalars[f"{p}_reconnects"] = float(m.reconnects)
+    return rows, {k: v for k, v in scalars.items() if not math.isnan(v)}

@@ -30,6 +30,10 @@ from topologies.plan import AddressPlan
 
 log = logging.getLogger(__name__)
 
+# Set to run a second lab beside a first one (tests, parallel helpers): bridges get the
+# prefix (``t1s1``), so neither network touches the other's switches or ports.
+SWITCH_PREFIX_ENV = "SDNICS_SWITCH_PREFIX"
+
 CONTROLLER_ERROR_MARKERS = ("HANDLER EXCEPTION", "Traceback (most recent call last)")
 
 
@@ -52,6 +56,7 @@ class LabConfig:
     link_loss_pct: float = 0.0
     connect_timeout_s: float = 30.0
     controller_args: tuple[str, ...] = field(default=())
+    switch_prefix: str = field(default_factory=lambda: os.environ.get(SWITCH_PREFIX_ENV, ""))
 
 
 def free_loopback_port() -> int:
@@ -220,7 +225,10 @@ class Lab:
         from mininet.net import Mininet
         from mininet.node import OVSSwitch, RemoteController
 
-        topo = PlanTopo(self.plan)
+        prefix = self.cfg.switch_prefix
+        if prefix and not (prefix.isalnum() and len(prefix) <= 4):
+            raise SetupError(f"{SWITCH_PREFIX_ENV} must be 1-4 letters/digits, not {prefix!r}")
+        topo = PlanTopo(self.plan, switch_prefix=prefix)
         clash = sorted(set(topo.switches()) & existing_bridges())
         if clash:
             raise SetupError(f"OVS bridge(s) {', '.join(clash)} already exist and are not this "

@@ -15,7 +15,9 @@ from experiments.runstate import STATE_DIR, pid_alive, proc_start_ticks
 
 log = logging.getLogger(__name__)
 
-LOCK_PATH = STATE_DIR / "run.lock"
+_PREFIX = os.environ.get("SDNICS_SWITCH_PREFIX", "")
+# Labs with a switch prefix do not collide with the unprefixed one: their own lock.
+LOCK_PATH = STATE_DIR / (f"run-{_PREFIX}.lock" if _PREFIX else "run.lock")
 
 
 class RunLock:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from experiments import plotting
 from experiments.bundle import read_csv
-from experiments.devices import expected_open_ports, start_plcs
+from experiments.devices import expected_open_ports, hmi_results, start_ics, stop_hmi
 from experiments.errors import LabError, UserError
 from experiments.lab import running_lab
 from experiments.runner import TrialContext
@@ -88,7 +88,7 @@ def trial(ctx: TrialContext) -> TrialResult:
     nmap_dir = ctx.raw_dir / "recon"
     nmap_dir.mkdir(exist_ok=True)
     with running_lab(ctx.lab_config()) as lab:
-        start_plcs(lab, ctx.raw_dir)
+        ics = start_ics(lab, ctx.raw_dir)
         proc = lab.python(attacker.name, "attacks.recon", [
             "--plan", str(plan_path), "--targets", ctx.plan.subnet,
             "--ports", ",".join(map(str, ports)), "--stages", ",".join(stages),
@@ -104,6 +104,7 @@ def trial(ctx: TrialContext) -> TrialResult:
             log_text = (ctx.raw_dir / "recon.log").read_text(errors="replace").strip()
             raise LabError(f"attacks.recon exited with {code}: "
                            f"{log_text.splitlines()[-1] if log_text else '(no output)'}")
+        hmi_rows, hmi_metrics = hmi_results(stop_hmi(lab, ics))
         lab.check_healthy()
     try:
         outcome = json.loads(outcome_path.read_text())
@@ -154,9 +155,11 @@ def trial(ctx: TrialContext) -> TrialResult:
         "build_s": lab.timeline.get("build_s", math.nan),
         "connect_s": lab.timeline.get("connect_s", math.nan),
         "teardown_s": lab.timeline.get("teardown_s", math.nan),
+        **hmi_metrics,
     }
     return TrialResult(
-        tables={"recon_hosts": host_rows, "recon_ports": port_rows, "recon_stages": stage_rows},
+        tables={"recon_hosts": host_rows, "recon_ports": port_rows, "recon_stages": stage_rows,
+                "hmi": hmi_rows},
         metrics=metrics,
         validity={"recon_completed": not outcome.get("interrupted", False)
                   and not outcome.get("errors")},

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from experiments import recon, rtt
+from experiments import ics, recon, rtt
 from experiments.errors import UserError
 from experiments.spec import Experiment
 
-EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (recon.EXPERIMENT, rtt.EXPERIMENT)}
+EXPERIMENTS: dict[str, Experiment] = {
+    e.name: e for e in (recon.EXPERIMENT, rtt.EXPERIMENT, ics.EXPERIMENT)}
 
 
 def get_experiment(name: str) -> Experiment:

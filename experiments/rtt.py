@@ -13,6 +13,7 @@ from pathlib import Path
 
 from experiments import plotting
 from experiments.bundle import read_csv
+from experiments.devices import hmi_results, start_ics, stop_hmi
 from experiments.errors import LabError, UserError
 from experiments.lab import running_lab
 from experiments.parsers import ParseError, parse_ping
@@ -67,6 +68,8 @@ def trial(ctx: TrialContext) -> TrialResult:
     per_pair: list[dict] = []
     metrics: dict[str, float] = {}
     with running_lab(ctx.lab_config()) as lab:
+        # The ICS runs (PLCs polled by the HMI) while we ping, as it would in a plant.
+        ics = start_ics(lab, ctx.raw_dir) if ctx.plan.hosts_with_role("plc") else None
         for src, dst in pairs:
             dst_ip = ctx.plan.host(dst).ip
             cmd = ["ping", "-n", "-c", str(cfg["count"]), "-i", f"{cfg['interval_s']:g}",
@@ -90,6 +93,7 @@ def trial(ctx: TrialContext) -> TrialResult:
                 "first_rtt_ms": first[0] if first else None,
                 "rtt_p50_ms": percentile(steady, 50) if steady else None,
             })
+        hmi_rows, hmi_metrics = hmi_results(stop_hmi(lab, ics)) if ics else ([], {})
         lab.check_healthy()
     all_rtts = [s["rtt_ms"] for s in samples]
     tx = sum(p["transmitted"] for p in per_pair)
@@ -103,7 +107,8 @@ def trial(ctx: TrialContext) -> TrialResult:
         firsts = [p["first_rtt_ms"] for p in per_pair if p["first_rtt_ms"] is not None]
         if firsts:
             metrics["first_rtt_ms"] = sum(firsts) / len(firsts)
-    return TrialResult(tables={"rtt_samples": samples, "ping_pairs": per_pair},
+    metrics.update(hmi_metrics)
+    return TrialResult(tables={"rtt_samples": samples, "ping_pairs": per_pair, "hmi": hmi_rows},
                        metrics=metrics, timeline=dict(lab.timeline))
 
 

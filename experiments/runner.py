@@ -225,7 +225,8 @@ def run_experiment(exp: Experiment, config: dict[str, Any], out_root: Path,
             log.exception("plotting failed")
             say(f"plotting failed: {exc}")
     manifest.update(ended_utc=dt.datetime.now(dt.UTC).isoformat(), interrupted=interrupted,
-                    complete=not interrupted, plots=[p for p, _c in plots])
+                    complete=not interrupted,
+                    plots=[{"stem": p, "caption": c} for p, c in plots])
     manifest["validity"] = {k: all(v) for k, v in manifest["validity"].items()}
     bundle.write_json("manifest.json", manifest)
     bundle.link_latest(out_root)

@@ -12,18 +12,26 @@ class PlanTopo(Topo):
 
     Hosts get the plan's IP (with prefix), MAC and no default route: an emulated host can
     reach its own subnet and nothing else.
+
+    switch_prefix: prepended to every switch name (OVS bridge and its ports live in the root
+        namespace, so two networks on one machine need different switch names; host names
+        live in their own namespaces and never clash). Empty by default: ``s1`` as typed.
     """
 
-    def __init__(self, plan: AddressPlan, **opts: object) -> None:
+    def __init__(self, plan: AddressPlan, switch_prefix: str = "", **opts: object) -> None:
         self.plan = plan
+        self.switch_prefix = switch_prefix
         super().__init__(**opts)
+
+    def switch_name(self, plan_name: str) -> str:
+        return f"{self.switch_prefix}{plan_name}"
 
     def build(self, **_params: object) -> None:
         for sw in self.plan.switches:
-            self.addSwitch(sw.name, dpid=sw.dpid, protocols="OpenFlow13")
+            self.addSwitch(self.switch_name(sw.name), dpid=sw.dpid, protocols="OpenFlow13")
         for a, b in self.plan.trunks:
-            self.addLink(a, b)
+            self.addLink(self.switch_name(a), self.switch_name(b))
         prefix = self.plan.prefixlen
         for h in self.plan.hosts:
             self.addHost(h.name, ip=f"{h.ip}/{prefix}", mac=h.mac, defaultRoute=None)
-            self.addLink(h.name, h.switch)
+            self.addLink(h.name, self.switch_name(h.switch))
