@@ -12,6 +12,28 @@ from pathlib import Path
 import pytest
 
 PROJECT_PROC = re.compile(r"-m (controllers|plc\.|attacks\.|defenses\.|experiments\.run)|mnexec")
+PREFIX = os.environ.get("SDNICS_SWITCH_PREFIX", "")
+# In CI (alone on the machine) every new bridge, interface or process counts. On a developer
+# machine where other networks run beside this suite, only this suite's own names count:
+# bridges/ports with its switch prefix, processes that carry its prefix in their environment.
+STRICT = os.environ.get("CI") == "true" or os.environ.get("SDNICS_STRICT_RESIDUE") == "1"
+OWN_NAME = re.compile(rf"^{re.escape(PREFIX)}s\d+(-eth\d+)?$")
+
+
+def _own(name: str) -> bool:
+    return STRICT or bool(OWN_NAME.match(name))
+
+
+def _own_process(pid: str) -> bool:
+    if STRICT:
+        return True
+    try:
+        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    theirs = next((e.split(b"=", 1)[1].decode() for e in env
+                   if e.startswith(b"SDNICS_SWITCH_PREFIX=")), "")
+    return theirs == PREFIX
 
 
 def _bridges() -> set[str]:
@@ -19,11 +41,11 @@ def _bridges() -> set[str]:
         return set()
     res = subprocess.run(["ovs-vsctl", "--timeout=5", "list-br"], capture_output=True,
                          text=True, check=False)
-    return set(res.stdout.split())
+    return {b for b in res.stdout.split() if _own(b)}
 
 
 def _eth_interfaces() -> set[str]:
-    return {p.name for p in Path("/sys/class/net").iterdir() if "-eth" in p.name}
+    return {p.name for p in Path("/sys/class/net").iterdir() if "-eth" in p.name and _own(p.name)}
 
 
 def _project_processes() -> set[str]:
@@ -36,15 +58,25 @@ def _project_processes() -> set[str]:
             cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if PROJECT_PROC.search(cmd) and "pytest" not in cmd:
+        if PROJECT_PROC.search(cmd) and "pytest" not in cmd and _own_process(proc.name):
             found.add(f"{proc.name}: {cmd.strip()[:100]}")
     return found
 
 
 def _run_states() -> set[str]:
-    from experiments.runstate import STATE_DIR
+    from experiments.runstate import STATE_DIR, RunState
 
-    return {p.name for p in STATE_DIR.glob("lab-*.json")} if STATE_DIR.is_dir() else set()
+    if not STATE_DIR.is_dir():
+        return set()
+    names = set()
+    for p in STATE_DIR.glob("lab-*.json"):
+        try:
+            bridges = RunState.load(p).bridges
+        except (OSError, ValueError, TypeError):
+            continue
+        if not bridges or any(_own(b) for b in bridges):
+            names.add(p.name)
+    return names
 
 
 def ovs_ready() -> tuple[bool, str]:
