@@ -29,6 +29,7 @@ setup(
         "scapy>=2.6,<2.9",
         "matplotlib>=3.8,<4",
         "PyYAML>=6,<7",
+        "rich>=13,<16",
     ],
     extras_require={
         "test": [

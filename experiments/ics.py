@@ -76,12 +76,15 @@ def trial(ctx: TrialContext) -> TrialResult:
     if not ctx.plan.hosts_with_role("plc") or not ctx.plan.hosts_with_role("hmi"):
         raise UserError(f"experiment ics needs a topology with an HMI and PLCs "
                         f"(ics), not {ctx.plan.name}")
+    ctx.stage("building the network")
     with running_lab(ctx.lab_config()) as lab:
+        ctx.stage("starting PLCs and HMI")
         plc_names = [h.name for h in ctx.plan.hosts_with_role("plc")]
         ics = start_ics(lab, ctx.raw_dir, plc_cycle_ms=cfg["plc_cycle_ms"],
                         hmi_period_ms=cfg["hmi_period_ms"],
                         hmi_timeout_ms=cfg["hmi_timeout_ms"],
                         writes=operator_writes(cfg, plc_names))
+        ctx.stage(f"operating for {cfg['duration_s']:g} s")
         deadline = time.monotonic() + cfg["duration_s"]
         while time.monotonic() < deadline:
             lab.check_healthy()

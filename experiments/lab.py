@@ -57,6 +57,7 @@ class LabConfig:
     connect_timeout_s: float = 30.0
     controller_args: tuple[str, ...] = field(default=())
     switch_prefix: str = field(default_factory=lambda: os.environ.get(SWITCH_PREFIX_ENV, ""))
+    pcap_hosts: tuple[str, ...] = ()
 
 
 def free_loopback_port() -> int:
@@ -268,6 +269,22 @@ class Lab:
                     if intf != "lo":
                         h.cmd(f"ethtool -K {intf} tx off >/dev/null 2>&1")
 
+    def _start_captures(self) -> None:
+        """tcpdump on each chosen host's interface, inside the host, into ``pcap/``."""
+        if not self.cfg.pcap_hosts:
+            return
+        pcap_dir = self.cfg.log_dir / "pcap"
+        pcap_dir.mkdir(exist_ok=True)
+        for name in self.cfg.pcap_hosts:
+            intf = f"{name}-eth0"
+            # -U: write each packet as it comes, so a stopped capture is still readable;
+            # -s 256: headers and the start of Modbus payloads, not bulk data.
+            self.popen(name, ["tcpdump", "-n", "-U", "-s", "256", "-i", intf, "-w",
+                              str(pcap_dir / f"{name}.pcap")], f"pcap/{name}.log",
+                       what="tcpdump")
+        for name in self.cfg.pcap_hosts:
+            self.wait_for_log(f"pcap/{name}.log", "listening on", 10.0)
+
     def _wait_controller_ready(self) -> None:
         """The launcher logs ``controller ready`` once it listens; build only then."""
         deadline = time.monotonic() + self.cfg.connect_timeout_s
@@ -365,6 +382,7 @@ def running_lab(cfg: LabConfig) -> Iterator[Lab]:
         t1 = time.monotonic()
         lab._wait_connected()
         lab.timeline["connect_s"] = time.monotonic() - t1
+        lab._start_captures()
         yield lab
     finally:
         t2 = time.monotonic()

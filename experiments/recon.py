@@ -87,8 +87,11 @@ def trial(ctx: TrialContext) -> TrialResult:
     outcome_path = ctx.raw_dir / "recon_outcome.json"
     nmap_dir = ctx.raw_dir / "recon"
     nmap_dir.mkdir(exist_ok=True)
+    ctx.stage("building the network")
     with running_lab(ctx.lab_config()) as lab:
+        ctx.stage("starting PLCs and HMI")
         ics = start_ics(lab, ctx.raw_dir)
+        ctx.stage(f"reconnaissance ({cfg['scanner']}: {', '.join(stages)})")
         proc = lab.python(attacker.name, "attacks.recon", [
             "--plan", str(plan_path), "--targets", ctx.plan.subnet,
             "--ports", ",".join(map(str, ports)), "--stages", ",".join(stages),

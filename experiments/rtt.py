@@ -67,10 +67,12 @@ def trial(ctx: TrialContext) -> TrialResult:
     samples: list[dict] = []
     per_pair: list[dict] = []
     metrics: dict[str, float] = {}
+    ctx.stage("building the network")
     with running_lab(ctx.lab_config()) as lab:
         # The ICS runs (PLCs polled by the HMI) while we ping, as it would in a plant.
         ics = start_ics(lab, ctx.raw_dir) if ctx.plan.hosts_with_role("plc") else None
         for src, dst in pairs:
+            ctx.stage(f"ping {src} -> {dst}")
             dst_ip = ctx.plan.host(dst).ip
             cmd = ["ping", "-n", "-c", str(cfg["count"]), "-i", f"{cfg['interval_s']:g}",
                    "-W", f"{cfg['timeout_s']:g}", dst_ip]

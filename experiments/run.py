@@ -40,6 +40,9 @@ def _add_runner_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failed trial")
+    p.add_argument("--pcap", metavar="HOSTS", default="",
+                   help="capture these hosts' traffic with tcpdump into raw/ "
+                        "(comma-separated host names, or 'all')")
 
 
 def experiment_parser(exp: Experiment) -> argparse.ArgumentParser:
@@ -68,6 +71,7 @@ def _raise_interrupted(signum: int, _frame: object) -> None:
 
 def _run_one(exp: Experiment, args: argparse.Namespace, argv: list[str]) -> int:
     from experiments.lock import RunLock
+    from experiments.progress import make_progress
     from experiments.runner import run_experiment, summary_table
 
     file_values = load_config_file(Path(args.config)) if args.config else None
@@ -76,13 +80,10 @@ def _run_one(exp: Experiment, args: argparse.Namespace, argv: list[str]) -> int:
                             file_name=args.config or "config file")
     out = Path(args.out)
 
-    def progress(msg: str) -> None:
-        if not args.quiet:
-            print(msg, file=sys.stderr, flush=True)
-
     with RunLock(f"experiments.run {exp.name}"):
         outcome = run_experiment(exp, config, out, ["python", "-m", "experiments.run", *argv],
-                                 progress=progress, fail_fast=args.fail_fast)
+                                 progress=make_progress(args.quiet), fail_fast=args.fail_fast,
+                                 pcap=args.pcap)
     if args.json:
         print(json.dumps({"bundle": str(outcome.bundle), **outcome.summary}, default=str))
     else:

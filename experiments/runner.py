@@ -12,10 +12,8 @@ import importlib.util
 import logging
 import math
 import random
-import sys
 import time
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from experiments import platform
 from experiments.bundle import Bundle, git_commit, package_versions
 from experiments.errors import Interrupted, LabError, SetupError, UserError
 from experiments.lab import LabConfig
+from experiments.progress import Progress, QuietProgress
 from experiments.spec import Experiment, TrialResult
 from experiments.stats import summarize
 from topologies.plan import AddressPlan, plan_for
@@ -76,10 +75,16 @@ class TrialContext:
     plan: AddressPlan
     engine: str
     datapath: str
+    progress: Progress = field(default_factory=QuietProgress)
+    pcap_hosts: tuple[str, ...] = ()
     rng: random.Random = field(init=False)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
+
+    def stage(self, text: str) -> None:
+        """Tell the user what the trial is doing now (progress bar or a line)."""
+        self.progress.stage(text)
 
     def lab_config(self, **overrides: Any) -> LabConfig:
         opts: dict[str, Any] = {
@@ -90,6 +95,7 @@ class TrialContext:
             "link_delay_ms": self.config["link_delay_ms"],
             "link_loss_pct": self.config["link_loss_pct"],
             "connect_timeout_s": self.config["connect_timeout_s"],
+            "pcap_hosts": self.pcap_hosts,
         }
         opts.update(overrides)
         return LabConfig(**opts)
@@ -124,15 +130,21 @@ def summary_table(summary: dict[str, Any]) -> str:
 
 
 def run_experiment(exp: Experiment, config: dict[str, Any], out_root: Path,
-                   command: list[str], progress: Callable[[str], None] | None = None,
-                   fail_fast: bool = False) -> RunOutcome:
-    """Run every trial of ``exp`` with a resolved ``config`` and write the bundle."""
-    say = progress or (lambda _msg: None)
+                   command: list[str], progress: Progress | None = None,
+                   fail_fast: bool = False, pcap: str = "") -> RunOutcome:
+    """Run every trial of ``exp`` with a resolved ``config`` and write the bundle.
+
+    pcap: comma-separated host names (or ``all``) whose interface is captured with tcpdump
+    into each trial's ``raw/trial-NNN/pcap/``.
+    """
+    progress = progress or QuietProgress()
+    say = progress.message
     platform.require_lab_prerequisites(need_nmap=exp.needs_nmap)
     need_netem = bool(config["link_delay_ms"] or config["link_loss_pct"])
     plat = platform.detect(config["datapath"], need_netem=need_netem)
     engine = resolve_engine(config["engine"])
     plan = plan_for(config["topo"], config["n_hosts"])
+    pcap_hosts = parse_pcap_hosts(pcap, plan)
 
     bundle = Bundle.create(out_root, exp.name)
     bundle.write_json("config.json", {"experiment": exp.name, **config})
@@ -163,14 +175,16 @@ def run_experiment(exp: Experiment, config: dict[str, Any], out_root: Path,
     invalid_trials = 0
     failed = 0
     interrupted = False
+    progress.start(config["trials"])
     try:
         for trial in range(1, config["trials"] + 1):
             ctx = TrialContext(exp=exp, config=config, trial=trial,
                                seed=trial_seed(config["seed"], trial),
                                raw_dir=bundle.trial_raw(trial), plan=plan, engine=engine,
-                               datapath=plat.datapath)
+                               datapath=plat.datapath, progress=progress,
+                               pcap_hosts=pcap_hosts)
             t0 = time.monotonic()
-            say(f"[trial {trial}/{config['trials']}] running")
+            progress.trial_started(trial)
             record: dict[str, Any] = {"trial": trial, "seed": ctx.seed}
             try:
                 result: TrialResult = exp.trial(ctx)
@@ -181,7 +195,7 @@ def run_experiment(exp: Experiment, config: dict[str, Any], out_root: Path,
                 (ctx.raw_dir / "error.txt").write_text(traceback.format_exc())
                 manifest["trials"].append(record)
                 bundle.write_json("manifest.json", manifest)
-                say(f"[trial {trial}/{config['trials']}] FAILED: {record['error']}")
+                progress.trial_done(trial, f"FAILED: {record['error']}")
                 if fail_fast:
                     break
                 continue
@@ -203,10 +217,13 @@ def run_experiment(exp: Experiment, config: dict[str, Any], out_root: Path,
                           timeline=result.timeline)
             manifest["trials"].append(record)
             bundle.write_json("manifest.json", manifest)
-            say(f"[trial {trial}/{config['trials']}] {record['status']} in {duration:.1f} s")
+            progress.trial_done(trial, f"{record['status']} in {duration:.1f} s")
     except (KeyboardInterrupt, Interrupted):
         interrupted = True
+        progress.finish()
         say("interrupted: the network was torn down; completed trials are in the bundle")
+    else:
+        progress.finish()
 
     summary = {
         "experiment": exp.name,
@@ -233,9 +250,16 @@ def run_experiment(exp: Experiment, config: dict[str, Any], out_root: Path,
     return RunOutcome(bundle.path, summary, failed, summary["trials_completed"], interrupted)
 
 
-def fail(msg: str) -> None:
-    """Print a one-line error (CLIs only)."""
-    print(f"error: {msg}", file=sys.stderr)
-
-
-__all__ = ["RunOutcome", "TrialContext", "UserError", "run_experiment", "summary_table"]
+def parse_pcap_hosts(text: str, plan: AddressPlan) -> tuple[str, ...]:
+    """``--pcap`` value → host names; ``all`` is every host of the plan."""
+    if not text:
+        return ()
+    if text == "all":
+        return tuple(h.name for h in plan.hosts)
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    known = {h.name for h in plan.hosts}
+    for n in names:
+        if n not in known:
+            raise UserError(f"--pcap: no host {n!r} in topology {plan.name} "
+                            f"(hosts: {', '.join(sorted(known))}, or 'all')")
+    return names
