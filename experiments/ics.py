@@ -19,7 +19,7 @@ from experiments import plotting
 from experiments.bundle import read_csv
 from experiments.devices import hmi_results, start_ics, stop_hmi
 from experiments.errors import LabError, UserError
-from experiments.lab import running_lab
+from experiments.lab import exit_description, running_lab
 from experiments.runner import TrialContext
 from experiments.spec import Experiment, Param, TrialResult
 from plc.registers import TANK_MAP
@@ -90,7 +90,8 @@ def trial(ctx: TrialContext) -> TrialResult:
             lab.check_healthy()
             for dev in ics.plcs:
                 if dev.proc.poll() is not None:
-                    raise LabError(f"PLC {dev.name} exited with {dev.proc.returncode}")
+                    raise LabError(f"PLC {dev.name} process died "
+                                   f"({exit_description(dev.proc.returncode)})")
             time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
         metrics_list = stop_hmi(lab, ics)
         lab.check_healthy()

@@ -82,6 +82,18 @@ def planned_interfaces(topo: PlanTopo) -> list[str]:
     return names
 
 
+def exit_description(code: int | None) -> str:
+    """``-9`` → ``killed by SIGKILL``; ``1`` → ``exit status 1``."""
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
 def _tail(path: Path, n_lines: int = 5) -> str:
     try:
         lines = path.read_text(errors="replace").strip().splitlines()
@@ -202,7 +214,8 @@ class Lab:
         """LabError when the controller died or logged an exception (the trial fails)."""
         if not self.controller_alive():
             code = self.controller.returncode if self.controller else None
-            raise LabError(f"controller exited with {code}: {_tail(self.controller_log)}")
+            raise LabError(f"controller process died ({exit_description(code)}); last log "
+                           f"line: {_tail(self.controller_log, 1)}")
         errors = self.controller_errors()
         if errors:
             raise LabError(f"controller logged {len(errors)} exception(s): {errors[0]}")
