@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import errno
 import ipaddress
+import json
 import logging
 import os
 import signal
@@ -173,9 +174,31 @@ def _load_engine(name: str | None) -> Any:
     return engine
 
 
+def _log_app_stats() -> None:
+    """One ``controller stats app=<name> {json}`` line per app that counts things.
+
+    Apps expose ``stats_summary() -> dict``; the experiments and the hostile-traffic tests
+    read packet-ins, parse errors and handler exceptions from these lines.
+    """
+    try:
+        from controllers import engine
+
+        apps = dict(engine.AppManager.get_instance().applications)
+    except Exception:  # stopping must not fail because of a report
+        return
+    for name, app in apps.items():
+        summary = getattr(app, "stats_summary", None)
+        if callable(summary):
+            try:
+                LOG.info("controller stats app=%s %s", name, json.dumps(summary()))
+            except Exception as exc:
+                LOG.warning("controller stats app=%s unavailable: %s", name, exc)
+
+
 def _install_signal_handlers() -> None:
     def stop(signum: int, _frame: object) -> None:
         LOG.info("controller stopping signal=%s", signal.Signals(signum).name)
+        _log_app_stats()
         logging.shutdown()
         # Exit right here: unwinding through the engine's threads (native in os-ken,
         # green in Ryu) from a signal handler is not reliable, and the controller holds

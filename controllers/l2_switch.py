@@ -67,6 +67,10 @@ class L2Switch(engine.AppBase):
         )
         self.apply(datapath, decision)
 
+    def stats_summary(self) -> dict[str, int]:
+        """The core's counters plus handler exceptions (logged when the controller stops)."""
+        return {**self.core.stats.as_dict(), "handler_exceptions": self.handler_exceptions}
+
     def apply(self, datapath: Any, decision: Decision) -> None:
         """Send a decision's deletes, flows and packet-out to ``datapath``, in that order."""
         for delete in decision.deletes:
