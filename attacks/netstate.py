@@ -18,6 +18,7 @@ final comparison reports them as differences, it does not revert them).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import re
@@ -151,6 +152,39 @@ def run_command(argv: Sequence[str], timeout_s: float = COMMAND_TIMEOUT_S) -> st
         last = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
         raise NetStateError(f"{' '.join(argv)}: {last}")
     return done.stdout
+
+
+@dataclass(frozen=True)
+class LocalInterface:
+    """This namespace's interface on a subnet: its name, IPv4 address and MAC."""
+
+    name: str
+    ip: str
+    mac: str
+
+
+def find_interface(link_json: str, network: ipaddress.IPv4Network) -> LocalInterface | None:
+    """From ``ip -j addr show`` text, the interface whose primary address is in ``network``.
+
+    Only an address with the network's own prefix length counts, so a /32 added by an
+    attack (iphop) is never taken for the host's real address.
+    """
+    for link in json.loads(link_json or "[]"):
+        for info in link.get("addr_info", ()):
+            if info.get("family") != "inet" or info.get("prefixlen") != network.prefixlen:
+                continue
+            if ipaddress.IPv4Address(info.get("local", "0.0.0.0")) in network:
+                return LocalInterface(link["ifname"], info["local"], link.get("address", ""))
+    return None
+
+
+def local_interface(network: ipaddress.IPv4Network) -> LocalInterface:
+    """This namespace's interface on ``network``; NetStateError when there is none."""
+    found = find_interface(run_command(["ip", "-j", "addr", "show"]), network)
+    if found is None:
+        raise NetStateError(f"no interface with an address in {network}: is this an emulated "
+                            "host of this plan?")
+    return found
 
 
 def read_sysctl(path: str) -> str:
