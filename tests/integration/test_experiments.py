@@ -14,6 +14,7 @@ import pytest
 
 from experiments.runstate import STATE_DIR
 from experiments.teardown import existing_bridges
+from tests.integration.names import PORT_PREFIXES, SWITCHES
 
 pytestmark = pytest.mark.integration
 
@@ -78,7 +79,7 @@ def test_recon_finds_exactly_the_topology(tmp_path: Path) -> None:
 def _wait_for_lab(proc: subprocess.Popen[str], timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if list(STATE_DIR.glob("lab-*.json")) and {"s1", "s2"} <= existing_bridges():
+        if list(STATE_DIR.glob("lab-*.json")) and SWITCHES <= existing_bridges():
             return
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
         time.sleep(0.1)
@@ -86,10 +87,10 @@ def _wait_for_lab(proc: subprocess.Popen[str], timeout_s: float = 60) -> None:
 
 
 def _leftovers() -> list[str]:
-    left = [f"bridge {b}" for b in {"s1", "s2"} & existing_bridges()]
+    left = [f"bridge {b}" for b in SWITCHES & existing_bridges()]
     left += [f"state {p.name}" for p in STATE_DIR.glob("lab-*.json")]
     left += [f"intf {p.name}" for p in Path("/sys/class/net").iterdir()
-             if p.name.startswith(("s1-eth", "s2-eth"))]
+             if p.name.startswith(PORT_PREFIXES)]
     return left
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from experiments.platform import choose_datapath
 from experiments.runner import resolve_engine
 from experiments.runstate import STATE_DIR, pid_alive
 from experiments.teardown import existing_bridges
+from tests.integration.names import PORT_PREFIXES, S2, SWITCHES
 from topologies.plan import ics_plan
 
 pytestmark = pytest.mark.integration
@@ -31,7 +31,7 @@ def test_all_pairs_ping_tcp_and_clean_teardown(tmp_path: Path) -> None:
         state_file = lab.state.path
         pids = [(p.pid, p.start_ticks) for p in lab.state.processes]
         assert state_file is not None and state_file.exists()
-        assert {"s1", "s2"} <= existing_bridges()
+        assert SWITCHES <= existing_bridges()
         lost = []
         for a, b in itertools.permutations(plan.hosts, 2):
             out = lab.run(a.name, ["ping", "-n", "-c", "1", "-W", "2", b.ip], 10).stdout
@@ -59,15 +59,15 @@ def test_all_pairs_ping_tcp_and_clean_teardown(tmp_path: Path) -> None:
             routes = lab.host(h.name).cmd("ip -4 route show")
             assert "default" not in routes, f"{h.name} has a default route: {routes}"
     assert not state_file.exists()
-    assert not ({"s1", "s2"} & existing_bridges())
+    assert not (SWITCHES & existing_bridges())
     assert not any(pid_alive(pid, ticks) for pid, ticks in pids)
-    assert not [n for n in os.listdir("/sys/class/net") if re.match(r"s[12]-eth\d", n)]
+    assert not [n for n in os.listdir("/sys/class/net") if n.startswith(PORT_PREFIXES)]
 
 
 def test_bridge_name_clash_is_refused(tmp_path: Path) -> None:
     import subprocess
 
-    subprocess.run(["ovs-vsctl", "add-br", "s2", "--", "set", "bridge", "s2",
+    subprocess.run(["ovs-vsctl", "add-br", S2, "--", "set", "bridge", S2,
                     "datapath_type=netdev"], check=True)
     try:
         from experiments.errors import SetupError
@@ -75,7 +75,7 @@ def test_bridge_name_clash_is_refused(tmp_path: Path) -> None:
         with pytest.raises(SetupError, match="already exist"), running_lab(
                 lab_config(tmp_path)):
             pass
-        assert "s2" in existing_bridges()  # someone else's bridge is left alone
+        assert S2 in existing_bridges()  # someone else's bridge is left alone
         assert not list(STATE_DIR.glob("lab-*.json"))
     finally:
-        subprocess.run(["ovs-vsctl", "--if-exists", "del-br", "s2"], check=True)
+        subprocess.run(["ovs-vsctl", "--if-exists", "del-br", S2], check=True)

@@ -18,6 +18,7 @@ import pytest
 
 from experiments.runstate import STATE_DIR, RunState
 from experiments.teardown import existing_bridges
+from tests.integration.names import PORT_PREFIXES, SWITCHES
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +41,7 @@ def lab_state(timeout_s: float = 60, proc: subprocess.Popen[str] | None = None) 
                 st = RunState.load(path)
             except (OSError, ValueError):
                 continue
-            if {"s1", "s2"} <= set(st.bridges) and {"s1", "s2"} <= existing_bridges():
+            if SWITCHES <= set(st.bridges) and SWITCHES <= existing_bridges():
                 return st
         if proc is not None and proc.poll() is not None:
             raise AssertionError(f"run ended early: {proc.stderr.read() if proc.stderr else ''}")
@@ -49,10 +50,10 @@ def lab_state(timeout_s: float = 60, proc: subprocess.Popen[str] | None = None) 
 
 
 def leftovers() -> list[str]:
-    left = [f"bridge {b}" for b in {"s1", "s2"} & existing_bridges()]
+    left = [f"bridge {b}" for b in SWITCHES & existing_bridges()]
     left += [f"state {p.name}" for p in STATE_DIR.glob("lab-*.json")]
     left += [f"intf {p.name}" for p in Path("/sys/class/net").iterdir()
-             if p.name.startswith(("s1-eth", "s2-eth"))]
+             if p.name.startswith(PORT_PREFIXES)]
     return left
 
 
