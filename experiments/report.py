@@ -195,9 +195,13 @@ def _trial_records(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     return [t for t in trials if isinstance(t, dict)] if isinstance(trials, list) else []
 
 
-def _validity(manifest: dict[str, Any]) -> dict[str, tuple[int, int]]:
-    """check → (trials passed, trials checked); the runner stores a bool or, mid-run, a list."""
-    out: dict[str, tuple[int, int]] = {}
+def _validity(manifest: dict[str, Any]) -> dict[str, tuple[int, int | None]]:
+    """check → (trials passed, trials checked).
+
+    Mid-run the runner stores one bool per trial; at the end one bool for all trials, then
+    the count is unknown: (1, None) passed in every trial, (0, None) failed in at least one.
+    """
+    out: dict[str, tuple[int, int | None]] = {}
     raw = manifest.get("validity")
     if not isinstance(raw, dict):
         return out
@@ -205,8 +209,12 @@ def _validity(manifest: dict[str, Any]) -> dict[str, tuple[int, int]]:
         if isinstance(value, list):
             out[str(name)] = (sum(1 for v in value if v), len(value))
         else:
-            out[str(name)] = (1, 1) if value else (0, 1)
+            out[str(name)] = (1 if value else 0, None)
     return out
+
+
+def _check_failed(ok: int, n: int | None) -> bool:
+    return ok < n if n is not None else ok == 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,7 +227,7 @@ def _status_banners(b: BundleFiles) -> list[str]:
     failed = [t for t in trials if t.get("status") == "failed"]
     invalid = [t for t in trials if t.get("status") == "invalid"]
     checks = _validity(m)
-    bad_checks = [name for name, (ok, n) in checks.items() if ok < n]
+    bad_checks = [name for name, (ok, n) in checks.items() if _check_failed(ok, n)]
     out = []
     if bad_checks or invalid:
         out.append(
@@ -316,11 +324,15 @@ def _section_validity(b: BundleFiles) -> str:
         return "\n".join(parts)
     rows = []
     for name, (ok, n) in checks.items():
-        passed = ok == n
+        passed = not _check_failed(ok, n)
+        if n is not None:
+            detail = f"passed in {ok} of {n} trial(s)"
+        else:
+            detail = "passed in every trial" if passed else "failed in at least one trial"
         rows.append((name, pill("pass" if passed else "FAIL", "pass" if passed else "fail"),
-                     f"{ok} of {n} trial(s)" if n > 1 else ("passed" if passed else "failed")))
+                     detail))
     parts.append(table(("check", "result", "trials"), rows))
-    if any(ok < n for ok, n in checks.values()):
+    if any(_check_failed(ok, n) for ok, n in checks.values()):
         parts.append("<p>A trial that fails a check is marked <b>invalid</b>: its metrics stay "
                      "in <code>metrics.csv</code> (valid = false) but are <b>not scored</b> in "
                      "the summary.</p>")

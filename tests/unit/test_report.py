@@ -180,7 +180,7 @@ def test_invalid_run_is_flagged_and_not_scored(tmp_path: Path) -> None:
     assert "INVALID RUN" in doc
     assert "real_addresses_unreachable" in doc
     assert "are not scored" in doc
-    assert 'class="pill fail">FAIL<' in doc
+    assert 'class="pill fail">FAIL<' in doc and "failed in at least one trial" in doc
     assert 'class="pill invalid">invalid<' in doc
     assert "trial 2 (invalid, not scored)" in doc
     assert "Complete run" not in doc
@@ -218,7 +218,7 @@ def test_midrun_validity_lists_and_missing_summary(tmp_path: Path) -> None:
     (b / "manifest.json").write_text(json.dumps(m))
     (b / "summary.json").unlink()
     doc = write_report(b).read_text()
-    assert "1 of 2 trial(s)" in doc
+    assert "passed in 1 of 2 trial(s)" in doc and "INVALID RUN" in doc
     assert "INCOMPLETE" in doc and "No <code>summary.json</code>" in doc
 
 
