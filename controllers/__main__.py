@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from controllers.registry import APPS, AppEntry
+from controllers.registry import APPS, AppEntry, set_app_settings
 
 LOG = logging.getLogger("controllers.launcher")
 _LAUNCHED_S = time.monotonic()  # startup time in the ready line counts engine imports too
@@ -54,13 +54,19 @@ class _OneLineParser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The launcher's parser; its errors raise UsageError instead of printing usage."""
+def build_parser(entry: AppEntry | None = None, add_help: bool = True
+                 ) -> argparse.ArgumentParser:
+    """The launcher's parser, with ``entry``'s own options when it has some; its errors raise
+    UsageError instead of printing usage."""
     parser = _OneLineParser(
         prog=PROG,
         description="Run an OpenFlow controller app on Ryu or os-ken, on loopback only.",
         epilog="apps: " + ", ".join(APPS) + " (or 'list')",
+        add_help=add_help,
     )
+    module = entry.options_module() if entry is not None else None
+    if module is not None:
+        module.add_arguments(parser.add_argument_group(f"{entry.name} options"))
     parser.add_argument("app", help="short app name (see 'list'), or 'list'")
     parser.add_argument("--engine", help="ryu or os-ken (default: $SDNICS_ENGINE, else Ryu "
                         "if importable, else os-ken)")
@@ -72,6 +78,23 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write the log here instead of stderr")
     parser.add_argument("--verbose", action="store_true", help="log at DEBUG level")
     return parser
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse with the named app's options included (a first pass finds the app's name)."""
+    try:
+        first, _rest = build_parser(add_help=False).parse_known_args(argv)
+        entry = APPS.get(first.app)
+    except UsageError:
+        entry = None  # the full parse below reports what is wrong
+    args = build_parser(entry).parse_args(argv)
+    module = entry.options_module() if entry is not None else None
+    if module is not None:
+        try:
+            set_app_settings(entry.name, module.settings_from_args(args))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    return args
 
 
 def parse_port(text: str) -> int:
@@ -236,7 +259,7 @@ def run(entry: AppEntry, engine: Any, host: str, port: int) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, start the controller, return the exit code (see module docstring)."""
     try:
-        args = build_parser().parse_args(argv)
+        args = parse_args(argv)
         if args.app == "list":
             for entry in APPS.values():
                 print(f"{entry.name:10} {entry.description}  [{', '.join(entry.modules)}]")

@@ -22,6 +22,9 @@ CONTROLLER_MAX_LEN_NO_BUFFER = 0xFFFF  # OFPCML_NO_BUFFER: send whole packet, do
 
 PRIORITY_TABLE_MISS = 0
 
+MATCH_FIELD_ORDER = ("in_port", "eth_src", "eth_dst", "eth_type", "ip_proto", "ipv4_src",
+                     "ipv4_dst", "tcp_src", "tcp_dst", "udp_src", "udp_dst")
+
 
 @dataclass(frozen=True)
 class FlowMatch:
@@ -33,11 +36,20 @@ class FlowMatch:
     eth_type: int | None = None
     ipv4_src: str | None = None
     ipv4_dst: str | None = None
+    ip_proto: int | None = None
+    tcp_src: int | None = None
+    tcp_dst: int | None = None
+    udp_src: int | None = None
+    udp_dst: int | None = None
 
     def fields(self) -> dict[str, Any]:
-        """The set fields as OFPMatch keyword arguments, in OXM-prerequisite order."""
-        order = ("in_port", "eth_src", "eth_dst", "eth_type", "ipv4_src", "ipv4_dst")
-        return {name: getattr(self, name) for name in order if getattr(self, name) is not None}
+        """The set fields as OFPMatch keyword arguments, in OXM-prerequisite order.
+
+        OpenFlow prerequisites are the caller's job: ``ipv4_*`` needs ``eth_type=0x0800``,
+        ``tcp_*``/``udp_*`` need ``ip_proto`` 6/17 (a switch rejects the flow otherwise).
+        """
+        return {name: getattr(self, name) for name in MATCH_FIELD_ORDER
+                if getattr(self, name) is not None}
 
     def covers(self, other: FlowMatch) -> bool:
         """True when every packet matched by ``other`` is also matched by self."""
@@ -69,6 +81,9 @@ class FlowSpec:
 
     idle_timeout_s / hard_timeout_s: 0 means never expires (OpenFlow semantics).
     cookie: lets an app later delete only its own flows.
+    actions: an empty tuple drops the matched packets.
+    send_flow_removed: ask the switch for a flow-removed message when the flow expires or is
+        deleted (OFPFF_SEND_FLOW_REM).
     """
 
     dpid: int
@@ -79,6 +94,7 @@ class FlowSpec:
     hard_timeout_s: int = 0
     cookie: int = 0
     table_id: int = 0
+    send_flow_removed: bool = False
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,7 @@ def flow_add(datapath: Any, spec: FlowSpec) -> Any:
         hard_timeout=spec.hard_timeout_s,
         priority=spec.priority,
         buffer_id=ofp.OFP_NO_BUFFER,
+        flags=ofp.OFPFF_SEND_FLOW_REM if spec.send_flow_removed else 0,
         match=parser.OFPMatch(**spec.match.fields()),
         instructions=inst,
     )
@@ -96,3 +97,14 @@ def packet_out(datapath: Any, spec: PacketOut) -> Any:
         actions=actions(datapath, spec.actions),
         data=spec.data if spec.buffer_id == NO_BUFFER else None,
     )
+
+
+def barrier_request(datapath: Any) -> tuple[Any, int]:
+    """An OFPBarrierRequest with its xid already assigned: (message, xid).
+
+    The switch answers once every message sent before it is processed, so the reply's
+    arrival bounds "flows in place" for the messages that preceded the request.
+    """
+    msg = datapath.ofproto_parser.OFPBarrierRequest(datapath)
+    xid = datapath.set_xid(msg)
+    return msg, xid

@@ -1,0 +1,173 @@
+"""Pure parsing of the headers the defense cores look at (ARP, IPv4, TCP/UDP ports, ICMP type),
+and building of ARP replies; no OpenFlow framework.
+
+Parsed with :mod:`struct`, like :mod:`controllers.learning`, so hostile frames never reach the
+framework's packet library (CVE-2024-28732). A truncated or malformed ARP/IPv4 header is not an
+error: the :class:`PacketView` simply has ``arp``/``ipv4`` set to None and the frame is handled
+as plain Ethernet.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from dataclasses import dataclass
+
+from controllers.flowspec import FlowMatch
+from controllers.learning import EthernetHeader, parse_ethernet
+
+ETH_IPV4 = 0x0800
+ETH_ARP = 0x0806
+PROTO_ICMP = 1
+PROTO_TCP = 6
+PROTO_UDP = 17
+ARP_REQUEST = 1
+ARP_REPLY = 2
+ICMP_ECHO_REQUEST = 8
+TCP_FLAG_SYN = 0x02
+TCP_FLAG_ACK = 0x10
+
+_ETH_BYTES = 14
+_ARP = struct.Struct("!HHBBH6s4s6s4s")  # htype ptype hlen plen op sha spa tha tpa
+_IPV4 = struct.Struct("!BBHHHBBH4s4s")
+
+
+@dataclass(frozen=True)
+class ArpHeader:
+    """An Ethernet/IPv4 ARP message. op: 1 request, 2 reply; sha/tha MACs, spa/tpa IPs."""
+
+    op: int
+    sha: str
+    spa: str
+    tha: str
+    tpa: str
+
+
+@dataclass(frozen=True)
+class Ipv4Header:
+    """The IPv4 fields flows match on.
+
+    src_port / dst_port: TCP or UDP ports; None for other protocols and non-first fragments.
+    tcp_flags: the TCP flag byte (None unless TCP). icmp_type: None unless ICMP.
+    """
+
+    src: str
+    dst: str
+    proto: int
+    src_port: int | None = None
+    dst_port: int | None = None
+    tcp_flags: int | None = None
+    icmp_type: int | None = None
+
+    @property
+    def initiates(self) -> bool:
+        """True for a packet that opens a conversation: TCP SYN without ACK, any UDP datagram,
+        ICMP echo request. Replies (SYN-ACK, RST, echo reply) are not probes."""
+        if self.proto == PROTO_TCP:
+            flags = self.tcp_flags or 0
+            return bool(flags & TCP_FLAG_SYN) and not flags & TCP_FLAG_ACK
+        if self.proto == PROTO_UDP:
+            return True
+        return self.proto == PROTO_ICMP and self.icmp_type == ICMP_ECHO_REQUEST
+
+
+@dataclass(frozen=True)
+class PacketView:
+    """A frame's Ethernet header plus its ARP or IPv4 header when it has a usable one."""
+
+    eth: EthernetHeader
+    arp: ArpHeader | None = None
+    ipv4: Ipv4Header | None = None
+
+
+def _mac(raw: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in raw)
+
+
+def _mac_bytes(mac: str) -> bytes:
+    return bytes(int(part, 16) for part in mac.split(":"))
+
+
+def _parse_arp(body: bytes) -> ArpHeader | None:
+    if len(body) < _ARP.size:
+        return None
+    htype, ptype, hlen, plen, op, sha, spa, tha, tpa = _ARP.unpack_from(body)
+    if (htype, ptype, hlen, plen) != (1, ETH_IPV4, 6, 4):
+        return None
+    return ArpHeader(op=op, sha=_mac(sha), spa=str(ipaddress.IPv4Address(spa)),
+                     tha=_mac(tha), tpa=str(ipaddress.IPv4Address(tpa)))
+
+
+def _parse_ipv4(body: bytes) -> Ipv4Header | None:
+    if len(body) < _IPV4.size:
+        return None
+    ver_ihl, _tos, _total, _ident, frag, _ttl, proto, _csum, src, dst = _IPV4.unpack_from(body)
+    header_bytes = (ver_ihl & 0x0F) * 4
+    if ver_ihl >> 4 != 4 or header_bytes < _IPV4.size or len(body) < header_bytes:
+        return None
+    base = Ipv4Header(src=str(ipaddress.IPv4Address(src)),
+                      dst=str(ipaddress.IPv4Address(dst)), proto=proto)
+    if frag & 0x1FFF:  # a later fragment carries no transport header
+        return base
+    l4 = body[header_bytes:]
+    if proto in (PROTO_TCP, PROTO_UDP) and len(l4) >= 4:
+        sport, dport = struct.unpack_from("!HH", l4)
+        flags = l4[13] if proto == PROTO_TCP and len(l4) >= 14 else None
+        if proto == PROTO_TCP and flags is None:
+            return base
+        return Ipv4Header(base.src, base.dst, proto, sport, dport, tcp_flags=flags)
+    if proto == PROTO_ICMP and len(l4) >= 1:
+        return Ipv4Header(base.src, base.dst, proto, icmp_type=l4[0])
+    return base
+
+
+def parse_packet(frame: bytes | bytearray | memoryview) -> PacketView:
+    """Ethernet header (raises :class:`~controllers.learning.FrameError` if unusable) plus
+    ARP or IPv4 when present and well-formed. VLAN-tagged frames are left as plain Ethernet."""
+    eth = parse_ethernet(frame)
+    body = bytes(frame[_ETH_BYTES:])
+    if eth.ethertype == ETH_ARP:
+        return PacketView(eth, arp=_parse_arp(body))
+    if eth.ethertype == ETH_IPV4:
+        return PacketView(eth, ipv4=_parse_ipv4(body))
+    return PacketView(eth)
+
+
+def arp_reply_frame(answer_mac: str, answer_ip: str, to_mac: str, to_ip: str) -> bytes:
+    """An Ethernet ARP reply saying ``answer_ip is-at answer_mac``, addressed to the asker."""
+    eth = _mac_bytes(to_mac) + _mac_bytes(answer_mac) + struct.pack("!H", ETH_ARP)
+    arp = _ARP.pack(1, ETH_IPV4, 6, 4, ARP_REPLY, _mac_bytes(answer_mac),
+                    ipaddress.IPv4Address(answer_ip).packed, _mac_bytes(to_mac),
+                    ipaddress.IPv4Address(to_ip).packed)
+    return eth + arp + b"\x00" * 18  # pad to the 60-byte Ethernet minimum
+
+
+def fine_match(in_port: int | None, view: PacketView, src_port: bool = False) -> FlowMatch:
+    """A match as narrow as a per-conversation flow: Ethernet addresses and type, and for IPv4
+    the addresses, protocol and destination port (and source port when ``src_port``).
+
+    Narrow flows are what let the controller see each new (source, destination, port): a
+    coarse MAC-pair flow would carry a whole port scan past it after the first packet.
+    """
+    ip = view.ipv4
+    base = FlowMatch(in_port=in_port, eth_src=view.eth.src, eth_dst=view.eth.dst,
+                     eth_type=view.eth.ethertype)
+    if ip is None or view.eth.ethertype != ETH_IPV4:
+        return base
+    return FlowMatch(in_port=in_port, eth_src=view.eth.src, eth_dst=view.eth.dst,
+                     eth_type=ETH_IPV4, ip_proto=ip.proto, ipv4_src=ip.src, ipv4_dst=ip.dst,
+                     **transport_fields(ip, src_port=src_port))
+
+
+def transport_fields(ip: Ipv4Header, src_port: bool = True, swap: bool = False
+                     ) -> dict[str, int]:
+    """``tcp_src``/``tcp_dst`` (or ``udp_*``) match fields of ``ip``; ``swap`` gives the reply
+    direction's fields. Empty when the packet has no ports."""
+    if ip.dst_port is None or ip.src_port is None or ip.proto not in (PROTO_TCP, PROTO_UDP):
+        return {}
+    prefix = "tcp" if ip.proto == PROTO_TCP else "udp"
+    sport, dport = (ip.dst_port, ip.src_port) if swap else (ip.src_port, ip.dst_port)
+    out = {f"{prefix}_dst": dport}
+    if src_port:
+        out[f"{prefix}_src"] = sport
+    return out

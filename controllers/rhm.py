@@ -1,0 +1,164 @@
+"""Random host mutation app: a thin adapter around :class:`controllers.mutation.RhmCore`.
+
+``python -m controllers rhm [--plan PLAN.json] [--hop-interval-s S] [--seed N] [--jitter-s S]
+[--flow-idle-s S] [--arp-mac virtual|real] [--hop-log PATH] [--detector ...detector options]``.
+
+A hop thread asks the core for due hops, sends their flow changes, then a barrier request to
+each switch touched; when every barrier reply is back, the hop is logged as one JSON line in
+``--hop-log`` (fields: ``time_unix_s``, ``t_s`` (scheduled, seconds after start), ``seq``,
+``host``, ``real_ip``, ``old_virtual``, ``new_virtual``, ``flows_installed``,
+``flows_deleted``, ``switches``, ``kept_flows``, ``decision_to_flows_ms`` (None when no switch
+was touched or a barrier reply did not come within :data:`BARRIER_TIMEOUT_S`)) and one log line.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from controllers import engine, ofmsg
+from controllers.detector import DetectorSwitch, JsonLines
+from controllers.detector_core import ScanDetector
+from controllers.handlers import fail_loudly
+from controllers.learning import LearningSwitchCore
+from controllers.mutation import HopEvent, HopResult, RhmCore, RhmSettings
+
+BARRIER_TIMEOUT_S = 5.0
+HOP_LOOP_MAX_SLEEP_S = 0.2
+
+
+@dataclass
+class _PendingHop:
+    result: HopResult
+    sent_s: float
+    outstanding: set[tuple[int, int]] = field(default_factory=set)
+
+
+class RhmSwitch(DetectorSwitch):
+    """The detector app's event handling with the RHM core, plus hops, barriers and
+    flow-removed messages."""
+
+    APP_NAME: ClassVar[str] = "rhm"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        settings: RhmSettings = self.settings
+        self.hop_log = JsonLines(settings.hop_log)
+        self._pending: dict[int, _PendingHop] = {}
+        self._barrier_owner: dict[tuple[int, int], int] = {}
+
+    def make_core(self) -> RhmCore:
+        settings: RhmSettings = self.settings
+        detector = (ScanDetector(settings.detector.config)
+                    if settings.detector is not None else None)
+        return RhmCore(settings.load_plan(), settings.config, time.monotonic(),
+                       LearningSwitchCore(), detector)
+
+    def detect_log_path(self) -> str | None:
+        detector = self.settings.detector
+        return detector.detect_log if detector is not None else None
+
+    def start(self) -> Any:
+        thread = super().start()
+        cfg = self.settings.config
+        self.logger.info("rhm started seed=%d hop_interval_s=%g jitter_s=%g flow_idle_s=%d "
+                         "arp_mac=%s detector=%s", cfg.seed, cfg.hop_interval_s, cfg.jitter_s,
+                         cfg.flow_idle_timeout_s, cfg.arp_mac,
+                         self.settings.detector is not None)
+        for event in self.core.initial_events:
+            self._log_hop(event, 0, 0, 0, 0, None)
+        self.threads.append(engine.hub.spawn(self._hop_loop))
+        return thread
+
+    # --- hops ----------------------------------------------------------------------------
+    def _hop_loop(self) -> None:
+        while True:
+            try:
+                self._hop_once()
+            except Exception:
+                self.handler_exceptions += 1
+                self.logger.exception("HANDLER EXCEPTION app=%s handler=_hop_loop count=%d",
+                                      type(self).__name__, self.handler_exceptions)
+            with self.lock:
+                wait_s = self.core.next_hop_in_s(time.monotonic())
+            engine.hub.sleep(min(max(wait_s, 0.005), HOP_LOOP_MAX_SLEEP_S))
+
+    def _hop_once(self) -> None:
+        with self.lock:
+            now_s = time.monotonic()
+            for result in self.core.tick(now_s):
+                self._send_hop(result)
+            for seq in [s for s, p in self._pending.items()
+                        if now_s - p.sent_s > BARRIER_TIMEOUT_S]:
+                self._finish(seq, None)
+
+    def _send_hop(self, result: HopResult) -> None:
+        pending = _PendingHop(result, result.decided_s)
+        dpids = {d.dpid for d in result.deletes} | {f.dpid for f in result.flows}
+        for delete in result.deletes:
+            target = self.datapaths.get(delete.dpid)
+            if target is not None:
+                target.send_msg(ofmsg.flow_delete(target, delete))
+        for flow in result.flows:
+            target = self.datapaths.get(flow.dpid)
+            if target is not None:
+                target.send_msg(ofmsg.flow_add(target, flow))
+        for dpid in sorted(dpids):
+            target = self.datapaths.get(dpid)
+            if target is None:
+                continue
+            msg, xid = ofmsg.barrier_request(target)
+            pending.outstanding.add((dpid, xid))
+            self._barrier_owner[(dpid, xid)] = result.event.seq
+            target.send_msg(msg)
+        self._pending[result.event.seq] = pending
+        if not pending.outstanding:
+            self._finish(result.event.seq, None)
+
+    def _finish(self, seq: int, done_s: float | None) -> None:
+        pending = self._pending.pop(seq)
+        for key in pending.outstanding:
+            self._barrier_owner.pop(key, None)
+        r = pending.result
+        latency_ms = None if done_s is None else (done_s - r.decided_s) * 1000.0
+        switches = len({f.dpid for f in r.flows} | {d.dpid for d in r.deletes})
+        self._log_hop(r.event, len(r.flows), len(r.deletes), switches, r.kept_flows, latency_ms)
+
+    def _log_hop(self, event: HopEvent, flows: int, deletes: int, switches: int, kept: int,
+                 latency_ms: float | None) -> None:
+        self.hop_log.write({
+            "time_unix_s": round(time.time(), 6), "t_s": round(event.t_s, 6),
+            "seq": event.seq, "host": event.host, "real_ip": event.real_ip,
+            "old_virtual": event.old_virtual, "new_virtual": event.new_virtual,
+            "flows_installed": flows, "flows_deleted": deletes, "switches": switches,
+            "kept_flows": kept,
+            "decision_to_flows_ms": None if latency_ms is None else round(latency_ms, 3),
+        })
+        self.logger.info("hop seq=%d host=%s old=%s new=%s flows=%d kept_flows=%d "
+                         "decision_to_flows_ms=%s", event.seq, event.host, event.old_virtual,
+                         event.new_virtual, flows, kept,
+                         "none" if latency_ms is None else f"{latency_ms:.2f}")
+
+    @engine.set_ev_cls(engine.ofp_event.EventOFPBarrierReply, engine.MAIN_DISPATCHER)
+    @fail_loudly
+    def on_barrier_reply(self, ev: Any) -> None:
+        """A switch processed everything sent before our barrier: a hop's flows are in place
+        once every switch it touched has answered."""
+        done_s = time.monotonic()
+        key = (ev.msg.datapath.id, ev.msg.xid)
+        with self.lock:
+            seq = self._barrier_owner.pop(key, None)
+            pending = self._pending.get(seq) if seq is not None else None
+            if pending is None:
+                return
+            pending.outstanding.discard(key)
+            if not pending.outstanding:
+                self._finish(seq, done_s)
+
+    @engine.set_ev_cls(engine.ofp_event.EventOFPFlowRemoved, engine.MAIN_DISPATCHER)
+    @fail_loudly
+    def on_flow_removed(self, ev: Any) -> None:
+        """An edge rewrite flow idled out: its conversation's mapping may end."""
+        with self.lock:
+            self.core.flow_removed(ev.msg.cookie)
