@@ -23,6 +23,8 @@ from functools import partial
 from pathlib import Path
 from typing import IO
 
+from mininet.node import RemoteController
+
 from experiments.errors import LabError, SetupError
 from experiments.teardown import existing_bridges, interface_exists, remove_recorded
 from topologies.base import PlanTopo
@@ -58,6 +60,19 @@ class LabConfig:
     controller_args: tuple[str, ...] = field(default=())
     switch_prefix: str = field(default_factory=lambda: os.environ.get(SWITCH_PREFIX_ENV, ""))
     pcap_hosts: tuple[str, ...] = ()
+
+
+class ReadyController(RemoteController):
+    """A RemoteController that does not probe the controller port.
+
+    Mininet's check pipes ``echo A | telnet`` into the port and decodes whatever comes back as
+    UTF-8 in its shell: the controller answers with a binary OpenFlow HELLO whose random xid
+    makes that decode fail now and then (a UnicodeDecodeError in ``Node.read``). The lab has
+    already waited for the launcher's ``controller ready`` line, logged once it listens.
+    """
+
+    def checkListening(self) -> None:
+        return None
 
 
 def free_loopback_port() -> int:
@@ -237,7 +252,7 @@ class Lab:
     def _build_network(self) -> None:
         from mininet.link import Link, TCLink
         from mininet.net import Mininet
-        from mininet.node import OVSSwitch, RemoteController
+        from mininet.node import OVSSwitch
 
         prefix = self.cfg.switch_prefix
         if prefix and not (prefix.isalnum() and len(prefix) <= 4):
@@ -270,7 +285,7 @@ class Lab:
                            link=partial(link_cls, **link_opts) if link_opts else link_cls,
                            build=False, autoSetMacs=False, autoStaticArp=False,
                            waitConnected=False, cleanup=False)
-        self.net.addController(RemoteController("c0", ip="127.0.0.1", port=self.ofp_port))
+        self.net.addController(ReadyController("c0", ip="127.0.0.1", port=self.ofp_port))
         self.net.build()
         for h in self.net.hosts:
             self.state.add_process(h.pid, f"host:{h.name}")
