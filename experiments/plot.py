@@ -42,9 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("bundle", nargs="+", type=Path, help="results bundle folder(s)")
     try:
         args = p.parse_args(argv)
+        from experiments.report import write_report
+
         for b in args.bundle:
             for stem, _caption in replot(b):
                 print(f"{b / stem}.png")
+            if (b / "manifest.json").exists():
+                print(write_report(b))
         return 0
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from experiments import platform
+from experiments import fidelity, platform
 from experiments.bundle import Bundle, git_commit, package_versions
 from experiments.errors import Interrupted, LabError, SetupError, UserError
 from experiments.lab import LabConfig
 from experiments.progress import Progress, QuietProgress
+from experiments.report import write_report
 from experiments.spec import Experiment, TrialResult
 from experiments.stats import summarize
 from topologies.plan import AddressPlan, plan_for
@@ -186,12 +187,16 @@ def run_experiment(exp: Experiment, config: dict[str, Any], out_root: Path,
             t0 = time.monotonic()
             progress.trial_started(trial)
             record: dict[str, Any] = {"trial": trial, "seed": ctx.seed}
+            mon = fidelity.FidelityMonitor()
             try:
-                result: TrialResult = exp.trial(ctx)
+                with mon:
+                    result: TrialResult = exp.trial(ctx)
             except (LabError, OSError, ValueError, RuntimeError, KeyError) as exc:
                 failed += 1
                 record.update(status="failed", error=f"{type(exc).__name__}: {exc}",
-                              duration_s=time.monotonic() - t0)
+                              duration_s=time.monotonic() - t0,
+                              fidelity=mon.summary().to_dict())
+                mon.write_csv(ctx.raw_dir / "fidelity.csv")
                 (ctx.raw_dir / "error.txt").write_text(traceback.format_exc())
                 manifest["trials"].append(record)
                 bundle.write_json("manifest.json", manifest)
@@ -214,10 +219,12 @@ def run_experiment(exp: Experiment, config: dict[str, Any], out_root: Path,
             else:
                 invalid_trials += 1
             record.update(status="ok" if valid else "invalid", duration_s=duration,
-                          timeline=result.timeline)
+                          timeline=result.timeline, fidelity=mon.summary().to_dict())
+            mon.write_csv(ctx.raw_dir / "fidelity.csv")
             manifest["trials"].append(record)
             bundle.write_json("manifest.json", manifest)
-            progress.trial_done(trial, f"{record['status']} in {duration:.1f} s")
+            saturated = " (host CPU saturated)" if record["fidelity"]["saturated"] else ""
+            progress.trial_done(trial, f"{record['status']} in {duration:.1f} s{saturated}")
     except (KeyboardInterrupt, Interrupted):
         interrupted = True
         progress.finish()
@@ -245,7 +252,13 @@ def run_experiment(exp: Experiment, config: dict[str, Any], out_root: Path,
                     complete=not interrupted,
                     plots=[{"stem": p, "caption": c} for p, c in plots])
     manifest["validity"] = {k: all(v) for k, v in manifest["validity"].items()}
+    manifest["fidelity"] = fidelity.run_summary(manifest["trials"])
     bundle.write_json("manifest.json", manifest)
+    try:
+        write_report(bundle.path)
+    except Exception as exc:  # a report bug must not lose the measured data
+        log.exception("writing report.html failed")
+        say(f"report failed: {exc}")
     bundle.link_latest(out_root)
     return RunOutcome(bundle.path, summary, failed, summary["trials_completed"], interrupted)
 
