@@ -241,3 +241,22 @@ def test_iphop_probes_come_from_several_sources(ics_lab: IcsLab) -> None:
     assert outcome["host_restored"]
     assert _state(env.lab, "attacker") == before
 
+
+
+def test_iphop_sigterm_still_restores(ics_lab: IcsLab) -> None:
+    env, plan = ics_lab, ics_lab.plan
+    before = _state(env.lab, "attacker")
+    out = env.raw / "iphop_term.json"
+    proc = env.lab.python("attacker", "attacks.iphop", [
+        "--plan", str(env.plan_path), "--out", str(out), "--targets", plan.host("plc2").ip,
+        "--hop-interval-s", "0.3", "--duration-s", "60"], "iphop_term.log")
+    try:
+        env.lab.wait_for_log("iphop_term.log", "hop 2:", 20, proc)
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+    finally:
+        env.lab.stop(proc)
+    outcome = json.loads(out.read_text())
+    assert code == 128 + signal.SIGTERM and outcome["interrupted"]
+    assert len(outcome["hops_applied"]) >= 3 and outcome["host_restored"]
+    assert _state(env.lab, "attacker") == before
