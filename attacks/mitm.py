@@ -62,6 +62,7 @@ from attacks.hostenv import (
 from attacks.netstate import IP_FORWARD, HostChanges, LocalInterface, local_interface
 from plc.mbap import FramingError, split_frames
 from plc.registers import MAPS, Table
+from topologies.plan import AddressPlan
 
 log = logging.getLogger(__name__)
 
@@ -813,6 +814,9 @@ def _validate(args: argparse.Namespace) -> None:
     items = [t.strip() for t in args.targets.split(",")]
     if len(items) != 2 or "/" in args.targets or items[0] == items[1]:
         raise UsageError("--targets: exactly two different addresses (the two victims)")
+    attacker = AddressPlan.load(args.plan).attacker  # run_attack has validated the plan
+    if attacker is not None and attacker.ip in items:
+        raise UsageError(f"--targets: {attacker.ip} is the attacker itself")
 
 
 def _new_outcome(args: argparse.Namespace, targets: tuple[str, ...]) -> MitmOutcome:

@@ -182,6 +182,7 @@ BAD = [
     (["--targets", "10.0.0.11,10.0.0.21,10.0.0.22"], "exactly two"),
     (["--targets", "10.0.0.0/30"], "exactly two"),
     (["--targets", "10.0.0.11,10.0.0.11"], "exactly two"),
+    (["--targets", "10.0.0.11,10.0.0.66"], "the attacker itself"),
     (["--targets", "10.0.0.11,10.0.0.21", "--tamper", "level"], "--tamper"),
     (["--targets", "10.0.0.11,10.0.0.21", "--tamper", "auto_mode=1"], "ambiguous"),
     (["--targets", "10.0.0.11,10.0.0.21", "--poison-interval-s", "0.01"], "at least"),
