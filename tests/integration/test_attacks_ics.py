@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -221,11 +222,44 @@ def test_synflood_effect_on_the_hmi_and_recovery(ics_lab: IcsLab) -> None:
     assert target["TcpExt.SyncookiesSent"] + target["TcpExt.ListenDrops"] > 0
     # Measured on the 2-core userspace-datapath machine: SYN cookies keep the listener up and
     # the HMI's established session is never touched (availability 1.0 during the flood);
-    # latency grows with the rate (20k pps: p50 +30 %; 73k pps: p50 1.0 -> 5.5 ms, max 130
-    # ms), as the userspace datapath and plc1's kernel spend the CPU on the SYNs. So: the
-    # HMI works through the flood, answers slower while it runs, and is whole afterwards.
+    # latency grows (60k pps, three runs: p50 during/after 0.97/0.60, 2.39/0.77 ms; 73k pps:
+    # 5.46/1.04 ms), as the userspace datapath and plc1's kernel spend the CPU on the SYNs.
+    # So: the HMI works through the flood, answers slower while it runs, is whole after.
     assert before.availability >= 0.99 and during.availability >= 0.9
+    assert target["TcpExt.SyncookiesSent"] >= 0.5 * flood["packets"]
     if t.lab.cfg.datapath == "user":
-        assert during.latency_p50_ms > 1.5 * after.latency_p50_ms
+        assert during.latency_p50_ms > 1.2 * after.latency_p50_ms
     assert after.availability >= 0.99
+    assert t.iptables() == rules_before
+
+
+# --- interrupts ---------------------------------------------------------------------------
+@pytest.mark.parametrize(("module", "args", "counted"), [
+    ("synflood", ["--rate-pps", "2000", "--duration-s", "60"], ("flood", "packets")),
+    ("modbus_fuzz", ["--frames", "1000000", "--rate-fps", "500", "--max-s", "60",
+                     "--half-open", "20"], ("barrage", "frames")),
+])
+def test_sigterm_stops_an_attack_with_its_outcome(ics_lab: IcsLab, module: str,
+                                                  args: list[str],
+                                                  counted: tuple[str, str]) -> None:
+    t = ics_lab
+    rules_before = t.iptables()
+    out = t.work / f"{module}_term.json"
+    proc = t.lab.python("attacker", f"attacks.{module}", [
+        "--plan", str(t.plan_path), "--out", str(out), "--targets", t.plc1.ip, *args],
+        f"{module}_term.log")
+    try:
+        t.lab.wait_for_log(f"{module}_term.log", "target address(es)", 20, proc)
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGTERM)
+        status = proc.wait(timeout=15)
+    finally:
+        t.lab.stop(proc)
+    outcome = json.loads(out.read_text())
+    group, key = counted
+    print(f"\n{module} stopped by SIGTERM after {outcome['duration_s']:.2f} s: "
+          f"{outcome[group][key]} {key}")
+    assert status == 128 + signal.SIGTERM
+    assert outcome["interrupted"] and outcome["interrupt_signal"] == "SIGTERM"
+    assert outcome[group][key] > 0 and outcome["duration_s"] < 10
     assert t.iptables() == rules_before
