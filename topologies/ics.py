@@ -30,3 +30,14 @@ class ClassicTopo(PlanTopo):
 
 TOPOS = {"ics": IcsTopo, "classic": ClassicTopo}
 topos = TOPOS  # the name `mn --custom` looks for
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Lab mode on the ICS: ``python -m topologies.ics --cli`` (see :mod:`topologies.labmode`)."""
+    from topologies.labmode import main as lab_main
+
+    return lab_main(argv, prog="python -m topologies.ics", default_topo="ics")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
