@@ -1,0 +1,168 @@
+"""Host-side IP hopping (iptables NAT) on the real ICS with the plain ``l2`` controller app.
+
+One lab: the PLCs and the HMI run throughout, ``defenses.nat_hop`` runs inside plc1 and plc2
+with one schedule (same seed and start time). Checked as a user would see it: the HMI (which
+uses the real addresses) keeps polling; from the attacker the real addresses neither resolve
+by ARP nor answer TCP 502, while the current virtual address answers a Modbus read; a
+conversation started before a hop goes on after it, while the old address refuses new ones;
+the hop log follows the controller defense's schedule; after SIGTERM the PLC hosts' iptables,
+nft ruleset, addresses and permanent neighbours are as before.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from controllers.mutation import MutationConfig
+from defenses.nat_rules import host_events
+from experiments.devices import start_ics, stop_hmi
+from experiments.lab import SWITCH_PREFIX_ENV, Lab, LabConfig, running_lab
+from experiments.platform import choose_datapath
+from experiments.runner import resolve_engine
+from topologies.plan import ics_plan
+
+pytestmark = pytest.mark.integration
+
+HOP_INTERVAL_S = 3.0
+SEED = 7
+PLCS = ("plc1", "plc2")
+
+# A Modbus read (holding register 0, unit 1) over a plain socket, run inside the attacker:
+# prints one JSON line. "hold" keeps the connection open across a hop and reads again.
+PROBE = r"""
+import json, socket, sys, time
+ip, hold_s = sys.argv[1], float(sys.argv[2])
+FRAME = bytes.fromhex("000100000006010300000001")
+out = {"ip": ip}
+try:
+    s = socket.create_connection((ip, 502), timeout=1.0)
+    s.settimeout(2.0)
+    s.sendall(FRAME); out["first"] = s.recv(64)[7]
+    if hold_s:
+        time.sleep(hold_s)
+        s.sendall(FRAME); out["after_hold"] = s.recv(64)[7]
+    s.close()
+    out["ok"] = True
+except OSError as exc:
+    out["ok"] = False; out["error"] = type(exc).__name__
+print(json.dumps(out))
+"""
+
+STATE_CMDS = {
+    "iptables": ["iptables-save"],
+    "nft": ["nft", "list", "ruleset"],
+    "addr": ["ip", "-4", "-o", "addr", "show"],
+    "neigh": ["ip", "neigh", "show", "nud", "permanent"],
+}
+
+
+def _host_state(lab: Lab, host: str) -> dict[str, str]:
+    out = {}
+    for key, argv in STATE_CMDS.items():
+        text = lab.run(host, argv, timeout_s=10).stdout
+        out[key] = "\n".join(ln for ln in text.splitlines() if not ln.startswith("#"))
+    return out
+
+
+def _probe(lab: Lab, ip: str, hold_s: float = 0.0) -> dict:
+    res = lab.run("attacker", [sys.executable, "-c", PROBE, ip, str(hold_s)],
+                  timeout_s=hold_s + 10)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def _hops(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+
+
+def _wait(cond, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_nat_hop_on_real_ics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SWITCH_PREFIX_ENV, os.environ.get(SWITCH_PREFIX_ENV) or "he")
+    plan = ics_plan()
+    plan_path = tmp_path / "plan.json"
+    plan.save(plan_path)
+    cfg = LabConfig(plan=plan, log_dir=tmp_path, engine=resolve_engine("auto"),
+                    datapath=choose_datapath("auto"), app="l2")
+    config = MutationConfig(hop_interval_s=HOP_INTERVAL_S, seed=SEED)
+    with running_lab(cfg) as lab:
+        ics = start_ics(lab, tmp_path)
+        before = {h: _host_state(lab, h) for h in PLCS}
+        start_epoch_s = time.time() + 0.5
+        procs, logs = {}, {}
+        for h in PLCS:
+            logs[h] = tmp_path / f"hops-{h}.jsonl"
+            procs[h] = lab.python(h, "defenses.nat_hop", [
+                "--plan", str(plan_path), "--host", h, "--log", str(logs[h]),
+                "--hop-interval-s", str(HOP_INTERVAL_S), "--seed", str(SEED),
+                "--start-epoch-s", f"{start_epoch_s:.6f}", "--duration-s", "120",
+                "--out", str(tmp_path / f"nat_hop-{h}.json")], f"nat_hop-{h}.log")
+        for h in PLCS:
+            lab.wait_for_log(f"nat_hop-{h}.log", "nat_hop ready", 20, procs[h])
+
+        # The attacker cannot resolve or reach the real addresses.
+        for h in PLCS:
+            real = plan.host(h).ip
+            ping = lab.run("attacker", ["ping", "-c1", "-W1", real], timeout_s=10)
+            assert ping.returncode != 0, f"{h}'s real address answered ping"
+            neigh = lab.run("attacker", ["ip", "neigh", "show", real], timeout_s=10).stdout
+            assert "lladdr" not in neigh and ("FAILED" in neigh or "INCOMPLETE" in neigh), neigh
+            assert not _probe(lab, real)["ok"], f"{h}'s real address answered TCP 502"
+
+        # The current virtual address answers Modbus; a conversation held across a hop goes
+        # on, and while it does (its address retiring) that address refuses new ones.
+        current = _hops(logs["plc1"])[-1]["new_virtual"]
+        assert _probe(lab, current)["ok"]
+        hold_s = 2 * HOP_INTERVAL_S
+        holder = lab.popen("attacker", [sys.executable, "-c", PROBE, current, str(hold_s)],
+                           "held_probe.log", what="held_probe")
+        _wait(lambda: any(r["old_virtual"] == current for r in _hops(logs["plc1"])),
+              2 * HOP_INTERVAL_S, "plc1 to hop away from " + current)
+        stale = _probe(lab, current)
+        assert not stale["ok"], f"old virtual {current} accepted a new connection"
+        now_virtual = _hops(logs["plc1"])[-1]["new_virtual"]
+        assert now_virtual != current and _probe(lab, now_virtual)["ok"]
+        _wait(lambda: holder.poll() is not None, hold_s + 10, "the held conversation")
+        lab.stop(holder)
+        held = json.loads((tmp_path / "held_probe.log").read_text().strip().splitlines()[-1])
+        assert held["ok"] and held["first"] == 3 and held["after_hold"] == 3, held
+        hop_away = next(r for r in _hops(logs["plc1"]) if r["old_virtual"] == current)
+        assert hop_away["kept_flows"] == 1
+
+        _wait(lambda: all(len(_hops(logs[h])) >= 4 for h in PLCS), 4 * HOP_INTERVAL_S + 10,
+              "several hops")
+        for h in PLCS:
+            assert lab.stop(procs[h]) == 143  # SIGTERM: stopped cleanly, 128 + 15
+        metrics = stop_hmi(lab, ics)
+        after = {h: _host_state(lab, h) for h in PLCS}
+
+    hops = {h: _hops(logs[h]) for h in PLCS}
+    for h in PLCS:
+        expected = [e.new_virtual for e in host_events(plan, config, h, 3600)]
+        assert [r["new_virtual"] for r in hops[h]] == expected[:len(hops[h])]
+        summary = json.loads((tmp_path / f"nat_hop-{h}.json").read_text())
+        assert summary["restored"], summary["differences"]
+        assert after[h] == before[h]
+    latencies = [r["decision_to_rules_ms"] for h in PLCS for r in hops[h]]
+    availability = sum(m.polls_ok for m in metrics) / sum(m.polls for m in metrics)
+    print(f"\nnat_hop: {sum(map(len, hops.values()))} hops, decision_to_rules_ms "
+          f"median {statistics.median(latencies):.1f} max {max(latencies):.1f}; "
+          f"kept_flows max {max(r['kept_flows'] for h in PLCS for r in hops[h])}; "
+          f"HMI availability {availability:.4f} "
+          + " ".join(f"{m.plc}={m.availability:.4f}" for m in metrics))
+    assert availability >= 0.99
