@@ -14,8 +14,10 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -166,3 +168,85 @@ def test_nat_hop_on_real_ics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
           f"HMI availability {availability:.4f} "
           + " ".join(f"{m.plc}={m.availability:.4f}" for m in metrics))
     assert availability >= 0.99
+
+
+# --- in a throwaway namespace: the defense alone, SIGKILL and the crash clean-up ----------
+def _ns_run(ns: str, argv: list[str], timeout_s: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True, text=True,
+                          timeout=timeout_s, check=False)
+
+
+def _ns_state(ns: str) -> dict[str, str]:
+    out = {}
+    for key, argv in STATE_CMDS.items():
+        text = _ns_run(ns, argv).stdout
+        out[key] = "\n".join(ln for ln in text.splitlines() if not ln.startswith("#"))
+    return out
+
+
+@pytest.fixture()
+def plc1_namespace() -> Iterator[str]:
+    """A network namespace whose only interface carries plc1's address (no traffic leaves)."""
+    ns = f"he-nathop-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True, timeout=10)
+    try:
+        for argv in (["ip", "link", "add", "plc1-eth0", "type", "veth", "peer", "name", "peer0"],
+                     ["ip", "addr", "add", "10.0.0.21/24", "dev", "plc1-eth0"],
+                     ["ip", "link", "set", "plc1-eth0", "up"],
+                     ["ip", "link", "set", "peer0", "up"]):
+            assert _ns_run(ns, argv).returncode == 0, argv
+        yield ns
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False, timeout=10)
+
+
+def test_sigkill_leaves_tagged_state_that_cleanup_removes(plc1_namespace: str,
+                                                          tmp_path: Path) -> None:
+    ns = plc1_namespace
+    plan_path = tmp_path / "plan.json"
+    ics_plan().save(plan_path)
+    before = _ns_state(ns)
+    argv = [sys.executable, "-u", "-m", "defenses.nat_hop", "--plan", str(plan_path), "--host",
+            "plc1", "--log", str(tmp_path / "hops.jsonl"), "--hop-interval-s", "0.5",
+            "--duration-s", "30"]
+    log_path = tmp_path / "nat_hop.log"
+    with open(log_path, "wb") as logf:
+        proc = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdout=logf,
+                                stderr=subprocess.STDOUT)
+    try:
+        _wait(lambda: len(_hops(tmp_path / "hops.jsonl")) >= 3, 20, "three hops")
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    crashed = _ns_state(ns)
+    assert "sdnics-nat-hop" in crashed["iptables"] and "sdnics_nat_hop" in crashed["nft"]
+    assert "proto 209" in _ns_run(ns, ["ip", "-d", "neigh", "show"]).stdout
+    # A new run refuses to start on an earlier run's state, in one line.
+    again = _ns_run(ns, argv[:1] + argv[2:])
+    assert again.returncode == 2 and "--cleanup" in again.stderr and again.stderr.count("\n") == 1
+    cleaned = _ns_run(ns, [sys.executable, "-m", "defenses.nat_hop", "--cleanup", "--host",
+                           "plc1"])
+    assert cleaned.returncode == 0, cleaned.stderr
+    print(f"\ncleanup: {cleaned.stdout.strip()}")
+    after = _ns_state(ns)
+    for key in ("addr", "neigh"):
+        assert after[key] == before[key], key
+    assert "sdnics" not in after["iptables"] and "sdnics" not in after["nft"]
+    # What the crash clean-up cannot do: drop the tables iptables-nft created, now empty.
+    assert "-A " not in after["iptables"]
+
+
+def test_duration_end_restores_the_namespace_exactly(plc1_namespace: str,
+                                                     tmp_path: Path) -> None:
+    ns = plc1_namespace
+    plan_path = tmp_path / "plan.json"
+    ics_plan().save(plan_path)
+    before = _ns_state(ns)
+    done = _ns_run(ns, [sys.executable, "-m", "defenses.nat_hop", "--plan", str(plan_path),
+                        "--host", "plc1", "--log", str(tmp_path / "hops.jsonl"),
+                        "--hop-interval-s", "0.4", "--duration-s", "2",
+                        "--out", str(tmp_path / "summary.json")])
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["restored"] and summary["hops"] >= 3 and not summary["interrupted"]
+    assert _ns_state(ns) == before
