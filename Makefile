@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := mininet openvswitch-switch nmap iputils-ping iptables ethtool tcpdump \
-	iperf3 hping3 mbpoll iproute2 procps python3-venv python3-dev chromium
+	iperf3 hping3 mbpoll iproute2 procps python3-venv python3-dev chromium nftables
 STAMP_APT := $(VENV)/.apt-stamp
 STAMP_PIP := $(VENV)/.pip-stamp
 

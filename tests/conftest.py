@@ -74,7 +74,8 @@ def _run_states() -> set[str]:
             bridges = RunState.load(p).bridges
         except (OSError, ValueError, TypeError):
             continue
-        if not bridges or any(_own(b) for b in bridges):
+        # A record without bridges yet may be a neighbour's lab starting up: strict mode only.
+        if (STRICT and not bridges) or any(_own(b) for b in bridges):
             names.add(p.name)
     return names
 

@@ -12,9 +12,9 @@ import pytest
 from experiments.lab import LabConfig, running_lab
 from experiments.platform import choose_datapath
 from experiments.runner import resolve_engine
-from experiments.runstate import STATE_DIR, pid_alive
+from experiments.runstate import pid_alive
 from experiments.teardown import existing_bridges
-from tests.integration.names import PORT_PREFIXES, S2, SWITCHES
+from tests.integration.names import PORT_PREFIXES, S2, SWITCHES, own_states
 from topologies.plan import ics_plan
 
 pytestmark = pytest.mark.integration
@@ -76,6 +76,6 @@ def test_bridge_name_clash_is_refused(tmp_path: Path) -> None:
                 lab_config(tmp_path)):
             pass
         assert S2 in existing_bridges()  # someone else's bridge is left alone
-        assert not list(STATE_DIR.glob("lab-*.json"))
+        assert not own_states()
     finally:
         subprocess.run(["ovs-vsctl", "--if-exists", "del-br", S2], check=True)

@@ -18,7 +18,7 @@ import pytest
 
 from experiments.runstate import STATE_DIR, RunState
 from experiments.teardown import existing_bridges
-from tests.integration.names import PORT_PREFIXES, SWITCHES
+from tests.integration.names import PORT_PREFIXES, SWITCHES, own_states
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +51,7 @@ def lab_state(timeout_s: float = 60, proc: subprocess.Popen[str] | None = None) 
 
 def leftovers() -> list[str]:
     left = [f"bridge {b}" for b in SWITCHES & existing_bridges()]
-    left += [f"state {p.name}" for p in STATE_DIR.glob("lab-*.json")]
+    left += [f"state {n}" for n in own_states()]
     left += [f"intf {p.name}" for p in Path("/sys/class/net").iterdir()
              if p.name.startswith(PORT_PREFIXES)]
     return left
