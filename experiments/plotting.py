@@ -42,3 +42,14 @@ def cdf(values: Sequence[float]) -> tuple[list[float], list[float]]:
     xs = sorted(values)
     n = len(xs)
     return xs, [(i + 1) / n for i in range(n)]
+
+
+PALETTE = {"none": "#bb5566", "rhm": "#004488", "nat": "#ddaa33"}
+_CYCLE = ("#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377", "#bbbbbb")
+
+
+def color(name: str) -> str:
+    """A stable colour per condition name (defenses have fixed ones)."""
+    if name in PALETTE:
+        return PALETTE[name]
+    return _CYCLE[sum(map(ord, name)) % len(_CYCLE)]

@@ -14,6 +14,7 @@ class Progress:
         self.stream = stream or sys.stderr
         self.total = 0
         self.trial = 0
+        self.label = ""
 
     def message(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
@@ -21,15 +22,16 @@ class Progress:
     def start(self, total: int) -> None:
         self.total = total
 
-    def trial_started(self, trial: int) -> None:
-        self.trial = trial
-        self.message(f"[trial {trial}/{self.total}] running")
+    def trial_started(self, run: int, label: str = "") -> None:
+        self.trial = run
+        self.label = label or f"trial {run}"
+        self.message(f"[{run}/{self.total}] {self.label}: running")
 
     def stage(self, text: str) -> None:
-        self.message(f"[trial {self.trial}/{self.total}] {text}")
+        self.message(f"[{self.trial}/{self.total}] {self.label}: {text}")
 
-    def trial_done(self, trial: int, status: str) -> None:
-        self.message(f"[trial {trial}/{self.total}] {status}")
+    def trial_done(self, run: int, status: str) -> None:
+        self.message(f"[{run}/{self.total}] {self.label}: {status}")
 
     def finish(self) -> None:
         pass
@@ -63,15 +65,16 @@ class BarProgress(Progress):
         self.bar.start()
         self.task = self.bar.add_task("starting", total=total)
 
-    def trial_started(self, trial: int) -> None:
-        self.trial = trial
-        self.bar.update(self.task, description=f"trial {trial}/{self.total}: starting")
+    def trial_started(self, run: int, label: str = "") -> None:
+        self.trial = run
+        self.label = label or f"trial {run}"
+        self.bar.update(self.task, description=f"{self.label}: starting")
 
     def stage(self, text: str) -> None:
-        self.bar.update(self.task, description=f"trial {self.trial}/{self.total}: {text}")
+        self.bar.update(self.task, description=f"{self.label}: {text}")
 
-    def trial_done(self, trial: int, status: str) -> None:
-        self.message(f"[trial {trial}/{self.total}] {status}")
+    def trial_done(self, run: int, status: str) -> None:
+        self.message(f"[{run}/{self.total}] {self.label}: {status}")
         self.bar.advance(self.task)
 
     def finish(self) -> None:

@@ -1,29 +1,42 @@
-"""``recon``: the attacker's reconnaissance of the ICS, scored against the ground truth.
+"""``recon``: the attacker's reconnaissance of the ICS, scored against the ground truth, with
+and without moving-target defenses.
 
 From inside the attacker's namespace, ``python -m attacks.recon`` runs host discovery
-(``nmap -sn -n``) over the plan's subnet and then a TCP SYN scan of the ICS ports on what it
-found, and nmap's ``modbus-discover`` script (bounded in time) on port 502. The PLCs run real
-pymodbus servers. Recorded per trial: host precision and recall against the plan (the attacker
-itself excluded), open ports found against the ports really listening, which hosts were
-identified as Modbus devices against the PLCs of the plan, and each stage's duration.
+(``nmap -sn -n``) over the plan's subnet, a TCP SYN scan of the ICS ports on what it found,
+and nmap's ``modbus-discover`` script (bounded in time) on port 502. The PLCs run real
+pymodbus servers; the HMI polls them throughout. Then the attacker waits a recon-to-exploit
+gap and tries one Modbus read on every address it found with 502 open.
+
+Each trial runs once per defense (``--defense none,rhm`` by default; ``all`` adds ``nat``),
+paired on the same seed. Recorded per run: host precision and recall against who really
+answered at each found address when it was found, open ports and Modbus devices identified,
+the share of findings still valid over time after the scan (staleness), the attacker's Modbus
+success at exploit time, HMI availability and latency, RTT between authorized hosts, hop
+latency. Under a defense the run first passes the validity check (the protected hosts' real
+addresses do not answer the attacker: ARP, ICMP, TCP 502); a run that fails it is invalid
+and not scored.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
+import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
-from experiments import plotting
+from experiments import mtd, plotting
 from experiments.bundle import read_csv
-from experiments.devices import expected_open_ports, hmi_results, start_ics, stop_hmi
+from experiments.devices import hmi_results, start_ics, stop_hmi
 from experiments.errors import LabError, UserError
 from experiments.lab import running_lab
+from experiments.parsers import ParseError, parse_ping
 from experiments.runner import TrialContext
 from experiments.scoring import modbus_identified, score_hosts, score_ports
 from experiments.spec import Experiment, Param, TrialResult
-from experiments.stats import summarize
+from experiments.stats import percentile, summarize
 
 # Modbus/TCP, S7comm, DNP3, EtherNet/IP, plus the usual IT suspects.
 DEFAULT_PORTS = "22,80,102,443,502,20000,44818"
@@ -62,7 +75,18 @@ PARAMS = (
     Param("scanner", "str", "nmap", "recon engine", choices=("nmap", "scapy")),
     Param("scan_timeout_s", "float", 120.0, "bound on the whole reconnaissance", 5, 3600,
           quick=60.0),
+    Param("defense", "str", "none,rhm", "defenses to compare, each trial under each: "
+          "comma-separated from none, rhm, nat, or all"),
+    Param("hop_interval_s", "float", 2.0, "moving-target hop interval (rhm, nat)", 0.5, 3600),
+    Param("exploit_gap_s", "float", 4.0, "recon-to-exploit gap: seconds from the end of the "
+          "scan to the Modbus attempt", 0, 3600),
+    Param("flow_idle_s", "int", 10, "idle time after which a conversation's flows (and its "
+          "old virtual address) expire", 1, 3600),
 )
+
+
+def conditions(cfg: dict[str, Any]) -> list[str]:
+    return mtd.parse_defenses(cfg["defense"])
 
 
 def _stage_duration(outcome: dict, names: tuple[str, ...]) -> float:
@@ -75,125 +99,289 @@ def _stage_duration(outcome: dict, names: tuple[str, ...]) -> float:
     return total if hit else math.nan
 
 
+def _unix(iso: str) -> float:
+    return dt.datetime.fromisoformat(iso).timestamp()
+
+
+def _run_attack(lab, ctx: TrialContext, host: str, module: str, args: list[str], log: str,
+                timeout_s: float) -> None:
+    proc = lab.python(host, module, args, log)
+    try:
+        code = proc.wait(timeout=timeout_s)
+    except Exception:
+        lab.stop(proc)
+        raise LabError(f"{module} did not finish within {timeout_s:g} s") from None
+    if code != 0:
+        text = (ctx.raw_dir / log).read_text(errors="replace").strip()
+        raise LabError(f"{module} exited with {code}: "
+                       f"{text.splitlines()[-1] if text else '(no output)'}")
+
+
 def trial(ctx: TrialContext) -> TrialResult:
     cfg = ctx.config
     ports = parse_ports(cfg["ports"])
     stages = parse_stages(cfg["stages"])
+    defense = ctx.condition or "none"
     attacker = ctx.plan.attacker
     if attacker is None:
         raise UserError(f"topology {ctx.plan.name} has no attacker host")
-    plan_path = ctx.raw_dir / "plan.json"
+    if defense != "none" and not ctx.plan.protected:
+        raise UserError(f"topology {ctx.plan.name} has no protected host for {defense}")
+    raw = ctx.raw_dir
+    plan_path = raw / "plan.json"
     ctx.plan.save(plan_path)
-    outcome_path = ctx.raw_dir / "recon_outcome.json"
-    nmap_dir = ctx.raw_dir / "recon"
+    outcome_path = raw / "recon_outcome.json"
+    nmap_dir = raw / "recon"
     nmap_dir.mkdir(exist_ok=True)
-    ctx.stage("building the network")
-    with running_lab(ctx.lab_config()) as lab:
-        ctx.stage("starting PLCs and HMI")
-        ics = start_ics(lab, ctx.raw_dir)
+    settings = mtd.DefenseSettings(defense, hop_interval_s=cfg["hop_interval_s"],
+                                   seed=ctx.seed, flow_idle_s=cfg["flow_idle_s"])
+    app, cargs, hop_logs = mtd.controller_setup(settings, plan_path, raw)
+    hmi = ctx.plan.hosts_with_role("hmi")
+    plcs = ctx.plan.hosts_with_role("plc")
+    ctx.stage(f"building the network ({defense})")
+    with running_lab(ctx.lab_config(app=app, controller_args=cargs)) as lab:
+        ctx.stage("starting PLCs, HMI and defense")
+        ics = start_ics(lab, raw)
+        running = mtd.start_defense(lab, settings, plan_path, raw, hop_logs)
         ctx.stage(f"reconnaissance ({cfg['scanner']}: {', '.join(stages)})")
-        proc = lab.python(attacker.name, "attacks.recon", [
+        _run_attack(lab, ctx, attacker.name, "attacks.recon", [
             "--plan", str(plan_path), "--targets", ctx.plan.subnet,
             "--ports", ",".join(map(str, ports)), "--stages", ",".join(stages),
             "--engine", cfg["scanner"], "--timeout-s", f"{cfg['scan_timeout_s']:g}",
-            "--out", str(outcome_path), "--raw-dir", str(nmap_dir)], "recon.log")
+            "--out", str(outcome_path), "--raw-dir", str(nmap_dir)], "recon.log",
+            cfg["scan_timeout_s"] + 30)
+        scan_end = time.time()
         try:
-            code = proc.wait(timeout=cfg["scan_timeout_s"] + 30)
-        except Exception:
-            lab.stop(proc)
-            raise LabError(f"recon did not finish within {cfg['scan_timeout_s'] + 30:g} s"
-                           ) from None
-        if code != 0:
-            log_text = (ctx.raw_dir / "recon.log").read_text(errors="replace").strip()
-            raise LabError(f"attacks.recon exited with {code}: "
-                           f"{log_text.splitlines()[-1] if log_text else '(no output)'}")
+            outcome = json.loads(outcome_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise LabError(f"recon outcome unreadable: {exc}") from None
+        rtt_rows: list[dict[str, Any]] = []
+        if hmi and plcs:
+            ctx.stage("RTT between authorized hosts")
+            out = lab.run(hmi[0].name, ["ping", "-n", "-c", "5", "-i", "0.2", "-W", "1",
+                                        plcs[0].ip], timeout_s=15).stdout
+            (raw / f"ping_{hmi[0].name}_{plcs[0].name}.txt").write_text(out)
+            try:
+                rtt_rows = [{"src": hmi[0].name, "dst": plcs[0].name, "seq": q, "rtt_ms": r}
+                            for q, r in parse_ping(out).rtts_ms]
+            except ParseError:
+                rtt_rows = []
+        wait_s = scan_end + cfg["exploit_gap_s"] - time.time()
+        if wait_s > 0:
+            ctx.stage(f"waiting the recon-to-exploit gap ({wait_s:.1f} s)")
+            time.sleep(wait_s)
+        findings = {f["address"]: f for f in outcome.get("findings", [])}
+        modbus_targets = [a for a, f in findings.items() if 502 in f.get("open_ports", [])]
+        exploit_unix = time.time()
+        probe_results: list[dict[str, Any]] = []
+        if modbus_targets:
+            ctx.stage(f"exploit: Modbus to {len(modbus_targets)} address(es)")
+            probe_path = raw / "exploit_outcome.json"
+            _run_attack(lab, ctx, attacker.name, "attacks.modbus_probe", [
+                "--plan", str(plan_path), "--targets", ",".join(modbus_targets),
+                "--timeout-s", "1", "--out", str(probe_path)], "exploit.log",
+                10 + 2 * len(modbus_targets))
+            probe_results = json.loads(probe_path.read_text()).get("results", [])
         hmi_rows, hmi_metrics = hmi_results(stop_hmi(lab, ics))
+        checks: list[mtd.ReachCheck] = []
+        if defense != "none":
+            ctx.stage("validity check: real addresses from the attacker")
+            checks = mtd.check_real_addresses(lab, attacker.name)
         lab.check_healthy()
-    try:
-        outcome = json.loads(outcome_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise LabError(f"recon outcome unreadable: {exc}") from None
+    hops = running.hops()
+    return _score(ctx, defense, outcome, findings, probe_results, exploit_unix, scan_end,
+                  hops, checks, ports, stages, hmi_rows, hmi_metrics, rtt_rows,
+                  dict(lab.timeline))
 
-    truth = ctx.plan.ground_truth(exclude=[attacker.name])
-    findings = {f["address"]: f for f in outcome.get("findings", [])}
-    hosts = score_hosts(findings, truth)
-    found_ports = {ip: set(f.get("open_ports", [])) for ip, f in findings.items()}
-    open_truth = expected_open_ports(ctx.plan)
-    open_truth.pop(attacker.ip, None)
-    port_score = score_ports(found_ports, open_truth, ports)
-    plc_ips = {h.ip for h in ctx.plan.hosts_with_role("plc")}
-    modbus_found = {ip for ip, f in findings.items() if modbus_identified(f)}
-    modbus = score_hosts(modbus_found, plc_ips)
+
+def _score(ctx: TrialContext, defense: str, outcome: dict, findings: dict[str, dict],
+           probe_results: list[dict], exploit_unix: float, scan_end: float,
+           hops: list[dict], checks: list, ports: list[int], stages: list[str],
+           hmi_rows: list[dict], hmi_metrics: dict[str, float], rtt_rows: list[dict],
+           timeline: dict[str, float]) -> TrialResult:
+    cfg = ctx.config
+    plan = ctx.plan
+    attacker = plan.attacker
+    assert attacker is not None
+    started = _unix(outcome["started_at"])
+    spans = mtd.address_spans(plan, hops, defense)
+    found = [mtd.Finding(a, started + float(f.get("first_seen_s") or 0.0))
+             for a, f in findings.items()]
+    truth = {h.name for h in plan.hosts if h.name != attacker.name}
+    score = mtd.score_findings(found, spans, truth)
+    owners = score.owners
+
+    ports_by_host: dict[str, set[int]] = defaultdict(set)
+    for addr, f in findings.items():
+        if owners.get(addr):
+            ports_by_host[owners[addr]] |= set(f.get("open_ports", []))
+    plc_names = {h.name for h in plan.hosts_with_role("plc")}
+    truth_ports = {name: ({502} if name in plc_names else set()) for name in truth}
+    port_score = score_ports(ports_by_host, truth_ports, ports)
+    identified = {owners[a] for a, f in findings.items() if owners.get(a)
+                  and modbus_identified(f)}
+    modbus = score_hosts(identified, plc_names)
+
+    reached_hosts = set()
+    exploit_rows = []
+    for r in probe_results:
+        owner = mtd.owner_at(spans, r["address"], exploit_unix)
+        if r.get("reached"):
+            reached_hosts.add(owner or r["address"])
+        exploit_rows.append({"address": r["address"], "owner_when_found": owners.get(
+            r["address"]) or "", "owner_at_exploit": owner or "", "reached": r.get("reached"),
+            "latency_ms": r.get("latency_ms"), "error": r.get("error", "")})
+    success = len(reached_hosts & plc_names) / len(plc_names) if plc_names else math.nan
+
+    horizon_s = cfg["exploit_gap_s"] + 2 * cfg["hop_interval_s"]
+    offsets = [round(0.25 * i, 2) for i in range(int(horizon_s / 0.25) + 1)]
+    curve = mtd.staleness_curve(found, spans, scan_end, offsets)
+    staleness_rows = [{"t_after_scan_s": o, "valid_share": v} for o, v in curve]
 
     host_rows = []
-    for ip in sorted(set(truth) | set(findings), key=lambda a: tuple(map(int, a.split(".")))):
-        spec = ctx.plan.by_ip(ip)
-        f = findings.get(ip)
-        host_rows.append({
-            "ip": ip, "host": spec.name if spec else "", "role": spec.role if spec else "",
-            "in_truth": ip in truth, "found": f is not None,
-            "first_seen_s": f.get("first_seen_s") if f else None,
-            "found_by": f.get("found_by") if f else "",
-            "modbus_identified": ip in modbus_found,
-        })
-    port_rows = []
-    for ip in sorted(set(open_truth) | set(found_ports)):
-        for port in sorted(set(open_truth.get(ip, ())) | found_ports.get(ip, set())):
-            spec = ctx.plan.by_ip(ip)
-            port_rows.append({"ip": ip, "host": spec.name if spec else "", "port": port,
-                              "open_truth": port in open_truth.get(ip, ()),
-                              "found_open": port in found_ports.get(ip, set())})
+    for f in sorted(found, key=lambda x: tuple(map(int, x.address.split(".")))):
+        spec = plan.by_ip(f.address)
+        host_rows.append({"ip": f.address, "owner": owners.get(f.address) or "",
+                          "real_host": spec.name if spec else "",
+                          "first_seen_s": round(f.found_unix_s - started, 4),
+                          "found_by": findings[f.address].get("found_by", ""),
+                          "open_ports": " ".join(map(str, findings[f.address].get(
+                              "open_ports", []))),
+                          "modbus_identified": modbus_identified(findings[f.address])})
     stage_rows = [{"stage": st.get("name"), "duration_s": st.get("duration_s"),
-                   "start_s": st.get("start_s")} for st in outcome.get("stages", [])]
-    metrics = {
-        "host_precision": hosts.precision,
-        "host_recall": hosts.recall,
-        "hosts_found": float(len(findings)),
+                   "start_s": st.get("started_s", st.get("start_s"))}
+                  for st in outcome.get("stages", [])]
+    hop_rows = [{"t_unix_s": r.get("time_unix_s"), "host": r.get("host"),
+                 "old_virtual": r.get("old_virtual") or "", "new_virtual": r.get("new_virtual"),
+                 "latency_ms": r.get("decision_to_flows_ms", r.get("decision_to_rules_ms"))}
+                for r in hops]
+    check_rows = [{"host": c.host, "address": c.address, "arp_resolved": c.arp_resolved,
+                   "icmp_answered": c.icmp_answered, "tcp_502_open": c.tcp_502_open}
+                  for c in checks]
+    latencies = mtd.hop_latencies_ms(hops)
+    rtts = [r["rtt_ms"] for r in rtt_rows if r["seq"] > 1] or [r["rtt_ms"] for r in rtt_rows]
+    metrics: dict[str, float] = {
+        "host_precision": score.precision,
+        "host_recall": score.recall,
         "port_recall": port_score.recall,
+        "unexpected_open_ports": float(port_score.unexpected),
         **({"modbus_id_precision": modbus.precision, "modbus_id_recall": modbus.recall}
            if "modbus" in stages else {}),
-        "unexpected_open_ports": float(port_score.unexpected),
+        "findings_valid_at_exploit": mtd.valid_share(found, spans, exploit_unix),
+        "attacker_modbus_success": success,
         "discovery_s": _stage_duration(outcome, ("discovery",)),
         "port_scan_s": _stage_duration(outcome, ("syn", "connect", "version", "modbus")),
-        "build_s": lab.timeline.get("build_s", math.nan),
-        "connect_s": lab.timeline.get("connect_s", math.nan),
-        "teardown_s": lab.timeline.get("teardown_s", math.nan),
+        "rtt_authorized_p50_ms": percentile(rtts, 50) if rtts else math.nan,
+        **({"hop_latency_p50_ms": percentile(latencies, 50),
+            "hop_latency_p95_ms": percentile(latencies, 95),
+            "hops": float(len(latencies))} if latencies else {}),
+        "build_s": timeline.get("build_s", math.nan),
+        "teardown_s": timeline.get("teardown_s", math.nan),
         **hmi_metrics,
     }
+    validity = {"recon_completed": not outcome.get("interrupted", False)
+                and not outcome.get("errors")}
+    if defense != "none":
+        validity["real_addresses_unreachable"] = bool(checks) and not any(
+            c.reachable for c in checks)
     return TrialResult(
-        tables={"recon_hosts": host_rows, "recon_ports": port_rows, "recon_stages": stage_rows,
-                "hmi": hmi_rows},
-        metrics=metrics,
-        validity={"recon_completed": not outcome.get("interrupted", False)
-                  and not outcome.get("errors")},
-        timeline=dict(lab.timeline),
+        tables={"recon_hosts": host_rows, "recon_stages": stage_rows,
+                "staleness": staleness_rows, "exploit": exploit_rows, "hops": hop_rows,
+                "reach_check": check_rows, "rtt_authorized": rtt_rows, "hmi": hmi_rows},
+        metrics={k: v for k, v in metrics.items() if not (isinstance(v, float)
+                                                            and math.isnan(v))},
+        validity=validity,
+        timeline=timeline,
     )
+
+
+def _by_condition(rows: list[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
+    out: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for r in rows:
+        out[r.get("condition") or "none"].append(r)
+    return out
 
 
 def plot(bundle: Path) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
+    config = json.loads((bundle / "config.json").read_text()) if (
+        bundle / "config.json").exists() else {}
     hosts = read_csv(bundle / "recon_hosts.csv")
-    truth_n = defaultdict(int)
-    seen: dict[str, list[float]] = defaultdict(list)
-    for r in hosts:
-        if r["in_truth"] == "true":
-            truth_n[r["trial"]] += 1
-        if r["found"] == "true" and r["first_seen_s"]:
-            seen[r["trial"]].append(float(r["first_seen_s"]))
     fig, ax = plotting.figure()
-    for trial_id in sorted(seen, key=int):
-        xs = sorted(seen[trial_id])
-        ax.step([0.0, *xs], range(len(xs) + 1), where="post", label=f"trial {trial_id}")
-    if truth_n:
-        ax.axhline(max(truth_n.values()), color="black", linestyle="--", linewidth=1,
-                   label="hosts in the network")
+    for cond, rows in _by_condition(hosts).items():
+        per_trial: dict[str, list[float]] = defaultdict(list)
+        for r in rows:
+            if r["owner"] and r["first_seen_s"]:
+                per_trial[r["trial"]].append(float(r["first_seen_s"]))
+        for i, trial_id in enumerate(sorted(per_trial, key=int)):
+            xs = sorted(per_trial[trial_id])
+            ax.step([0.0, *xs], range(len(xs) + 1), where="post", alpha=0.8,
+                    label=f"{cond}" if i == 0 else None,
+                    color=plotting.color(cond))
     ax.set_xlabel("time since the attack started (s)")
-    ax.set_ylabel("hosts known to the attacker")
-    ax.set_title("Reconnaissance progress")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.set_ylabel("hosts found at a right address")
+    ax.set_title("Reconnaissance progress (one line per trial)")
+    ax.legend(fontsize=8, loc="lower right", title="defense")
     out.append((plotting.save(fig, bundle, "recon_progress"),
-                "Hosts known to the attacker over time, per trial, against the number of "
-                "hosts really in the network (dashed)."))
+                "Hosts the attacker found at an address that really reached them when found, "
+                "over time, one line per trial, per defense."))
+
+    stale_path = bundle / "staleness.csv"
+    if stale_path.exists():
+        fig, ax = plotting.figure()
+        for cond, rows in _by_condition(read_csv(stale_path)).items():
+            by_t: dict[float, list[float]] = defaultdict(list)
+            for r in rows:
+                if r["valid_share"]:
+                    by_t[float(r["t_after_scan_s"])].append(float(r["valid_share"]))
+            ts = sorted(by_t)
+            sums = [summarize(by_t[t]) for t in ts]
+            means = [x.mean for x in sums]
+            lo = [x.mean - (0 if math.isnan(x.ci95) else x.ci95) for x in sums]
+            hi = [x.mean + (0 if math.isnan(x.ci95) else x.ci95) for x in sums]
+            ax.plot(ts, means, label=cond, color=plotting.color(cond))
+            ax.fill_between(ts, lo, hi, alpha=0.2, color=plotting.color(cond))
+        if "exploit_gap_s" in config:
+            ax.axvline(float(config["exploit_gap_s"]), color="black", linestyle="--",
+                       linewidth=1, label="exploit attempt")
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_xlabel("time after the scan ended (s)")
+        ax.set_ylabel("share of findings still valid")
+        ax.set_title("Staleness of the attacker's findings (mean, 95% CI band)")
+        ax.legend(fontsize=8, title="defense")
+        out.append((plotting.save(fig, bundle, "staleness"),
+                    "Share of the attacker's findings that still reach the host they reached "
+                    "when found, over time after the scan; dashed: the exploit attempt."))
+
+    metrics = [r for r in read_csv(bundle / "metrics.csv") if r.get("valid") != "false"]
+    shown = ("attacker_modbus_success", "findings_valid_at_exploit", "host_recall",
+             "hmi_availability")
+    groups = _by_condition(metrics)
+    if groups:
+        import numpy as np
+
+        fig, ax = plotting.figure()
+        conds = list(groups)
+        width = 0.8 / len(conds)
+        for i, cond in enumerate(conds):
+            vals = []
+            errs = []
+            for m in shown:
+                xs = [float(r["value"]) for r in groups[cond] if r["metric"] == m and r["value"]]
+                sm = summarize(xs)
+                vals.append(sm.mean)
+                errs.append(0 if math.isnan(sm.ci95) else sm.ci95)
+            ax.bar(np.arange(len(shown)) + i * width, vals, width, yerr=errs, capsize=3,
+                   label=cond, color=plotting.color(cond))
+        ax.set_xticks(np.arange(len(shown)) + width * (len(conds) - 1) / 2)
+        ax.set_xticklabels([m.replace("_", " ") for m in shown], fontsize=8)
+        ax.set_ylim(0, 1.1)
+        ax.set_ylabel("share (mean ± 95% CI over valid trials)")
+        ax.set_title("What each defense buys and costs")
+        ax.legend(fontsize=8, title="defense")
+        out.append((plotting.save(fig, bundle, "defense_outcomes"),
+                    "Attacker's Modbus success at exploit time, findings still valid then, "
+                    "hosts found, and HMI availability, per defense (valid trials only)."))
 
     stages = read_csv(bundle / "recon_stages.csv")
     by_stage: dict[str, list[float]] = defaultdict(list)
@@ -204,22 +392,24 @@ def plot(bundle: Path) -> list[tuple[str, str]]:
         fig, ax = plotting.figure()
         names = list(by_stage)
         sums = [summarize(by_stage[n]) for n in names]
-        ax.bar(names, [s.mean for s in sums],
-               yerr=[0 if math.isnan(s.ci95) else s.ci95 for s in sums], capsize=4,
+        ax.bar(names, [x.mean for x in sums],
+               yerr=[0 if math.isnan(x.ci95) else x.ci95 for x in sums], capsize=4,
                color="#4477aa")
         ax.set_ylabel("duration (s), mean ± 95% CI")
-        ax.set_title("Duration of each reconnaissance stage")
+        ax.set_title("Duration of each reconnaissance stage (all defenses)")
         out.append((plotting.save(fig, bundle, "recon_stages"),
-                    "Mean duration of each reconnaissance stage over trials, with 95% "
-                    "confidence intervals."))
+                    "Mean duration of each reconnaissance stage over trials and defenses, "
+                    "with 95% confidence intervals."))
     return out
 
 
 EXPERIMENT = Experiment(
     name="recon",
-    description="attacker's nmap reconnaissance of the ICS: host precision/recall, open ports",
+    description="nmap reconnaissance vs. moving-target defenses: findings, staleness, "
+                "exploit success, HMI cost",
     params=PARAMS,
     trial=trial,
     plot=plot,
     needs_nmap=True,
+    conditions=conditions,
 )

@@ -64,8 +64,10 @@ def trial_seed(seed: int, trial: int) -> int:
 class TrialContext:
     """What a trial function gets.
 
-    trial: 1-based index. seed: this trial's own seed. raw_dir: where the trial's raw
-    outputs go (inside the bundle). rng: seeded with ``seed``.
+    trial: 1-based index. seed: this trial's own seed (the same for every condition of the
+    trial). raw_dir: where the trial's raw outputs go (inside the bundle). condition: which of
+    the experiment's conditions (e.g. a defense) this run is, "" when it has none. rng: seeded
+    with ``seed``.
     """
 
     exp: Experiment
@@ -78,6 +80,7 @@ class TrialContext:
     datapath: str
     progress: Progress = field(default_factory=QuietProgress)
     pcap_hosts: tuple[str, ...] = ()
+    condition: str = ""
     rng: random.Random = field(init=False)
 
     def __post_init__(self) -> None:
@@ -176,17 +179,29 @@ def run_experiment(exp: Experiment, config: dict[str, Any], out_root: Path,
     invalid_trials = 0
     failed = 0
     interrupted = False
-    progress.start(config["trials"])
+    conditions = exp.conditions(config) if exp.conditions else [""]
+    manifest["conditions"] = conditions
+    runs = [(t, c) for t in range(1, config["trials"] + 1) for c in conditions]
+    progress.start(len(runs))
     try:
-        for trial in range(1, config["trials"] + 1):
+        for index, (trial, cond) in enumerate(runs, start=1):
+            raw_dir = bundle.trial_raw(trial)
+            if cond:
+                raw_dir = raw_dir / cond
+                raw_dir.mkdir(exist_ok=True)
+            # Every condition of a trial gets the same seed: a paired comparison.
             ctx = TrialContext(exp=exp, config=config, trial=trial,
                                seed=trial_seed(config["seed"], trial),
-                               raw_dir=bundle.trial_raw(trial), plan=plan, engine=engine,
+                               raw_dir=raw_dir, plan=plan, engine=engine,
                                datapath=plat.datapath, progress=progress,
-                               pcap_hosts=pcap_hosts)
+                               pcap_hosts=pcap_hosts, condition=cond)
+            label = f"trial {trial}" + (f" [{cond}]" if cond else "")
             t0 = time.monotonic()
-            progress.trial_started(trial)
+            progress.trial_started(index, label)
             record: dict[str, Any] = {"trial": trial, "seed": ctx.seed}
+            if cond:
+                record["condition"] = cond
+            keys = {"trial": trial, **({"condition": cond} if cond else {})}
             mon = fidelity.FidelityMonitor()
             try:
                 with mon:
@@ -200,31 +215,34 @@ def run_experiment(exp: Experiment, config: dict[str, Any], out_root: Path,
                 (ctx.raw_dir / "error.txt").write_text(traceback.format_exc())
                 manifest["trials"].append(record)
                 bundle.write_json("manifest.json", manifest)
-                progress.trial_done(trial, f"FAILED: {record['error']}")
+                progress.trial_done(index, f"FAILED: {record['error']}")
                 if fail_fast:
                     break
                 continue
             duration = time.monotonic() - t0
             for table, rows in result.tables.items():
-                bundle.append_rows(table, ({"trial": trial, **r} for r in rows))
+                bundle.append_rows(table, ({**keys, **r} for r in rows))
             valid = all(result.validity.values())
             bundle.append_rows("metrics", (
-                {"trial": trial, "metric": k, "value": v, "valid": valid}
+                {**keys, "metric": k, "value": v, "valid": valid}
                 for k, v in result.metrics.items()))
             for check, ok in result.validity.items():
-                manifest["validity"].setdefault(check, []).append(bool(ok))
+                name = f"{cond}:{check}" if cond else check
+                manifest["validity"].setdefault(name, []).append(bool(ok))
             if valid:
                 for k, v in result.metrics.items():
-                    per_trial.setdefault(k, []).append(v)
+                    per_trial.setdefault(f"{cond}:{k}" if cond else k, []).append(v)
             else:
                 invalid_trials += 1
             record.update(status="ok" if valid else "invalid", duration_s=duration,
                           timeline=result.timeline, fidelity=mon.summary().to_dict())
+            if not valid:
+                record["invalid_checks"] = [k for k, ok in result.validity.items() if not ok]
             mon.write_csv(ctx.raw_dir / "fidelity.csv")
             manifest["trials"].append(record)
             bundle.write_json("manifest.json", manifest)
             saturated = " (host CPU saturated)" if record["fidelity"]["saturated"] else ""
-            progress.trial_done(trial, f"{record['status']} in {duration:.1f} s{saturated}")
+            progress.trial_done(index, f"{record['status']} in {duration:.1f} s{saturated}")
     except (KeyboardInterrupt, Interrupted):
         interrupted = True
         progress.finish()

@@ -144,7 +144,9 @@ class Experiment:
 
     trial(ctx) runs one scenario (ctx: experiments.runner.TrialContext) and returns a
     TrialResult. plot(bundle_dir) draws from the bundle's CSVs only and returns
-    (file stem, caption) pairs.
+    (file stem, caption) pairs. conditions(config), when given, names the conditions every
+    trial runs under (e.g. defenses): each trial runs once per condition, interleaved, and
+    the summary's metrics are named ``<condition>:<metric>``.
     """
 
     name: str
@@ -153,6 +155,7 @@ class Experiment:
     trial: Callable[..., TrialResult]
     plot: Callable[[Path], list[tuple[str, str]]]
     needs_nmap: bool = False
+    conditions: Callable[[dict[str, Any]], list[str]] | None = None
 
     @property
     def all_params(self) -> tuple[Param, ...]:
