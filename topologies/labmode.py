@@ -213,11 +213,17 @@ def controller_setup(opts: LabModeOptions, files: RunFiles) -> tuple[str, tuple[
     return "l2", ()
 
 
-def nat_hop_args(opts: LabModeOptions, files: RunFiles, host: str) -> list[str]:
-    """Arguments of ``python -m defenses.nat_hop`` in one protected host."""
-    return ["--plan", str(files.plan_path), "--host", host,
+def nat_hop_args(opts: LabModeOptions, files: RunFiles, host: str,
+                 start_epoch_s: float) -> list[str]:
+    """Arguments of ``python -m defenses.nat_hop`` in one protected host.
+
+    start_epoch_s: the schedule's time zero (Unix seconds), the same for every host so that
+    the hosts follow one schedule and never hold the same address.
+    """
+    return ["--plan", str(files.plan_path), "--host", host, "--log", str(files.nat_hop_log(host)),
             "--hop-interval-s", f"{opts.hop_interval_s:g}", "--seed", str(opts.seed),
-            "--hop-log", str(files.nat_hop_log(host))]
+            "--start-epoch-s", f"{start_epoch_s:.6f}",
+            "--out", str(files.run_dir / f"nat_hop-{host}.json")]
 
 
 def new_run_dir(out_root: Path, now: dt.datetime | None = None) -> Path:
@@ -452,7 +458,7 @@ class LabCli(CLI):
         records: list[dict[str, Any]] = []
         for host in self.plan.protected:
             records += _read_jsonl(self.files.nat_hop_log(host.name))
-        return sorted(records, key=lambda r: r.get("time_unix_s") or 0.0)
+        return sorted(records, key=lambda r: (r.get("t_s") or 0.0, str(r.get("host"))))
 
     def do_plc(self, _line: str) -> None:
         """Each PLC's process state from its ground-truth log: values (and their change
@@ -612,15 +618,15 @@ def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:
     raise Interrupted(signum)
 
 
-def start_nat_defense(lab: Lab, opts: LabModeOptions, files: RunFiles) -> None:
-    """``python -m defenses.nat_hop`` in every protected host; LabError if one exits at once."""
-    procs = [(h.name, lab.python(h.name, "defenses.nat_hop", nat_hop_args(opts, files, h.name),
+def start_nat_defense(lab: Lab, opts: LabModeOptions, files: RunFiles,
+                      ready_timeout_s: float = 20.0) -> None:
+    """``python -m defenses.nat_hop`` in every protected host, each ready (first address set)."""
+    start_epoch_s = time.time()
+    procs = [(h.name, lab.python(h.name, "defenses.nat_hop",
+                                 nat_hop_args(opts, files, h.name, start_epoch_s),
                                  f"nat_hop-{h.name}.log")) for h in lab.plan.protected]
-    time.sleep(1.0)  # an argument or environment error shows as an immediate exit
     for name, proc in procs:
-        if proc.poll() is not None:
-            raise LabError(f"defenses.nat_hop in {name} exited with {proc.returncode}: "
-                           f"{_last_line(files.run_dir / f'nat_hop-{name}.log')}")
+        lab.wait_for_log(f"nat_hop-{name}.log", "nat_hop ready", ready_timeout_s, proc)
 
 
 def run_session(opts: LabModeOptions) -> int:
@@ -656,7 +662,8 @@ def run_session(opts: LabModeOptions) -> int:
                            script=str(opts.script) if opts.script else None)
                 metrics = stop_hmi(lab, ics)
                 if metrics:
-                    print("\n".join(labviews.format_hmi(metrics, None)), flush=True)
+                    print("lab: the HMI over the whole session", flush=True)
+                    print("\n".join(labviews.format_hmi(metrics, None)[1:]), flush=True)
                 print("lab: tearing down", flush=True)
             print(f"lab: torn down; logs in {files.run_dir}", flush=True)
     finally:

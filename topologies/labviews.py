@@ -271,7 +271,7 @@ def summarize_outcome(name: str, outcome: dict[str, Any] | None, exit_status: in
     duration = outcome.get("duration_s")
     head = f"attack {name}: {status}"
     if isinstance(duration, (int, float)):
-        head += f" after {duration:.1f} s"
+        head += f" after {duration:.2f} s"
     if outcome.get("interrupted"):
         head += f" (interrupted by {outcome.get('interrupt_signal') or 'a signal'})"
     if note:
