@@ -54,24 +54,54 @@ def test_rtt_bundle(tmp_path: Path) -> None:
 
 def test_recon_finds_exactly_the_topology(tmp_path: Path) -> None:
     t0 = time.monotonic()
-    res = run("experiments.run", "recon", "--trials", "2", "--out", str(tmp_path))
+    res = run("experiments.run", "recon", "--trials", "2", "--defense", "none", "--out",
+              str(tmp_path))
     wall_s = time.monotonic() - t0
     assert res.returncode == 0, res.stderr
     bundle = (tmp_path / "recon" / "latest").resolve()
     m = metrics(bundle)
-    print(f"recon: 2 trials in {wall_s:.1f} s; discovery {m['discovery_s']['mean']:.2f} s, "
-          f"port scan {m['port_scan_s']['mean']:.2f} s")
-    assert m["host_precision"]["mean"] == 1.0 and m["host_precision"]["n"] == 2
-    assert m["host_recall"]["mean"] == 1.0
-    assert m["port_recall"]["mean"] == 1.0 and m["unexpected_open_ports"]["mean"] == 0
-    ports = list(csv.DictReader(open(bundle / "recon_ports.csv")))
-    open_502 = {p["host"] for p in ports if p["port"] == "502" and p["found_open"] == "true"}
-    assert open_502 == {"plc1", "plc2"}
+    print(f"recon: 2 trials in {wall_s:.1f} s; discovery {m['none:discovery_s']['mean']:.2f} s,"
+          f" port scan {m['none:port_scan_s']['mean']:.2f} s")
+    assert m["none:host_precision"]["mean"] == 1.0 and m["none:host_precision"]["n"] == 2
+    assert m["none:host_recall"]["mean"] == 1.0
+    assert m["none:port_recall"]["mean"] == 1.0
+    assert m["none:unexpected_open_ports"]["mean"] == 0
+    assert m["none:modbus_id_recall"]["mean"] == 1.0
+    assert m["none:attacker_modbus_success"]["mean"] == 1.0
     hosts = list(csv.DictReader(open(bundle / "recon_hosts.csv")))
-    assert {h["host"] for h in hosts if h["found"] == "true"} == {
-        "hmi", "ews", "historian", "plc1", "plc2"}
-    for name in ("recon_progress.png", "recon_stages.svg", "raw/trial-001/recon_outcome.json",
-                 "raw/trial-002/recon/nmap_discovery.xml", "raw/trial-001/plc1_state.csv"):
+    assert {h["owner"] for h in hosts} == {"hmi", "ews", "historian", "plc1", "plc2"}
+    open_502 = {h["owner"] for h in hosts if "502" in h["open_ports"].split()}
+    assert open_502 == {"plc1", "plc2"}
+    for name in ("recon_progress.png", "recon_stages.svg", "staleness.png", "report.html",
+                 "raw/trial-001/none/recon_outcome.json",
+                 "raw/trial-002/none/recon/nmap_discovery.xml",
+                 "raw/trial-001/none/plc1_state.csv"):
+        assert (bundle / name).is_file(), name
+
+
+def test_recon_under_both_defenses_is_valid_and_defeats_the_exploit(tmp_path: Path) -> None:
+    res = run("experiments.run", "recon", "--trials", "2", "--defense", "all", "--out",
+              str(tmp_path), timeout_s=600)
+    assert res.returncode == 0, res.stderr
+    bundle = (tmp_path / "recon" / "latest").resolve()
+    m = metrics(bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["conditions"] == ["none", "rhm", "nat"]
+    assert [t["status"] for t in manifest["trials"]] == ["ok"] * 6
+    assert manifest["validity"]["rhm:real_addresses_unreachable"]
+    assert manifest["validity"]["nat:real_addresses_unreachable"]
+    for d in ("none", "rhm", "nat"):
+        print(f"{d}: modbus success {m[f'{d}:attacker_modbus_success']['mean']:.2f}, "
+              f"findings valid at exploit {m[f'{d}:findings_valid_at_exploit']['mean']:.2f}, "
+              f"HMI availability {m[f'{d}:hmi_availability']['mean']:.4f}")
+        assert m[f"{d}:hmi_availability"]["mean"] >= 0.999
+    assert m["none:attacker_modbus_success"]["mean"] == 1.0
+    assert m["rhm:attacker_modbus_success"]["mean"] <= 0.1
+    assert m["nat:attacker_modbus_success"]["mean"] <= 0.1
+    for d in ("rhm", "nat"):
+        assert m[f"{d}:hop_latency_p95_ms"]["mean"] > 0
+        assert m[f"{d}:rtt_authorized_p50_ms"]["mean"] > 0
+    for name in ("staleness.svg", "defense_outcomes.png", "hops.csv", "reach_check.csv"):
         assert (bundle / name).is_file(), name
 
 
