@@ -8,6 +8,7 @@ from experiments.spec import Experiment
 
 EXPERIMENTS: dict[str, Experiment] = {
     e.name: e for e in (recon.EXPERIMENT, rtt.EXPERIMENT, ics.EXPERIMENT)}
+EXPERIMENTS["bench"] = __import__("experiments.bench").bench.EXPERIMENT  # benchmarks
 
 
 def get_experiment(name: str) -> Experiment:
