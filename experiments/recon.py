@@ -19,11 +19,14 @@ and not scored.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import math
 import time
 from collections import defaultdict
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +34,7 @@ from experiments import mtd, plotting
 from experiments.bundle import read_csv
 from experiments.devices import hmi_results, start_ics, stop_hmi
 from experiments.errors import LabError, UserError
-from experiments.lab import running_lab
+from experiments.lab import Lab, running_lab
 from experiments.parsers import ParseError, parse_ping
 from experiments.runner import TrialContext
 from experiments.scoring import modbus_identified, score_hosts, score_ports
@@ -117,7 +120,14 @@ def _run_attack(lab, ctx: TrialContext, host: str, module: str, args: list[str],
                        f"{text.splitlines()[-1] if text else '(no output)'}")
 
 
-def trial(ctx: TrialContext) -> TrialResult:
+def trial(ctx: TrialContext,
+          watch: Callable[[Lab], AbstractContextManager[Any]] | None = None) -> TrialResult:
+    """One recon run under ``ctx.condition`` (the defense).
+
+    watch: called with the running lab once it is up; the context manager it returns wraps
+        everything the trial does in the lab and exits before teardown (e.g. mtd-sweep reads
+        the controller's CPU time around the run).
+    """
     cfg = ctx.config
     ports = parse_ports(cfg["ports"])
     stages = parse_stages(cfg["stages"])
@@ -139,7 +149,8 @@ def trial(ctx: TrialContext) -> TrialResult:
     hmi = ctx.plan.hosts_with_role("hmi")
     plcs = ctx.plan.hosts_with_role("plc")
     ctx.stage(f"building the network ({defense})")
-    with running_lab(ctx.lab_config(app=app, controller_args=cargs)) as lab:
+    with (running_lab(ctx.lab_config(app=app, controller_args=cargs)) as lab,
+          watch(lab) if watch else contextlib.nullcontext()):
         ctx.stage("starting PLCs, HMI and defense")
         ics = start_ics(lab, raw)
         running = mtd.start_defense(lab, settings, plan_path, raw, hop_logs)
