@@ -499,11 +499,14 @@ def plot_tank(bundle: Path) -> list[tuple[str, str]]:
         xs = [float(r["t_rel_s"]) for r in pts]
         ax.plot(xs, [float(r["level_cm"]) for r in pts], label=f"{cond}: level",
                 color=plotting.color(cond))
-        if cond == "baseline" or "baseline" not in series:
-            ax.plot(xs, [float(r["level_high_sp_cm"]) for r in pts], linestyle="--",
-                    color="black", linewidth=1, label="high setpoint")
-            ax.plot(xs, [float(r["level_low_sp_cm"]) for r in pts], linestyle=":",
-                    color="black", linewidth=1, label="low setpoint")
+    # The band as it stood before the attack, across the longer series (the injection
+    # writes no setpoint, so both series share it).
+    longest = max(series.values(), key=len)
+    xs = [float(r["t_rel_s"]) for r in longest]
+    ax.plot(xs, [float(longest[0]["level_high_sp_cm"])] * len(xs), linestyle="--",
+            color="black", linewidth=1, label="high setpoint")
+    ax.plot(xs, [float(longest[0]["level_low_sp_cm"])] * len(xs), linestyle=":",
+            color="black", linewidth=1, label="low setpoint")
     end = next((float(r["attack_end_rel_s"]) for r in series.get("inject", [])), None)
     if end is not None:
         ax.axvspan(0.0, end, color="red", alpha=0.08, label="injection held")
