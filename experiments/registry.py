@@ -9,6 +9,7 @@ from experiments.spec import Experiment
 EXPERIMENTS: dict[str, Experiment] = {
     e.name: e for e in (recon.EXPERIMENT, rtt.EXPERIMENT, ics.EXPERIMENT)}
 EXPERIMENTS["bench"] = __import__("experiments.bench").bench.EXPERIMENT  # benchmarks
+EXPERIMENTS["attacks"] = __import__("experiments.attacks_exp").attacks_exp.EXPERIMENT
 EXPERIMENTS["mtd-sweep"] = __import__("experiments.mtd_sweep").mtd_sweep.EXPERIMENT
 EXPERIMENTS["evasion"] = __import__("experiments.evasion").evasion.EXPERIMENT
 
