@@ -202,11 +202,15 @@ def metric_by_interval(rows: list[dict[str, str]], metric: str
 
 def _errorbar(ax: Any, data: dict[float, list[float]], label: str, color: str,
               marker: str) -> None:
+    """Mean ± 95% CI per interval on a log x axis ticked at the swept intervals."""
     xs = sorted(data)
     sums = [summarize(data[x]) for x in xs]
     ax.errorbar(xs, [s.mean for s in sums],
                 yerr=[0 if math.isnan(s.ci95) else s.ci95 for s in sums], capsize=4,
                 marker=marker, label=label, color=color)
+    ax.set_xscale("log")
+    ax.set_xticks(xs, [f"{x:g}" for x in xs])
+    ax.minorticks_off()
 
 
 def plot(bundle: Path) -> list[tuple[str, str]]:
@@ -235,6 +239,8 @@ def plot(bundle: Path) -> list[tuple[str, str]]:
         if avail:
             _errorbar(bottom, avail, "HMI availability", "#004488", "o")
         bottom.set_ylabel("HMI availability (share)")
+        low = min((min(v) for v in avail.values()), default=1.0)
+        bottom.set_ylim(min(0.9, low - 0.02), 1.01)
         bottom.set_xscale("log")
         bottom.set_xlabel("hop interval (s, log scale)")
         bottom.legend(fontsize=8)
