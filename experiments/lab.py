@@ -287,8 +287,11 @@ class Lab:
                            waitConnected=False, cleanup=False)
         self.net.addController(ReadyController("c0", ip="127.0.0.1", port=self.ofp_port))
         self.net.build()
-        for h in self.net.hosts:
-            self.state.add_process(h.pid, f"host:{h.name}")
+        # Every Mininet node owns a shell (hosts in their namespaces, switches and the
+        # controller stand-in in the root one): all recorded for crash clean-up.
+        for node in (*self.net.hosts, *self.net.switches, *self.net.controllers):
+            if getattr(node, "pid", None):
+                self.state.add_process(node.pid, f"shell:{node.name}")
         self.net.start()
         if self.cfg.datapath == "user":
             # Userspace datapath: TCP segments with offloaded (unfilled) checksums are dropped.

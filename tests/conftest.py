@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-PROJECT_PROC = re.compile(r"-m (controllers|plc\.|attacks\.|defenses\.|experiments\.run)|mnexec")
+PROJECT_PROC = re.compile(
+    r"-m (controllers|plc\.|attacks\.|defenses\.|experiments\.run|topologies\.)|mnexec"
+    r"|mininet:")
 PREFIX = os.environ.get("SDNICS_SWITCH_PREFIX", "")
 # In CI (alone on the machine) every new bridge, interface or process counts. On a developer
 # machine where other networks run beside this suite, only this suite's own names count:
