@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import subprocess
 import time
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
@@ -356,7 +357,7 @@ def trial(ctx: TrialContext) -> TrialResult:
                 *attack_args(cond, cfg, plan, ctx.seed)], f"{cond}.log")
             try:
                 code = proc.wait(timeout=cfg["window_s"] + ATTACK_GRACE_S)
-            except Exception:
+            except subprocess.TimeoutExpired:
                 lab.stop(proc)
                 raise LabError(f"{cond} did not finish within "
                                f"{cfg['window_s'] + ATTACK_GRACE_S:g} s") from None
