@@ -448,11 +448,15 @@ def part_hopping(ctx: TrialContext) -> TrialResult:
 
 def _iperf(lab: Any, server: str, client: str, ip: str, seconds: int, raw: Path) -> float:
     """Throughput (bit/s) client → server with iperf3, both inside their hosts."""
-    srv = lab.popen(server, ["iperf3", "-s", "-1", "-p", str(IPERF_PORT)],
-                    f"iperf3_server_{server}.log", what="iperf3")
+    # No ``-1``: a one-off server exits after a client that failed half-way, and every
+    # retry is then refused; the lab stops it instead.
+    log_name = f"iperf3_server_{server}.log"
+    srv = lab.popen(server, ["iperf3", "-s", "--forceflush", "-p", str(IPERF_PORT)],
+                    log_name, what="iperf3")
     try:
+        lab.wait_for_log(log_name, "Server listening", 10.0, srv)
         out = ""
-        for _attempt in range(20):  # the server may not listen yet: bounded retries
+        for _attempt in range(5):  # bounded retries of a failed client
             res = lab.run(client, ["iperf3", "-c", ip, "-p", str(IPERF_PORT), "-t",
                                    str(seconds), "-J"], timeout_s=seconds + 15)
             out = res.stdout
