@@ -241,7 +241,6 @@ def plot(bundle: Path) -> list[tuple[str, str]]:
         bottom.set_ylabel("HMI availability (share)")
         low = min((min(v) for v in avail.values()), default=1.0)
         bottom.set_ylim(min(0.9, low - 0.02), 1.01)
-        bottom.set_xscale("log")
         bottom.set_xlabel("hop interval (s, log scale)")
         bottom.legend(fontsize=8)
         out.append((plotting.save(fig, bundle, "tradeoff"),
@@ -252,7 +251,6 @@ def plot(bundle: Path) -> list[tuple[str, str]]:
     if cpu:
         fig, ax = plotting.figure()
         _errorbar(ax, cpu, "controller process", "#4477aa", "o")
-        ax.set_xscale("log")
         ax.set_xlabel("hop interval (s, log scale)")
         ax.set_ylabel("controller CPU (% of one core)")
         ax.set_title(f"Controller load against the hop interval ({defense})")
@@ -268,7 +266,6 @@ def plot(bundle: Path) -> list[tuple[str, str]]:
             _errorbar(ax, p50, "p50", "#228833", "o")
         if p95:
             _errorbar(ax, p95, "p95", "#aa3377", "s")
-        ax.set_xscale("log")
         ax.set_xlabel("hop interval (s, log scale)")
         ax.set_ylabel("hop latency (ms)")
         ax.set_title(f"Decision-to-enforcement latency of a hop ({defense})")
