@@ -23,7 +23,8 @@ from functools import partial
 from pathlib import Path
 from typing import IO
 
-from mininet.node import RemoteController
+from mininet.node import OVSSwitch, RemoteController
+from mininet.util import quietRun
 
 from experiments.errors import LabError, SetupError
 from experiments.teardown import existing_bridges, interface_exists, remove_recorded
@@ -73,6 +74,22 @@ class ReadyController(RemoteController):
 
     def checkListening(self) -> None:
         return None
+
+
+class LabSwitch(OVSSwitch):
+    """OVSSwitch whose ``ovs-vsctl`` calls run as subprocesses, not through the node's shell.
+
+    Mininet types ``ovs-vsctl ...`` into the switch's bash over a pty, and a pty line holds at
+    most 4095 bytes: a switch with more than about 50 ports (one ``add-port`` clause each)
+    got a truncated command, no bridge, and a lab that never connected. Same command, same
+    shell quoting, no length limit.
+    """
+
+    def vsctl(self, *args: object, **kwargs: object) -> str | None:
+        if self.batch:
+            return super().vsctl(*args, **kwargs)
+        cmd = " ".join(str(arg).strip() for arg in args)
+        return quietRun(f"ovs-vsctl {cmd}", shell=True)
 
 
 def free_loopback_port() -> int:
@@ -252,7 +269,6 @@ class Lab:
     def _build_network(self) -> None:
         from mininet.link import Link, TCLink
         from mininet.net import Mininet
-        from mininet.node import OVSSwitch
 
         prefix = self.cfg.switch_prefix
         if prefix and not (prefix.isalnum() and len(prefix) <= 4):
@@ -279,7 +295,7 @@ class Lab:
                 link_opts["delay"] = f"{self.cfg.link_delay_ms:g}ms"
             if self.cfg.link_loss_pct:
                 link_opts["loss"] = self.cfg.link_loss_pct
-        switch = partial(OVSSwitch, datapath=self.cfg.datapath, failMode="secure",
+        switch = partial(LabSwitch, datapath=self.cfg.datapath, failMode="secure",
                          protocols="OpenFlow13")
         self.net = Mininet(topo=topo, switch=switch, controller=None,
                            link=partial(link_cls, **link_opts) if link_opts else link_cls,
