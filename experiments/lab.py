@@ -387,6 +387,9 @@ class Lab:
             if self.net is not None:
                 try:
                     self.net.stop()
+                    # net.stop() leaves the controller node's own shell running.
+                    for node in self.net.controllers:
+                        node.terminate()
                 except Exception as exc:
                     log.warning("mininet stop: %s", exc)
             if self.controller is not None and self.controller.poll() is None:

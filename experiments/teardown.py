@@ -48,6 +48,9 @@ def stop_pid(rec: ProcessRecord, grace_s: float = 3.0) -> bool:
         return False
     try:
         os.kill(rec.pid, signal.SIGTERM)
+        if rec.what.startswith("shell:"):
+            # An interactive bash (every Mininet node's shell) ignores SIGTERM; SIGHUP ends it.
+            os.kill(rec.pid, signal.SIGHUP)
     except ProcessLookupError:
         return False
     deadline = time.monotonic() + grace_s
