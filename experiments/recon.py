@@ -75,7 +75,8 @@ def parse_stages(text: str) -> list[str]:
 PARAMS = (
     Param("ports", "str", DEFAULT_PORTS, "TCP ports to scan (list and LO-HI ranges)"),
     Param("stages", "str", "discovery,syn,modbus", f"recon stages, from {', '.join(STAGES)}"),
-    Param("scanner", "str", "nmap", "recon engine", choices=("nmap", "scapy")),
+    Param("scanner", "str", "nmap", "recon engine; both: each trial scans with each engine, "
+          "on the same network and seed", choices=("nmap", "scapy", "both")),
     Param("scan_timeout_s", "float", 120.0, "bound on the whole reconnaissance", 5, 3600,
           quick=60.0),
     Param("defense", "str", "none,rhm", "defenses to compare, each trial under each: "
@@ -89,7 +90,17 @@ PARAMS = (
 
 
 def conditions(cfg: dict[str, Any]) -> list[str]:
-    return mtd.parse_defenses(cfg["defense"])
+    """The defenses; with ``--scanner both``, every defense with each engine (``rhm+scapy``)."""
+    defenses = mtd.parse_defenses(cfg["defense"])
+    if cfg["scanner"] != "both":
+        return defenses
+    return [f"{d}+{s}" for d in defenses for s in ("nmap", "scapy")]
+
+
+def split_condition(condition: str, scanner: str) -> tuple[str, str]:
+    """``rhm+scapy`` → ('rhm', 'scapy'); ``rhm`` → ('rhm', the configured scanner)."""
+    defense, _, engine = (condition or "none").partition("+")
+    return defense, engine or (scanner if scanner != "both" else "nmap")
 
 
 def _stage_duration(outcome: dict, names: tuple[str, ...]) -> float:
@@ -131,7 +142,7 @@ def trial(ctx: TrialContext,
     cfg = ctx.config
     ports = parse_ports(cfg["ports"])
     stages = parse_stages(cfg["stages"])
-    defense = ctx.condition or "none"
+    defense, scanner = split_condition(ctx.condition, cfg["scanner"])
     attacker = ctx.plan.attacker
     if attacker is None:
         raise UserError(f"topology {ctx.plan.name} has no attacker host")
@@ -154,11 +165,11 @@ def trial(ctx: TrialContext,
         ctx.stage("starting PLCs, HMI and defense")
         ics = start_ics(lab, raw)
         running = mtd.start_defense(lab, settings, plan_path, raw, hop_logs)
-        ctx.stage(f"reconnaissance ({cfg['scanner']}: {', '.join(stages)})")
+        ctx.stage(f"reconnaissance ({scanner}: {', '.join(stages)})")
         _run_attack(lab, ctx, attacker.name, "attacks.recon", [
             "--plan", str(plan_path), "--targets", ctx.plan.subnet,
             "--ports", ",".join(map(str, ports)), "--stages", ",".join(stages),
-            "--engine", cfg["scanner"], "--timeout-s", f"{cfg['scan_timeout_s']:g}",
+            "--engine", scanner, "--timeout-s", f"{cfg['scan_timeout_s']:g}",
             "--out", str(outcome_path), "--raw-dir", str(nmap_dir)], "recon.log",
             cfg["scan_timeout_s"] + 30)
         scan_end = time.time()
