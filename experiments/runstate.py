@@ -101,6 +101,12 @@ class RunState:
         self.processes.append(ProcessRecord(pid, proc_start_ticks(pid), what))
         self.save()
 
+    def add_processes(self, items: list[tuple[int, str]]) -> None:
+        """Record many (pid, what) at once: one write instead of one per process."""
+        self.processes.extend(ProcessRecord(pid, proc_start_ticks(pid), what)
+                              for pid, what in items)
+        self.save()
+
     def drop_process(self, pid: int) -> None:
         self.processes = [p for p in self.processes if p.pid != pid]
         self.save()
