@@ -78,6 +78,8 @@ class BarProgress(Progress):
         self.bar.advance(self.task)
 
     def finish(self) -> None:
+        if self.task is not None:
+            self.bar.update(self.task, description="done")
         self.bar.stop()
 
 
