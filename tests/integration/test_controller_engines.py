@@ -35,6 +35,13 @@ ERROR_MARKERS = ("HANDLER EXCEPTION", "Traceback")
 TCP_PORT = 18765
 
 
+def _stop(net) -> None:
+    """net.stop(), then the controller node's shell, which Mininet leaves running."""
+    net.stop()
+    for node in net.controllers:
+        node.terminate()
+
+
 def _skip_reason() -> str | None:
     if os.geteuid() != 0:
         return "needs root (Mininet creates namespaces, veths and OVS bridges)"
@@ -210,7 +217,7 @@ def test_engine_forwards_real_network(controller: tuple[int, Path], tmp_path: Pa
         flows = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", "cx1"],
                                capture_output=True, text=True).stdout
         assert "idle_timeout=" in flows, f"learned flows must idle out:\n{flows}"
-        net.stop()
+        _stop(net)
         stopped = True
         wait_for(lambda: all(f"switch disconnected dpid={d}" in log.read_text() for d in dpids),
                  CONNECT_TIMEOUT_S, f"switches {dpids} to be reported disconnected")
@@ -218,4 +225,4 @@ def test_engine_forwards_real_network(controller: tuple[int, Path], tmp_path: Pa
         assert not [m for m in ERROR_MARKERS if m in text], f"controller logged an error:\n{text}"
     finally:
         if not stopped:
-            net.stop()
+            _stop(net)
