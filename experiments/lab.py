@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -114,6 +115,33 @@ def planned_interfaces(topo: PlanTopo) -> list[str]:
     return names
 
 
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM while a process is started and recorded, then deliver them.
+
+    An interrupt between a child's fork and its run-state entry would leave a process no
+    teardown knows of (seen: a PLC server outliving an interrupted run). Blocking the signals
+    instead is no option: children inherit the signal mask. Main thread only; elsewhere a
+    no-op.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+
+    def hold(signum: int, _frame: object) -> None:
+        pending.append(signum)
+
+    old = {s: signal.signal(s, hold) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        if pending:
+            os.kill(os.getpid(), pending[0])
+
+
 def exit_description(code: int | None) -> str:
     """``-9`` → ``killed by SIGKILL``; ``1`` → ``exit status 1``."""
     if code is None:
@@ -161,10 +189,11 @@ class Lab:
         """
         host = self.host(host_name)
         logf = open(self.cfg.log_dir / log_name, "ab")
-        proc = host.popen(list(args), stdout=logf, stderr=subprocess.STDOUT,
-                          env=env or os.environ.copy())
-        self.state.add_process(proc.pid, f"{host_name}:{what or Path(args[0]).name}")
-        self._procs.append((proc, host_name, logf))
+        with signals_deferred():
+            proc = host.popen(list(args), stdout=logf, stderr=subprocess.STDOUT,
+                              env=env or os.environ.copy())
+            self.state.add_process(proc.pid, f"{host_name}:{what or Path(args[0]).name}")
+            self._procs.append((proc, host_name, logf))
         return proc
 
     def run(self, host_name: str, args: Sequence[str], timeout_s: float
@@ -175,8 +204,9 @@ class Lab:
         (``host.cmd``), which has no time-out and fails on a stray non-UTF-8 byte.
         """
         host = self.host(host_name)
-        proc = host.popen(list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        self.state.add_process(proc.pid, f"{host_name}:{Path(args[0]).name}")
+        with signals_deferred():
+            proc = host.popen(list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            self.state.add_process(proc.pid, f"{host_name}:{Path(args[0]).name}")
         try:
             out, _ = proc.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -261,10 +291,12 @@ class Lab:
         # Own session: a Ctrl-C at the terminal reaches the runner, which then stops the
         # controller in order, instead of killing it under a live network.
         out = open(self.cfg.log_dir / "controller.stdout.log", "ab")
-        self.controller = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                           stdin=subprocess.DEVNULL, start_new_session=True)
+        with signals_deferred():
+            self.controller = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                               stdin=subprocess.DEVNULL,
+                                               start_new_session=True)
+            self.state.add_process(self.controller.pid, "controller")
         out.close()
-        self.state.add_process(self.controller.pid, "controller")
 
     def _build_network(self) -> None:
         from mininet.link import Link, TCLink

@@ -60,7 +60,9 @@ def _project_processes() -> set[str]:
             cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if PROJECT_PROC.search(cmd) and "pytest" not in cmd and _own_process(proc.name):
+        # Not "pytest" anywhere in the line: a leaked process may have a pytest tmp path in it.
+        runner = " -m pytest" in cmd or cmd.split(" ", 1)[0].endswith("pytest")
+        if PROJECT_PROC.search(cmd) and not runner and _own_process(proc.name):
             found.add(f"{proc.name}: {cmd.strip()[:100]}")
     return found
 
