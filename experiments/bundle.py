@@ -127,6 +127,22 @@ def _csv_value(v: Any) -> Any:
     return v
 
 
+def read_json_object(path: Path) -> dict[str, Any] | None:
+    """A bundle's JSON file as a dict; None when missing; UserError (one line) when unreadable,
+    not JSON, or not an object."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read {path}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path} is not valid JSON: {exc.msg} (line {exc.lineno})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object")
+    return data
+
+
 def read_csv(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import logging
 import math
 import sys
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from experiments.bundle import utc_stamp
+from experiments.bundle import read_json_object, utc_stamp
 from experiments.errors import UserError
 from experiments.runstate import atomic_write_text
 
@@ -63,26 +62,12 @@ def _float(value: Any) -> float:
     return float(value)
 
 
-def _read_object(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read {path}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path} is not valid JSON: {exc.msg} (line {exc.lineno})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a JSON object")
-    return data
-
-
 def load_summary(bundle: Path) -> BundleSummary:
     """Read one bundle; UserError when it is not a results bundle with a summary."""
     bundle = Path(bundle)
     if not bundle.is_dir():
         raise UserError(f"{bundle} is not a directory")
-    summary = _read_object(bundle / "summary.json")
+    summary = read_json_object(bundle / "summary.json")
     if summary is None:
         raise UserError(f"{bundle} is not a results bundle with a summary (no summary.json)")
     raw = summary.get("metrics")
@@ -92,7 +77,7 @@ def load_summary(bundle: Path) -> BundleSummary:
     for name in ("manifest.json", "config.json"):
         if isinstance(experiment, str) and experiment:
             break
-        experiment = (_read_object(bundle / name) or {}).get("experiment")
+        experiment = (read_json_object(bundle / name) or {}).get("experiment")
     metrics = {}
     for name, st in raw.items():
         st = st if isinstance(st, dict) else {}

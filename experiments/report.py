@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+from experiments.bundle import read_json_object
 from experiments.errors import UserError
 from experiments.runstate import atomic_write_text
 
@@ -147,31 +148,17 @@ class BundleFiles:
     error_tails: dict[int, str] = field(default_factory=dict)
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    if not path.exists():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read {path}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path} is not valid JSON: {exc.msg} (line {exc.lineno})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a JSON object")
-    return data
-
-
 def load_bundle(bundle: Path) -> BundleFiles:
     """Read the files the report needs; UserError when ``bundle`` is not a results bundle."""
     bundle = Path(bundle)
     if not bundle.is_dir():
         raise UserError(f"{bundle} is not a directory")
-    manifest = _read_json(bundle / "manifest.json")
+    manifest = read_json_object(bundle / "manifest.json")
     if manifest is None:
         raise UserError(f"{bundle} is not a results bundle (no manifest.json)")
     files = BundleFiles(path=bundle, manifest=manifest,
-                        config=_read_json(bundle / "config.json") or {},
-                        summary=_read_json(bundle / "summary.json"))
+                        config=read_json_object(bundle / "config.json") or {},
+                        summary=read_json_object(bundle / "summary.json"))
     metrics = bundle / "metrics.csv"
     if metrics.exists():
         try:
