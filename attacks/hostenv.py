@@ -116,6 +116,21 @@ class AttackArgumentParser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def int_in(low: int, high: int) -> Callable[[str], int]:
+    """argparse type factory: an integer in ``low..high`` (one-line error otherwise)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {low}..{high}, got {value}")
+        return value
+
+    return parse
+
+
 def positive_float(text: str) -> float:
     """argparse type: a finite number > 0."""
     try:

@@ -48,6 +48,7 @@ from attacks.hostenv import (
     AttackOutcome,
     UsageError,
     attack_parser,
+    int_in,
     port_list,
     positive_float,
     run_attack,
@@ -334,18 +335,6 @@ def _body(ctx: AttackContext) -> None:
 
 
 # --- CLI --------------------------------------------------------------------------------
-def _int_in(low: int, high: int) -> Any:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be {low}..{high}, got {value}")
-        return value
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The iphop command line (see the module docstring)."""
     parser = attack_parser("attacks.iphop",
@@ -355,18 +344,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pool", default=None,
                         help="source addresses/CIDRs to hop through (default: the "
                              "--pool-size highest free addresses of the plan's subnet)")
-    parser.add_argument("--pool-size", type=_int_in(2, 254), default=DEFAULT_POOL_SIZE)
+    parser.add_argument("--pool-size", type=int_in(2, 254), default=DEFAULT_POOL_SIZE)
     parser.add_argument("--allow-virtual-pool", action="store_true",
                         help="let the pool use the defenders' virtual addresses")
     parser.add_argument("--hop-interval-s", type=positive_float,
                         default=DEFAULT_HOP_INTERVAL_S)
-    parser.add_argument("--seed", type=_int_in(0, 2**63 - 1), default=1)
+    parser.add_argument("--seed", type=int_in(0, 2**63 - 1), default=1)
     parser.add_argument("--duration-s", type=positive_float, default=DEFAULT_DURATION_S,
                         help=f"how long to probe (at most {MAX_DURATION_S:g})")
     parser.add_argument("--probe-interval-s", type=positive_float,
                         default=DEFAULT_PROBE_INTERVAL_S,
                         help=f"pause between probe starts (at least {MIN_PROBE_INTERVAL_S:g})")
-    parser.add_argument("--max-probes", type=_int_in(1, MAX_PROBES), default=DEFAULT_MAX_PROBES)
+    parser.add_argument("--max-probes", type=int_in(1, MAX_PROBES), default=DEFAULT_MAX_PROBES)
     parser.add_argument("--connect-timeout-s", type=positive_float,
                         default=DEFAULT_CONNECT_TIMEOUT_S)
     return parser

@@ -55,6 +55,7 @@ from attacks.hostenv import (
     AttackOutcome,
     UsageError,
     attack_parser,
+    int_in,
     positive_float,
     run_attack,
     utc_now_iso,
@@ -759,18 +760,6 @@ def _body(ctx: AttackContext) -> None:
 
 
 # --- CLI --------------------------------------------------------------------------------
-def _int_in(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be {low}..{high}, got {value}")
-        return value
-    return parse
-
-
 def _tamper_arg(text: str) -> str:
     """argparse type: a valid ``--tamper`` text, kept as text (the outcome records it)."""
     try:
@@ -789,14 +778,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--poison-interval-s", type=positive_float,
                         default=DEFAULT_POISON_INTERVAL_S,
                         help=f"seconds between poison rounds (at least {MIN_POISON_INTERVAL_S:g})")
-    parser.add_argument("--port", type=_int_in(1, 65535), default=MODBUS_PORT,
+    parser.add_argument("--port", type=int_in(1, 65535), default=MODBUS_PORT,
                         help="the Modbus/TCP server port (default 502)")
     parser.add_argument("--tamper", type=_tamper_arg, default=None, metavar="REGISTER=VALUE",
                         help="falsify one value in read responses: NAME, PROCESS.NAME or "
                              "TABLE:ADDRESS = raw value (e.g. level=1999)")
-    parser.add_argument("--max-records", type=_int_in(0, 10**6), default=DEFAULT_MAX_RECORDS,
+    parser.add_argument("--max-records", type=int_in(0, 10**6), default=DEFAULT_MAX_RECORDS,
                         help="exchanges kept in the outcome (all are counted)")
-    parser.add_argument("--max-forward-packets", type=_int_in(1, 10**7),
+    parser.add_argument("--max-forward-packets", type=int_in(1, 10**7),
                         default=DEFAULT_MAX_FORWARD_PACKETS,
                         help="packets scapy may forward in tamper mode; the run ends there")
     parser.add_argument("--verify-s", type=positive_float, default=DEFAULT_VERIFY_S,

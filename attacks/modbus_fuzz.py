@@ -32,7 +32,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from attacks.hostenv import (
@@ -40,6 +40,7 @@ from attacks.hostenv import (
     AttackOutcome,
     UsageError,
     attack_parser,
+    int_in,
     load_plan,
     positive_float,
     run_attack,
@@ -262,32 +263,18 @@ class FuzzOutcome(AttackOutcome):
     host_changes: list[str] = field(default_factory=list)
 
 
-def _bounded_int(low: int, high: int) -> Callable[[str], int]:
-    """argparse type factory: an integer in ``low..high``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{value} outside {low}..{high}")
-        return value
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The fuzz command line (see the module docstring)."""
     parser = attack_parser("attacks.modbus_fuzz",
                            "A bounded barrage of hostile Modbus/TCP frames against one PLC.")
-    parser.add_argument("--port", type=_bounded_int(1, 65535), default=MODBUS_PORT)
-    parser.add_argument("--frames", type=_bounded_int(1, MAX_FRAMES), default=DEFAULT_FRAMES,
+    parser.add_argument("--port", type=int_in(1, 65535), default=MODBUS_PORT)
+    parser.add_argument("--frames", type=int_in(1, MAX_FRAMES), default=DEFAULT_FRAMES,
                         help=f"frames to send (at most {MAX_FRAMES})")
     parser.add_argument("--rate-fps", type=positive_float, default=DEFAULT_RATE_FPS,
                         help=f"frames per second (at most {MAX_RATE_FPS:g})")
     parser.add_argument("--max-s", type=positive_float, default=DEFAULT_MAX_S,
                         help=f"time bound in seconds (at most {MAX_DURATION_S:g})")
-    parser.add_argument("--half-open", type=_bounded_int(0, MAX_HALF_OPEN),
+    parser.add_argument("--half-open", type=int_in(0, MAX_HALF_OPEN),
                         default=DEFAULT_HALF_OPEN, help="connections held open to the end")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--map", choices=sorted(MAPS), default="tank",
