@@ -6,6 +6,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+# One percentile for the project: the HMI metrics (device side) define it.
+from plc.metrics import percentile
+
 # Two-sided 95% Student t critical values t_{0.975, df} for df = 1..30.
 _T975 = (
     12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281,
@@ -26,17 +29,6 @@ def t_critical_95(df: int) -> float:
     g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
     g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
     return z + g1 / df + g2 / df**2 + g3 / df**3
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolation percentile (numpy's default), q in [0, 100]."""
-    if not values:
-        return math.nan
-    xs = sorted(values)
-    pos = (len(xs) - 1) * q / 100.0
-    lo = math.floor(pos)
-    hi = math.ceil(pos)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
 @dataclass(frozen=True)
