@@ -9,11 +9,14 @@ setup(
     "(Mininet + Open vSwitch + Ryu/os-ken + pymodbus)",
     python_requires=">=3.11,<3.12",
     packages=[
+        "common",
         "topologies",
         "controllers",
         "plc",
         "attacks",
         "defenses",
+        "lab",
+        "reporting",
         "experiments",
     ],
     install_requires=[

@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from attacks.hostenv import (
+from common.hostenv import (
     AttackContext,
     AttackOutcome,
     UsageError,

@@ -50,7 +50,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attacks.hostenv import (
+from attacks.modbus_frames import MBAP_HEADER_BYTES, FrameError, reply_length
+from common.hostenv import (
     AttackContext,
     AttackOutcome,
     UsageError,
@@ -60,8 +61,7 @@ from attacks.hostenv import (
     run_attack,
     utc_now_iso,
 )
-from attacks.modbus_frames import MBAP_HEADER_BYTES, FrameError, reply_length
-from attacks.scope import ScopeError, expand_targets
+from common.scope import ScopeError, expand_targets
 from plc.registers import MAPS, MAPS_BY_ID, RegisterMap, Table
 
 log = logging.getLogger(__name__)
@@ -551,7 +551,7 @@ def _new_outcome(args: argparse.Namespace, targets: tuple[str, ...]) -> InjectOu
 
 def snapshot_host() -> Any:
     """The host's network state, or None where the tools to read it are missing."""
-    from attacks.netstate import NetStateError, take_snapshot
+    from common.netstate import NetStateError, take_snapshot
 
     try:
         return take_snapshot()
@@ -562,7 +562,7 @@ def snapshot_host() -> Any:
 
 def host_state_diff(before: Any) -> list[str]:
     """Differences of the host's network state now vs. ``before`` (a line each; [] = same)."""
-    from attacks.netstate import diff_snapshots
+    from common.netstate import diff_snapshots
 
     if before is None:
         return ["not checked: no snapshot before the attack"]

@@ -43,7 +43,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from attacks.hostenv import (
+from common.hostenv import (
     AttackContext,
     AttackOutcome,
     UsageError,
@@ -54,9 +54,9 @@ from attacks.hostenv import (
     run_attack,
     utc_now_iso,
 )
-from attacks.netstate import HostChanges, local_interface
-from attacks.scope import ScopeError, expand_targets
-from topologies.plan import AddressPlan
+from common.netstate import HostChanges, local_interface
+from common.plan import AddressPlan
+from common.scope import ScopeError, expand_targets
 
 log = logging.getLogger(__name__)
 

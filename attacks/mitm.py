@@ -50,7 +50,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from attacks.hostenv import (
+from common.hostenv import (
     AttackContext,
     AttackOutcome,
     UsageError,
@@ -60,10 +60,10 @@ from attacks.hostenv import (
     run_attack,
     utc_now_iso,
 )
-from attacks.netstate import IP_FORWARD, HostChanges, LocalInterface, local_interface
+from common.netstate import IP_FORWARD, HostChanges, LocalInterface, local_interface
+from common.plan import AddressPlan
 from plc.mbap import FramingError, split_frames
 from plc.registers import MAPS, Table
-from topologies.plan import AddressPlan
 
 log = logging.getLogger(__name__)
 

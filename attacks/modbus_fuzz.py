@@ -35,7 +35,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-from attacks.hostenv import (
+from attacks.modbus_frames import (
+    EXCEPTION_REPLY_BYTES,
+    bad_content_frame,
+    bad_framing,
+    partial_header,
+    table_sizes_of,
+)
+from common.hostenv import (
     AttackContext,
     AttackOutcome,
     UsageError,
@@ -46,14 +53,7 @@ from attacks.hostenv import (
     run_attack,
     utc_now_iso,
 )
-from attacks.modbus_frames import (
-    EXCEPTION_REPLY_BYTES,
-    bad_content_frame,
-    bad_framing,
-    partial_header,
-    table_sizes_of,
-)
-from attacks.scope import ScopeError, expand_targets
+from common.scope import ScopeError, expand_targets
 from plc.registers import MAPS, Table
 
 log = logging.getLogger(__name__)

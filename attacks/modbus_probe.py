@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from attacks.hostenv import (
+from attacks.modbus_frames import FrameError, parse_reply, read_request, reply_length
+from common.hostenv import (
     AttackContext,
     AttackOutcome,
     attack_parser,
@@ -26,7 +27,6 @@ from attacks.hostenv import (
     run_attack,
     utc_now_iso,
 )
-from attacks.modbus_frames import FrameError, parse_reply, read_request, reply_length
 
 READ_INPUT_REGISTERS = 4
 

@@ -41,7 +41,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attacks.hostenv import (
+from attacks.recon_parse import (
+    Findings,
+    local_ipv4_interfaces,
+    modbus_report_server_id,
+    modbus_report_server_id_request,
+    parse_nmap_xml,
+)
+from common.hostenv import (
     AttackContext,
     AttackInterrupted,
     AttackOutcome,
@@ -53,14 +60,7 @@ from attacks.hostenv import (
     run_attack,
     utc_now_iso,
 )
-from attacks.recon_parse import (
-    Findings,
-    local_ipv4_interfaces,
-    modbus_report_server_id,
-    modbus_report_server_id_request,
-    parse_nmap_xml,
-)
-from attacks.scope import ScopeError
+from common.scope import ScopeError
 
 log = logging.getLogger(__name__)
 

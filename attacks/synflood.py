@@ -41,7 +41,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from attacks.hostenv import (
+from common.hostenv import (
     AttackContext,
     AttackOutcome,
     UsageError,
@@ -51,9 +51,9 @@ from attacks.hostenv import (
     run_attack,
     utc_now_iso,
 )
-from attacks.scope import ScopeError, check_target, expand_targets
+from common.plan import AddressPlan
+from common.scope import ScopeError, check_target, expand_targets
 from plc.metrics import RequestRecord, plc_metrics
-from topologies.plan import AddressPlan
 
 log = logging.getLogger(__name__)
 

@@ -47,6 +47,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common.plan import AddressPlan, HostSpec, ics_plan
 from controllers.detector_core import (
     DetectorSettings,
     PacketResult,
@@ -79,7 +80,6 @@ from controllers.headers import (
     parse_packet,
 )
 from controllers.learning import FrameError, LearningSwitchCore
-from topologies.plan import AddressPlan, HostSpec, ics_plan
 
 LOG = logging.getLogger(__name__)
 

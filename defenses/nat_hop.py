@@ -46,7 +46,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from attacks.hostenv import (
+from common.hostenv import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
@@ -57,7 +57,7 @@ from attacks.hostenv import (
     require_host_namespace,
     write_json_atomic,
 )
-from attacks.netstate import (
+from common.netstate import (
     NetSnapshot,
     NetStateError,
     diff_snapshots,
@@ -68,6 +68,7 @@ from attacks.netstate import (
     table_has_rules,
     take_snapshot,
 )
+from common.plan import AddressPlan
 from controllers.mutation import HopEvent, MutationConfig, MutationError
 from defenses import nat_rules
 from defenses.nat_rules import (
@@ -79,7 +80,6 @@ from defenses.nat_rules import (
     NatRuleError,
     ProtectedHost,
 )
-from topologies.plan import AddressPlan
 
 log = logging.getLogger(__name__)
 

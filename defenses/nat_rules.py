@@ -44,8 +44,8 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from common.plan import AddressPlan
 from controllers.mutation import HopEvent, HopSchedule, MutationConfig, schedule_events
-from topologies.plan import AddressPlan
 
 TAG = "sdnics-nat-hop"
 REFUSE_CHAIN = "SDNICS-NAT-HOP"

@@ -34,18 +34,18 @@ from pathlib import Path
 from typing import Any
 
 from attacks.inject import TankImpact, read_state_csv, tank_impact
-from attacks.netstate import parse_iptables_save
-from experiments import plotting
-from experiments.bundle import read_csv
-from experiments.devices import start_ics, stop_hmi
-from experiments.errors import LabError, UserError
-from experiments.lab import Lab, running_lab
+from common.errors import LabError, UserError
+from common.netstate import parse_iptables_save
+from common.plan import AddressPlan
 from experiments.runner import TrialContext
 from experiments.spec import Experiment, Param, TrialResult
-from experiments.stats import summarize
+from lab.devices import start_ics, stop_hmi
+from lab.lifecycle import Lab, running_lab
 from plc.metrics import RequestRecord, plc_metrics, records_from_csv
 from plc.registers import TANK_MAP
-from topologies.plan import AddressPlan
+from reporting import plotting
+from reporting.bundle import read_csv
+from reporting.stats import summarize
 
 CONDITIONS = ("baseline", "inject", "mitm", "synflood", "fuzz")
 ATTACK_MODULES = {"inject": "attacks.inject", "mitm": "attacks.mitm",

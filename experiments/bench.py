@@ -52,15 +52,16 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from experiments import mtd, plotting
-from experiments.bundle import read_csv
-from experiments.errors import LabError, UserError
-from experiments.lab import SWITCH_PREFIX_ENV, planned_interfaces, running_lab
+from common.errors import LabError, UserError
+from common.plan import AddressPlan, ics_plan, linear_plan, star_plan
+from experiments import mtd
 from experiments.parsers import ParseError, parse_ping
 from experiments.runner import TrialContext
 from experiments.spec import Experiment, Param, TrialResult
-from experiments.stats import percentile, summarize
-from topologies.plan import AddressPlan, ics_plan, linear_plan, star_plan
+from lab.lifecycle import SWITCH_PREFIX_ENV, planned_interfaces, running_lab
+from reporting import plotting
+from reporting.bundle import read_csv
+from reporting.stats import percentile, summarize
 
 log = logging.getLogger(__name__)
 
@@ -266,8 +267,8 @@ def plain_mininet_s(plan: AddressPlan, datapath: str, log_dir: Path) -> dict[str
     from mininet.net import Mininet
     from mininet.node import OVSSwitch
 
-    from experiments.runstate import RunState
-    from experiments.teardown import remove_recorded
+    from lab.runstate import RunState
+    from lab.teardown import remove_recorded
     from topologies.base import PlanTopo
 
     topo = PlanTopo(plan, switch_prefix=switch_prefix())

@@ -36,17 +36,18 @@ from pathlib import Path
 from typing import Any
 
 from attacks.iphop import default_pool
-from attacks.scope import ScopeError, expand_targets
-from experiments import mtd, plotting
-from experiments.bundle import read_csv
-from experiments.devices import hmi_results, start_ics, stop_hmi
-from experiments.errors import LabError, UserError
-from experiments.lab import Lab, running_lab
+from common.errors import LabError, UserError
+from common.plan import AddressPlan
+from common.scope import ScopeError, expand_targets
+from experiments import mtd
 from experiments.recon import parse_ports
 from experiments.runner import TrialContext
 from experiments.spec import Experiment, Param, TrialResult
-from experiments.stats import summarize
-from topologies.plan import AddressPlan
+from lab.devices import hmi_results, start_ics, stop_hmi
+from lab.lifecycle import Lab, running_lab
+from reporting import plotting
+from reporting.bundle import read_csv
+from reporting.stats import summarize
 
 CONDITIONS = ("fixed", "hopping")
 ANSWERED = ("open", "closed")  # a refused connection proves a live host too

@@ -15,14 +15,14 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from experiments import plotting
-from experiments.bundle import read_csv
-from experiments.devices import hmi_results, start_ics, stop_hmi
-from experiments.errors import LabError, UserError
-from experiments.lab import exit_description, running_lab
+from common.errors import LabError, UserError
 from experiments.runner import TrialContext
 from experiments.spec import Experiment, Param, TrialResult
+from lab.devices import hmi_results, start_ics, stop_hmi
+from lab.lifecycle import exit_description, running_lab
 from plc.registers import TANK_MAP
+from reporting import plotting
+from reporting.bundle import read_csv
 
 # What each process's trend plot shows: the measured variable and its setpoints.
 TREND_VARIABLES = {

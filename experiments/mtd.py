@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from experiments.errors import LabError, UserError
-from experiments.lab import Lab
-from topologies.plan import AddressPlan
+from common.errors import LabError, UserError
+from common.plan import AddressPlan
+from lab.lifecycle import Lab
 
 DEFENSES = ("none", "rhm", "nat")
 INF = math.inf

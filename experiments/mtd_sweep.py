@@ -28,13 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from experiments import plotting, recon
-from experiments.bundle import read_csv
-from experiments.errors import UserError
-from experiments.lab import Lab
+from common.errors import UserError
+from experiments import recon
 from experiments.runner import TrialContext
 from experiments.spec import Experiment, Param, TrialResult
-from experiments.stats import summarize
+from lab.lifecycle import Lab
+from reporting import plotting
+from reporting.bundle import read_csv
+from reporting.stats import summarize
 
 CONDITION_PREFIX = "hop"
 INTERVAL_LO_S = recon.EXPERIMENT.param("hop_interval_s").lo or 0.5

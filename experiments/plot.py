@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from experiments.errors import UserError
+from common.errors import UserError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("bundle", nargs="+", type=Path, help="results bundle folder(s)")
     try:
         args = p.parse_args(argv)
-        from experiments.report import write_report
+        from reporting.report import write_report
 
         for b in args.bundle:
             for stem, _caption in replot(b):

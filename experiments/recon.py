@@ -30,16 +30,17 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from experiments import mtd, plotting
-from experiments.bundle import read_csv
-from experiments.devices import hmi_results, start_ics, stop_hmi
-from experiments.errors import LabError, UserError
-from experiments.lab import Lab, running_lab
+from common.errors import LabError, UserError
+from experiments import mtd
 from experiments.parsers import ParseError, parse_ping
 from experiments.runner import TrialContext
 from experiments.scoring import modbus_identified, score_hosts, score_ports
 from experiments.spec import Experiment, Param, TrialResult
-from experiments.stats import percentile, summarize
+from lab.devices import hmi_results, start_ics, stop_hmi
+from lab.lifecycle import Lab, running_lab
+from reporting import plotting
+from reporting.bundle import read_csv
+from reporting.stats import percentile, summarize
 
 # Modbus/TCP, S7comm, DNP3, EtherNet/IP, plus the usual IT suspects.
 DEFAULT_PORTS = "22,80,102,443,502,20000,44818"

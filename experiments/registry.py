@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from common.errors import UserError
 from experiments import attacks_exp, bench, evasion, ics, mtd_sweep, recon, rtt
-from experiments.errors import UserError
 from experiments.spec import Experiment
 
 EXPERIMENTS: dict[str, Experiment] = {

@@ -11,16 +11,16 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from experiments import plotting
-from experiments.bundle import read_csv
-from experiments.devices import hmi_results, start_ics, stop_hmi
-from experiments.errors import LabError, UserError
-from experiments.lab import running_lab
+from common.errors import LabError, UserError
+from common.plan import AddressPlan
 from experiments.parsers import ParseError, parse_ping
 from experiments.runner import TrialContext
 from experiments.spec import Experiment, Param, TrialResult
-from experiments.stats import percentile
-from topologies.plan import AddressPlan
+from lab.devices import hmi_results, start_ics, stop_hmi
+from lab.lifecycle import running_lab
+from reporting import plotting
+from reporting.bundle import read_csv
+from reporting.stats import percentile
 
 DEFAULT_PAIRS = {
     "ics": "hmi:plc1,hmi:plc2,ews:historian",

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from experiments.errors import EXIT_INTERRUPTED, Interrupted, UserError
+from common.errors import EXIT_INTERRUPTED, Interrupted, UserError
 from experiments.registry import EXPERIMENTS, get_experiment
 from experiments.spec import Experiment, load_config_file, resolve_config
 
@@ -70,9 +70,9 @@ def _raise_interrupted(signum: int, _frame: object) -> None:
 
 
 def _run_one(exp: Experiment, args: argparse.Namespace, argv: list[str]) -> int:
-    from experiments.lock import RunLock
     from experiments.progress import make_progress
     from experiments.runner import run_experiment, summary_table
+    from lab.lock import RunLock
 
     file_values = load_config_file(Path(args.config)) if args.config else None
     flags = {p.name: getattr(args, p.name) for p in exp.all_params}

@@ -8,7 +8,6 @@ everything completed already on disk.
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import logging
 import math
 import random
@@ -18,15 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from experiments import fidelity, platform
-from experiments.bundle import Bundle, git_commit, package_versions
-from experiments.errors import Interrupted, LabError, SetupError, UserError
-from experiments.lab import LabConfig
+from common.errors import Interrupted, LabError, UserError
+from common.plan import AddressPlan, plan_for
 from experiments.progress import Progress, QuietProgress
-from experiments.report import write_report
 from experiments.spec import Experiment, TrialResult
-from experiments.stats import summarize
-from topologies.plan import AddressPlan, plan_for
+from lab import fidelity, platform
+from lab.lifecycle import LabConfig
+from reporting.bundle import Bundle, git_commit, package_versions
+from reporting.report import write_report
+from reporting.stats import summarize
 
 log = logging.getLogger(__name__)
 
@@ -34,21 +33,6 @@ PACKAGES = ("ryu", "os-ken", "eventlet", "pymodbus", "python-nmap", "scapy", "ma
             "mininet")
 
 
-def resolve_engine(requested: str) -> str:
-    """``auto`` → ``ryu`` when it is installed, else ``os-ken``; error when neither is."""
-    have_ryu = importlib.util.find_spec("ryu") is not None
-    have_osken = importlib.util.find_spec("os_ken") is not None
-    if requested == "auto":
-        if have_ryu:
-            return "ryu"
-        if have_osken:
-            return "os-ken"
-        raise SetupError("neither ryu nor os-ken is installed; run: sudo make setup")
-    if requested == "ryu" and not have_ryu:
-        raise SetupError("engine ryu is not installed; run: sudo make setup")
-    if requested == "os-ken" and not have_osken:
-        raise SetupError("engine os-ken is not installed; run: sudo make setup")
-    return requested
 
 
 def engine_version(engine: str) -> str:
@@ -146,7 +130,7 @@ def run_experiment(exp: Experiment, config: dict[str, Any], out_root: Path,
     platform.require_lab_prerequisites(need_nmap=exp.needs_nmap)
     need_netem = bool(config["link_delay_ms"] or config["link_loss_pct"])
     plat = platform.detect(config["datapath"], need_netem=need_netem)
-    engine = resolve_engine(config["engine"])
+    engine = platform.resolve_engine(config["engine"])
     plan = plan_for(config["topo"], config["n_hosts"])
     pcap_hosts = parse_pcap_hosts(pcap, plan)
 

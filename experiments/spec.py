@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from experiments.errors import UserError
+from common.errors import UserError
 
 _UNSET: Any = object()
 

@@ -16,6 +16,8 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 
+from common.quantiles import percentile
+
 OUTCOMES = ("ok", "exception", "timeout", "connection_error")
 READ_FUNCTIONS = ("read_coils", "read_discrete_inputs", "read_input_registers",
                   "read_holding_registers")
@@ -69,15 +71,6 @@ def records_from_csv(lines: Iterable[str]) -> list[RequestRecord]:
     return records
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0..100) with linear interpolation; NaN for no values."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100.0
-    lo = math.floor(rank)
-    hi = math.ceil(rank)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (rank - lo)
 
 
 @dataclass(frozen=True)

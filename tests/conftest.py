@@ -68,7 +68,7 @@ def _project_processes() -> set[str]:
 
 
 def _run_states() -> set[str]:
-    from experiments.runstate import STATE_DIR, RunState
+    from lab.runstate import STATE_DIR, RunState
 
     if not STATE_DIR.is_dir():
         return set()

@@ -1,10 +1,14 @@
-"""A Mininet ``Topo`` built from an :class:`~topologies.plan.AddressPlan`, nothing else."""
+"""A Mininet ``Topo`` built from an :class:`~common.plan.AddressPlan`, nothing else."""
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Sequence
+
 from mininet.topo import Topo
 
-from topologies.plan import AddressPlan
+from common.plan import AddressPlan
 
 
 class PlanTopo(Topo):
@@ -35,3 +39,14 @@ class PlanTopo(Topo):
         for h in self.plan.hosts:
             self.addHost(h.name, ip=f"{h.ip}/{prefix}", mac=h.mac, defaultRoute=None)
             self.addLink(h.name, self.switch_name(h.switch))
+
+
+def hand_over_to_lab_mode(topo: str, argv: Sequence[str] | None = None) -> int:
+    """Replace this process by lab mode (``python -m lab``) on ``topo``; never returns.
+
+    ``python -m topologies.ics --cli`` stays the instructors' entry point, while the lab
+    runtime lives above this package: an exec keeps the import graph one-way.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    os.execv(sys.executable, [sys.executable, "-m", "lab", "--entry-point", topo, *args])
+    return 1  # not reached

@@ -10,8 +10,8 @@ Works with ``mn`` too (from the repository root, so ``topologies`` imports)::
 
 from __future__ import annotations
 
-from topologies.base import PlanTopo
-from topologies.plan import classic_plan, ics_plan
+from common.plan import classic_plan, ics_plan
+from topologies.base import PlanTopo, hand_over_to_lab_mode
 
 
 class IcsTopo(PlanTopo):
@@ -33,10 +33,12 @@ topos = TOPOS  # the name `mn --custom` looks for
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Lab mode on the ICS: ``python -m topologies.ics --cli`` (see :mod:`topologies.labmode`)."""
-    from topologies.labmode import main as lab_main
+    """Lab mode on the ``ics`` topology: hands over to ``python -m lab`` (:mod:`lab.mode`).
 
-    return lab_main(argv, prog="python -m topologies.ics", default_topo="ics")
+    An ``exec``, not an import: topologies import nothing above the neutral layer, so that
+    ``mn --custom`` loads only the graph.
+    """
+    return hand_over_to_lab_mode("ics", argv)
 
 
 if __name__ == "__main__":

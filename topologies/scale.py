@@ -5,8 +5,8 @@
 
 from __future__ import annotations
 
+from common.plan import linear_plan, star_plan
 from topologies.base import PlanTopo
-from topologies.plan import linear_plan, star_plan
 
 
 class StarTopo(PlanTopo):

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from experiments.attacks_exp import CONDITIONS
-from experiments.lab import SWITCH_PREFIX_ENV
-from experiments.teardown import existing_bridges
+from lab.lifecycle import SWITCH_PREFIX_ENV
+from lab.teardown import existing_bridges
 
 pytestmark = pytest.mark.integration
 

@@ -20,14 +20,13 @@ from pathlib import Path
 import pytest
 
 from attacks.inject import read_state_csv, tank_impact
-from attacks.netstate import parse_iptables_save
 from attacks.synflood import counter_deltas, flood_effect, parse_proc_netstat
-from experiments.devices import Ics, PlcDevice, start_ics, stop_hmi
-from experiments.lab import SWITCH_PREFIX_ENV, Lab, LabConfig, running_lab
-from experiments.platform import choose_datapath
-from experiments.runner import resolve_engine
+from common.netstate import parse_iptables_save
+from common.plan import ics_plan
+from lab.devices import Ics, PlcDevice, start_ics, stop_hmi
+from lab.lifecycle import SWITCH_PREFIX_ENV, Lab, LabConfig, running_lab
+from lab.platform import choose_datapath, resolve_engine
 from plc.metrics import records_from_csv
-from topologies.plan import ics_plan
 
 pytestmark = pytest.mark.integration
 

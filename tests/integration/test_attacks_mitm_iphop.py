@@ -20,11 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from experiments.devices import Ics, start_ics, stop_hmi
-from experiments.lab import SWITCH_PREFIX_ENV, Lab, LabConfig, running_lab
-from experiments.platform import choose_datapath
-from experiments.runner import resolve_engine
-from topologies.plan import AddressPlan, ics_plan
+from common.plan import AddressPlan, ics_plan
+from lab.devices import Ics, start_ics, stop_hmi
+from lab.lifecycle import SWITCH_PREFIX_ENV, Lab, LabConfig, running_lab
+from lab.platform import choose_datapath, resolve_engine
 
 pytestmark = pytest.mark.integration
 

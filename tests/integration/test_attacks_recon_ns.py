@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from topologies.plan import classic_plan
+from common.plan import classic_plan
 
 pytestmark = pytest.mark.integration
 

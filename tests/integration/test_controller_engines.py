@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from topologies.plan import AddressPlan, HostSpec, SwitchSpec, mac_for
+from common.plan import AddressPlan, HostSpec, SwitchSpec, mac_for
 
 pytestmark = pytest.mark.integration
 

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from experiments.devices import start_ics, stop_hmi
-from experiments.lab import LabConfig, running_lab
-from experiments.platform import choose_datapath
-from experiments.runner import resolve_engine
-from topologies.plan import ics_plan
+from common.plan import ics_plan
+from lab.devices import start_ics, stop_hmi
+from lab.lifecycle import LabConfig, running_lab
+from lab.platform import choose_datapath, resolve_engine
 
 pytestmark = pytest.mark.integration
 

@@ -22,13 +22,12 @@ from pathlib import Path
 
 import pytest
 
+from common.plan import ics_plan
 from controllers.mutation import MutationConfig
 from defenses.nat_rules import host_events
-from experiments.devices import start_ics, stop_hmi
-from experiments.lab import SWITCH_PREFIX_ENV, Lab, LabConfig, running_lab
-from experiments.platform import choose_datapath
-from experiments.runner import resolve_engine
-from topologies.plan import ics_plan
+from lab.devices import start_ics, stop_hmi
+from lab.lifecycle import SWITCH_PREFIX_ENV, Lab, LabConfig, running_lab
+from lab.platform import choose_datapath, resolve_engine
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from experiments.teardown import existing_bridges
-from tests.integration.names import PORT_PREFIXES, SWITCHES, own_states
+from lab.teardown import existing_bridges
+from tests.support.names import PORT_PREFIXES, SWITCHES, own_states
 
 pytestmark = pytest.mark.integration
 

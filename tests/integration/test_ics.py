@@ -13,12 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from experiments.devices import start_ics, stop_hmi
-from experiments.lab import LabConfig, running_lab
-from experiments.platform import choose_datapath
-from experiments.runner import resolve_engine
+from common.plan import ics_plan
+from lab.devices import start_ics, stop_hmi
+from lab.lifecycle import LabConfig, running_lab
+from lab.platform import choose_datapath, resolve_engine
 from plc.registers import TANK_MAP
-from topologies.plan import ics_plan
 
 pytestmark = pytest.mark.integration
 

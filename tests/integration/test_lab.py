@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from experiments.lab import LabConfig, running_lab
-from experiments.platform import choose_datapath
-from experiments.runner import resolve_engine
-from experiments.runstate import pid_alive
-from experiments.teardown import existing_bridges
-from tests.integration.names import PORT_PREFIXES, S2, SWITCHES, own_states
-from topologies.plan import ics_plan
+from common.plan import ics_plan
+from lab.lifecycle import LabConfig, running_lab
+from lab.platform import choose_datapath, resolve_engine
+from lab.runstate import pid_alive
+from lab.teardown import existing_bridges
+from tests.support.names import PORT_PREFIXES, S2, SWITCHES, own_states
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +69,7 @@ def test_bridge_name_clash_is_refused(tmp_path: Path) -> None:
     subprocess.run(["ovs-vsctl", "add-br", S2, "--", "set", "bridge", S2,
                     "datapath_type=netdev"], check=True)
     try:
-        from experiments.errors import SetupError
+        from common.errors import SetupError
 
         with pytest.raises(SetupError, match="already exist"), running_lab(
                 lab_config(tmp_path)):

@@ -3,7 +3,7 @@ real lab (``python -m topologies.ics|classic --script``), and its output must sh
 guide says it shows. Also: leaving the prompt by EOF, Ctrl-C and SIGTERM tears the lab down.
 
 The commands, their excerpts and checks come from the guides themselves
-(:mod:`topologies.labguide`), so a guide cannot show a command that is not tested.
+(:mod:`lab.guide`), so a guide cannot show a command that is not tested.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from topologies.labguide import excerpt_mismatch, parse_guide, split_transcript
+from lab.guide import excerpt_mismatch, parse_guide, split_transcript
 
 pytestmark = pytest.mark.integration
 

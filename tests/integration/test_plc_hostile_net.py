@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from attacks.synflood import flood_effect
-from experiments.devices import start_ics, stop_hmi
-from experiments.lab import SWITCH_PREFIX_ENV, LabConfig, running_lab
-from experiments.platform import choose_datapath
-from experiments.runner import resolve_engine
+from common.plan import ics_plan
+from lab.devices import start_ics, stop_hmi
+from lab.lifecycle import SWITCH_PREFIX_ENV, LabConfig, running_lab
+from lab.platform import choose_datapath, resolve_engine
 from plc.metrics import records_from_csv
 from tests.integration.test_attacks_ics import (
     hmi_clock_s,
@@ -28,7 +28,6 @@ from tests.integration.test_attacks_ics import (
     read_truth,
     wait_hmi_polls,
 )
-from topologies.plan import ics_plan
 
 pytestmark = pytest.mark.integration
 

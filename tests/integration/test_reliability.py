@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from experiments.runstate import STATE_DIR, RunState
-from experiments.teardown import existing_bridges
-from tests.integration.names import PORT_PREFIXES, SWITCHES, own_states
+from lab.runstate import STATE_DIR, RunState
+from lab.teardown import existing_bridges
+from tests.support.names import PORT_PREFIXES, SWITCHES, own_states
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +81,7 @@ def test_interrupts_at_random_moments_leave_nothing(tmp_path: Path) -> None:
         assert proc.returncode in (130, 0), f"run {i}: exit {proc.returncode}: {err}"
         assert "Traceback" not in err, err
         left = leftovers()
-        from experiments.runstate import pid_alive
+        from lab.runstate import pid_alive
 
         left += [f"pid {pid}" for pid, ticks in pids if pid_alive(pid, ticks)]
         assert not left, f"run {i} ({sig.name}) left {left}"

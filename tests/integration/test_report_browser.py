@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.report import write_report
+from reporting.report import write_report
 from tests.unit.test_report import make_bundle
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from experiments.devices import start_ics, stop_hmi
-from experiments.lab import Lab, LabConfig, running_lab
-from experiments.platform import choose_datapath
-from plc.metrics import percentile
-from topologies.plan import ics_plan
+from common.plan import ics_plan
+from common.quantiles import percentile
+from lab.devices import start_ics, stop_hmi
+from lab.lifecycle import Lab, LabConfig, running_lab
+from lab.platform import choose_datapath
 
 pytestmark = pytest.mark.integration
 

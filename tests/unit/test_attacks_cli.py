@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from attacks import recon
-from attacks.hostenv import (
+from common.hostenv import (
     AttackContext,
     AttackOutcome,
     HostEnvError,
@@ -28,7 +28,7 @@ from attacks.hostenv import (
     utc_now_iso,
     write_json_atomic,
 )
-from topologies.plan import classic_plan
+from common.plan import classic_plan
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,8 +9,8 @@ from collections import Counter
 from pathlib import Path
 
 from attacks.ctrl_fuzz import ETH_MAX_FRAME, KINDS, hostile_frames
+from common.plan import ics_plan
 from controllers.learning import LearningSwitchCore
-from topologies.plan import ics_plan
 
 REPO = Path(__file__).resolve().parents[2]
 TARGETS = [h.ip for h in ics_plan().hosts]

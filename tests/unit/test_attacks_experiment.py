@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from attacks.inject import tank_impact
+from common.errors import UserError
+from common.plan import ics_plan
 from experiments.attacks_exp import (
     CONDITIONS,
     EXPERIMENT,
@@ -25,11 +27,9 @@ from experiments.attacks_exp import (
     window_figures,
     window_records,
 )
-from experiments.errors import UserError
 from experiments.registry import EXPERIMENTS
 from experiments.spec import resolve_config
 from plc.metrics import RequestRecord
-from topologies.plan import ics_plan
 
 
 def rec(t_s: float, plc: str = "plc1", poll: int = 0, outcome: str = "ok",

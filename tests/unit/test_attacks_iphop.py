@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from attacks.hostenv import UsageError
 from attacks.iphop import (
     check_pool,
     default_pool,
@@ -19,8 +18,9 @@ from attacks.iphop import (
     probe_pairs,
     snat_rule,
 )
-from attacks.scope import ScopeError
-from topologies.plan import ics_plan, star_plan
+from common.hostenv import UsageError
+from common.plan import ics_plan, star_plan
+from common.scope import ScopeError
 
 REPO = Path(__file__).resolve().parents[2]
 POOL = ("10.0.0.200", "10.0.0.201", "10.0.0.202", "10.0.0.203")

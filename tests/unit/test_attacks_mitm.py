@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from attacks.hostenv import UsageError
 from attacks.mitm import (
     ModbusRequest,
     ModbusTracker,
@@ -21,8 +20,9 @@ from attacks.mitm import (
     rewrite_response_payload,
     tamper_pdu,
 )
+from common.hostenv import UsageError
+from common.plan import ics_plan
 from plc.registers import Table
-from topologies.plan import ics_plan
 
 REPO = Path(__file__).resolve().parents[2]
 HMI, PLC = "10.0.0.11", "10.0.0.21"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 
-from attacks.netstate import (
+from common.netstate import (
     NetSnapshot,
     diff_snapshots,
     find_interface,

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from attacks.scope import ScopeError, expand_targets, require_in_scope
-from topologies.plan import classic_plan, ics_plan
+from common.plan import classic_plan, ics_plan
+from common.scope import ScopeError, expand_targets, require_in_scope
 
 PLAN = classic_plan()  # 10.0.0.0/24
 

@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from attacks.scope import ScopeError
 from attacks.synflood import (
     counter_deltas,
     flood_effect,
@@ -18,8 +17,9 @@ from attacks.synflood import (
     spoof_pool,
     syn_packet,
 )
+from common.plan import ics_plan
+from common.scope import ScopeError
 from plc.metrics import RequestRecord
-from topologies.plan import ics_plan
 
 addresses = st.integers(0, 2**32 - 1).map(
     lambda n: ".".join(str((n >> s) & 0xFF) for s in (24, 16, 8, 0)))

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from experiments import platform, runner
-from experiments.errors import SetupError
+from common.errors import SetupError
+from experiments import runner
 from experiments.registry import get_experiment
 from experiments.spec import resolve_config
+from lab import platform
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,8 +7,8 @@ import math
 
 import pytest
 
+from common.errors import UserError
 from experiments import bench
-from experiments.errors import UserError
 from experiments.registry import get_experiment
 from experiments.spec import resolve_config
 

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from experiments.bundle import Bundle
-from experiments.errors import UserError
-from experiments.lab import planned_interfaces
-from experiments.lock import RunLock
+from common.errors import UserError
+from common.plan import plan_for
 from experiments.runner import summary_table, trial_seed
-from experiments.runstate import RunState, pid_alive, proc_start_ticks
-from topologies.registry import build_topo
+from lab.lifecycle import planned_interfaces
+from lab.lock import RunLock
+from lab.runstate import RunState, pid_alive, proc_start_ticks
+from reporting.bundle import Bundle
+from topologies.base import PlanTopo
 
 
 def test_bundle_rows_are_on_disk_after_each_append(tmp_path: Path) -> None:
@@ -49,7 +50,7 @@ def test_json_has_no_nan(tmp_path: Path) -> None:
 
 
 def test_runstate_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("experiments.runstate.STATE_DIR", tmp_path)
+    monkeypatch.setattr("lab.runstate.STATE_DIR", tmp_path)
     st = RunState.new("t1")
     st.add_bridges(["s1", "s2"])
     st.add_interfaces(["s1-eth1"])
@@ -84,7 +85,7 @@ def test_run_lock_refuses_second_and_clears_stale(tmp_path: Path) -> None:
 
 
 def test_planned_interfaces_match_mininet_naming() -> None:
-    names = planned_interfaces(build_topo("ics"))
+    names = planned_interfaces(PlanTopo(plan_for("ics")))
     assert names[0] == "s1-eth1" and "s2-eth1" in names  # the trunk
     assert len(names) == 2 + 6 and len(set(names)) == len(names)
 

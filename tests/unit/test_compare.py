@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from experiments.compare import compare, load_bundles, main, shared_metrics
+from reporting.compare import compare, load_bundles, main, shared_metrics
 
 DATA = Path(__file__).parent / "data" / "bundles"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.errors import UserError
+from common.errors import UserError
 from experiments.registry import EXPERIMENTS, get_experiment
 from experiments.spec import load_config_file, resolve_config
 

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from common.plan import AddressPlan, ics_plan, linear_plan, star_plan
 from controllers.flowspec import (
     CONTROLLER_MAX_LEN_NO_BUFFER,
     NO_BUFFER,
@@ -28,7 +29,6 @@ from controllers.learning import (
     LearningSwitchCore,
     parse_ethernet,
 )
-from topologies.plan import AddressPlan, ics_plan, linear_plan, star_plan
 
 BROADCAST = "ff:ff:ff:ff:ff:ff"
 MAC_A = "02:00:00:00:00:01"

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from common.plan import AddressPlan, HostSpec, SwitchSpec, ics_plan, star_plan
 from controllers import __main__ as launcher
 from controllers import registry
 from controllers.flowspec import SetField
@@ -29,7 +30,6 @@ from controllers.mutation import (
     virtual_mac,
 )
 from tests.unit.test_controllers_detector import arp_request, ipv4
-from topologies.plan import AddressPlan, HostSpec, SwitchSpec, ics_plan, star_plan
 
 PLAN = ics_plan()
 HMI = PLAN.host("hmi")

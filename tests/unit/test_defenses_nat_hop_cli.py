@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from common.plan import ics_plan
 from defenses import nat_hop
-from topologies.plan import ics_plan
 
 
 @pytest.fixture()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from common.plan import classic_plan, ics_plan, star_plan
 from controllers.mutation import MutationConfig, schedule_events
 from defenses import nat_rules as nr
-from topologies.plan import classic_plan, ics_plan, star_plan
 
 PLAN = ics_plan()
 

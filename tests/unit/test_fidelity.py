@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.bundle import write_json
-from experiments.fidelity import (
+from lab.fidelity import (
     LOW_IDLE_THRESHOLD,
     SATURATED_SAMPLE_SHARE,
     CpuTicks,
@@ -25,6 +24,7 @@ from experiments.fidelity import (
     sample_between,
     summarize_samples,
 )
+from reporting.bundle import write_json
 
 # Captured from a 2-core Debian 12 machine (kernel 6.x), trimmed.
 PROC_STAT = """\
@@ -190,7 +190,7 @@ def test_failing_reader_logs_and_keeps_samples(caplog: pytest.LogCaptureFixture)
             raise OSError("gone")
         return read()
 
-    caplog.set_level(logging.WARNING, logger="experiments.fidelity")
+    caplog.set_level(logging.WARNING, logger="lab.fidelity")
     mon = FidelityMonitor(interval_s=0.01, read=flaky).start()
     wait_for(lambda: mon._thread is not None and not mon._thread.is_alive())
     assert len(mon.stop()) == 2

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from experiments.errors import UserError
+from common.errors import UserError
+from common.plan import classic_plan, ics_plan
+from lab import mode as labmode
+from lab import views as labviews
 from plc.metrics import PlcMetrics
-from topologies import labmode, labviews
-from topologies.plan import classic_plan, ics_plan
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from common.errors import UserError
+from common.plan import ics_plan
 from experiments import mtd
-from experiments.errors import UserError
 from experiments.recon import conditions, split_condition
-from topologies.plan import ics_plan
 
 PLAN = ics_plan()
 T0 = 1000.0

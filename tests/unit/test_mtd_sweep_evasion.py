@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from common.errors import UserError
+from common.plan import ics_plan
 from experiments import evasion, mtd_sweep
-from experiments.errors import UserError
 from experiments.registry import get_experiment
 from experiments.spec import resolve_config
-from topologies.plan import ics_plan
 
 # A real line of /proc/<pid>/stat, with a process name holding a space and a parenthesis.
 STAT = ("4242 (python3 x) y) S 1 4242 4242 0 -1 4194560 5873 0 0 0 "

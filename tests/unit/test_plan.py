@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from topologies.base import PlanTopo
-from topologies.plan import (
+from common.plan import (
     AddressPlan,
     HostSpec,
     PlanError,
@@ -20,7 +19,7 @@ from topologies.plan import (
     plan_for,
     star_plan,
 )
-from topologies.registry import build_topo
+from topologies.base import PlanTopo
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -103,7 +102,7 @@ def test_plan_for_unknown() -> None:
     ("linear", 5, 5, 5, 9)])
 def test_topologies_are_pure_graphs(name: str, n: int | None, hosts: int, switches: int,
                                     links: int) -> None:
-    topo = build_topo(name, n)
+    topo = PlanTopo(plan_for(name, n))
     assert len(topo.hosts()) == hosts
     assert len(topo.switches()) == switches
     assert len(topo.links()) == links
@@ -118,7 +117,7 @@ def test_topologies_are_pure_graphs(name: str, n: int | None, hosts: int, switch
 def test_topology_builds_no_loop() -> None:
     # The shipped topologies are trees: links = nodes - 1 (flooding cannot loop).
     for name, n in (("ics", None), ("star", 30), ("linear", 12), ("classic", None)):
-        topo = build_topo(name, n)
+        topo = PlanTopo(plan_for(name, n))
         assert len(topo.links()) == len(topo.nodes()) - 1
 
 

@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from plc.metrics import RequestRecord, percentile, plc_metrics, records_from_csv, summarize
+from common.quantiles import percentile
+from plc.metrics import RequestRecord, plc_metrics, records_from_csv, summarize
 
 
 def rec(t_s, poll, function="read_coils", outcome="ok", latency_ms=1.0, plc="plc1",

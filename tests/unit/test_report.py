@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from experiments import plotting
-from experiments.report import REPORT_NAME, load_bundle, main, render_report, write_report
+from reporting import plotting
+from reporting.report import REPORT_NAME, load_bundle, main, render_report, write_report
 
 DATA = Path(__file__).parent / "data" / "bundles"
 HOSTILE = '<script>alert("x")</script>&<b>'
@@ -51,7 +51,7 @@ def make_bundle(root: Path, *, invalid: bool = False, failed: bool = False,
         (b / "raw" / "trial-003").mkdir()
         (b / "raw" / "trial-003" / "error.txt").write_text(
             "Traceback (most recent call last):\n  File \"x.py\", line 1\n"
-            "experiments.errors.LabError: PLC plc1 exited with 1 <deep-cause>\n")
+            "common.errors.LabError: PLC plc1 exited with 1 <deep-cause>\n")
     else:
         trials.append({"trial": 3, "seed": 13, "status": "ok", "duration_s": 1.0})
     if fidelity:

@@ -8,7 +8,7 @@ import pytest
 
 from experiments.parsers import ParseError, parse_ping
 from experiments.scoring import score_hosts, score_ports
-from experiments.stats import percentile, summarize, t_critical_95
+from reporting.stats import percentile, summarize, t_critical_95
 
 PING_OK = """PING 10.0.0.21 (10.0.0.21) 56(84) bytes of data.
 64 bytes from 10.0.0.21: icmp_seq=1 ttl=64 time=12.4 ms

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from topologies.plan import AddressPlan
+from common.plan import AddressPlan
 
 # The largest expansion an attack accepts: a /16 is more than any emulated network here and
 # still small enough to hold in memory and on an nmap target file.

@@ -16,10 +16,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from experiments.lab import Lab
+from common.plan import AddressPlan
+from lab.lifecycle import Lab
 from plc.metrics import PlcMetrics, records_from_csv
 from plc.metrics import summarize as hmi_summarize
-from topologies.plan import AddressPlan
 
 PROCESS_ORDER = ("tank", "pressure")
 MODBUS_PORT = 502

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from experiments.runstate import ProcessRecord, RunState, pid_alive
+from lab.runstate import ProcessRecord, RunState, pid_alive
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """What the lab-mode CLI prints: the pure half (no I/O, no Mininet, no root).
 
 Every function here takes text or plain records already read from the run folder and returns
-lines to print, so the ``mininet>`` commands (:mod:`topologies.labmode`) stay thin and these
+lines to print, so the ``mininet>`` commands (:mod:`lab.mode`) stay thin and these
 are unit-tested on their own:
 
 - ``mtd``: the real <-> virtual mapping and the last hops, from the controller's hop log

@@ -15,6 +15,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from common.files import atomic_write_text
+
 log = logging.getLogger(__name__)
 
 STATE_DIR = Path(os.environ.get("SDNICS_STATE_DIR", "/run/sdn-ics-lab"))
@@ -41,14 +43,6 @@ def pid_alive(pid: int, start_ticks: int | None) -> bool:
     return now == start_ticks
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write then rename, so a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 @dataclass

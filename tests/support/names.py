@@ -12,7 +12,7 @@ PORT_PREFIXES = (f"{S1}-eth", f"{S2}-eth")
 
 def own_states() -> list[str]:
     """Run-state records of labs with this session's switch names (others may run beside)."""
-    from experiments.runstate import STATE_DIR, RunState
+    from lab.runstate import STATE_DIR, RunState
 
     names = []
     for path in STATE_DIR.glob("lab-*.json"):

@@ -13,7 +13,7 @@ commands a guide shows and the commands the tests run cannot drift apart:
 - ``<!-- needs: MODULE -->`` before a launch block: the part needs that Python module (a part
   of the project still being written); the tests skip the part while it is missing.
 
-``python -m topologies.labguide GUIDE.md [--part N]`` prints a part's commands as a script
+``python -m lab.guide GUIDE.md [--part N]`` prints a part's commands as a script
 for ``python -m topologies.ics --script FILE``.
 
 What it cannot do: check output that no excerpt or expect line describes, or run commands
@@ -171,7 +171,7 @@ def split_transcript(transcript: str) -> list[tuple[str, str]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the commands of a guide's part (1-based) as a --script file."""
-    parser = argparse.ArgumentParser(prog="python -m topologies.labguide",
+    parser = argparse.ArgumentParser(prog="python -m lab.guide",
                                      description="A lab guide's commands as a script.")
     parser.add_argument("guide", type=Path)
     parser.add_argument("--part", type=int, default=1, help="1-based part number (default 1)")
@@ -179,10 +179,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parts = parse_guide(args.guide.read_text(), str(args.guide))
     except (OSError, GuideError, re.error) as exc:
-        sys.stderr.write(f"python -m topologies.labguide: error: {exc}\n")
+        sys.stderr.write(f"python -m lab.guide: error: {exc}\n")
         return 2
     if not 1 <= args.part <= len(parts):
-        sys.stderr.write(f"python -m topologies.labguide: error: {args.guide} has "
+        sys.stderr.write(f"python -m lab.guide: error: {args.guide} has "
                          f"{len(parts)} part(s), not {args.part}\n")
         return 2
     part = parts[args.part - 1]

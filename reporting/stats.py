@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 # One percentile for the project: the HMI metrics (device side) define it.
-from plc.metrics import percentile
+from common.quantiles import percentile
 
 # Two-sided 95% Student t critical values t_{0.975, df} for df = 1..30.
 _T975 = (

@@ -6,6 +6,7 @@ OVS version, whether netem exists (link delay/loss), kernel, tool versions.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import platform as pyplatform
@@ -14,7 +15,7 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from experiments.errors import SetupError, UserError
+from common.errors import SetupError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -136,3 +137,20 @@ def require_lab_prerequisites(need_nmap: bool = False) -> None:
         raise SetupError(f"Open vSwitch is not running; {OVS_START_HINT}")
     if need_nmap and shutil.which("nmap") is None:
         raise SetupError(f"nmap is not installed; {SETUP_HINT} (or apt-get install nmap)")
+
+
+def resolve_engine(requested: str) -> str:
+    """``auto`` → ``ryu`` when it is installed, else ``os-ken``; error when neither is."""
+    have_ryu = importlib.util.find_spec("ryu") is not None
+    have_osken = importlib.util.find_spec("os_ken") is not None
+    if requested == "auto":
+        if have_ryu:
+            return "ryu"
+        if have_osken:
+            return "os-ken"
+        raise SetupError("neither ryu nor os-ken is installed; run: sudo make setup")
+    if requested == "ryu" and not have_ryu:
+        raise SetupError("engine ryu is not installed; run: sudo make setup")
+    if requested == "os-ken" and not have_osken:
+        raise SetupError("engine os-ken is not installed; run: sudo make setup")
+    return requested

@@ -20,8 +20,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from experiments.errors import UserError
-from experiments.runstate import atomic_write_text
+from common.errors import UserError
+from common.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import logging
 import os
 from pathlib import Path
 
-from experiments.errors import UserError
-from experiments.runstate import STATE_DIR, pid_alive, proc_start_ticks
+from common.errors import UserError
+from lab.runstate import STATE_DIR, pid_alive, proc_start_ticks
 
 log = logging.getLogger(__name__)
 

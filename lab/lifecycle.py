@@ -1,7 +1,7 @@
 """The lab lifecycle: build the emulated network, start the controller, wait until every switch
 is connected, start devices, yield, and tear down exactly what was created.
 
-Everything the lab creates is recorded in a :class:`~experiments.runstate.RunState` *before* it
+Everything the lab creates is recorded in a :class:`~lab.runstate.RunState` *before* it
 is created, so ``python -m experiments.clean`` can finish the job after a crash. Never
 ``mn -c``: that kills every controller and deletes every bridge on the machine.
 """
@@ -27,10 +27,10 @@ from typing import IO
 from mininet.node import OVSSwitch, RemoteController
 from mininet.util import quietRun
 
-from experiments.errors import LabError, SetupError
-from experiments.teardown import existing_bridges, interface_exists, remove_recorded
+from common.errors import LabError, SetupError
+from common.plan import AddressPlan
+from lab.teardown import existing_bridges, interface_exists, remove_recorded
 from topologies.base import PlanTopo
-from topologies.plan import AddressPlan
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class LabConfig:
     """How to build one lab.
 
     engine: ``ryu`` or ``os-ken`` (resolved, not ``auto``).
-    datapath: ``user`` or ``kernel`` (resolved by experiments.platform.choose_datapath).
+    datapath: ``user`` or ``kernel`` (resolved by lab.platform.choose_datapath).
     app: controller app short name (``python -m controllers list``).
     log_dir: where the controller's and devices' logs go (inside the results bundle).
     """
@@ -469,7 +469,7 @@ def _quiet_mininet() -> None:
 @contextmanager
 def running_lab(cfg: LabConfig) -> Iterator[Lab]:
     """Build → controller → connected → yield → teardown (also on Ctrl-C / SIGTERM)."""
-    from experiments.runstate import RunState
+    from lab.runstate import RunState
 
     _quiet_mininet()
     cfg.log_dir.mkdir(parents=True, exist_ok=True)

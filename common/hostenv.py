@@ -3,7 +3,7 @@
 An attack is started inside an emulated host (``host.popen([sys.executable, '-m',
 'attacks.<name>', ...])``). :func:`run_attack` gives each one the same behaviour:
 
-- bad arguments, an unreadable plan, a refused target (:class:`~attacks.scope.ScopeError`) or
+- bad arguments, an unreadable plan, a refused target (:class:`~common.scope.ScopeError`) or
   the root network namespace: one line on stderr, exit status 2, no traceback, nothing sent;
 - the JSON outcome is written atomically (temporary file + ``os.replace``), so a reader never
   sees half a file;
@@ -31,8 +31,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
-from attacks.scope import ScopeError, expand_targets
-from topologies.plan import AddressPlan, PlanError
+from common.plan import AddressPlan, PlanError
+from common.scope import ScopeError, expand_targets
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ def attack_parser(prog: str, description: str) -> AttackArgumentParser:
     """The parser with the options every attack has: --plan, --targets, --out, --log-level."""
     parser = AttackArgumentParser(prog=prog, description=description)
     parser.add_argument("--plan", required=True, type=Path,
-                        help="address plan JSON (topologies.plan.AddressPlan.save)")
+                        help="address plan JSON (common.plan.AddressPlan.save)")
     parser.add_argument("--targets", required=True,
                         help="comma-separated IPv4 addresses/CIDRs inside the plan's subnet")
     parser.add_argument("--out", required=True, type=Path,

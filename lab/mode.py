@@ -6,7 +6,7 @@
     sudo .venv/bin/python -m topologies.ics --script FILE      # the same, driven by a file
     sudo .venv/bin/python -m topologies.classic --cli          # h1-h4 on s1, a PLC on h4
 
-The network is built by :func:`experiments.lab.running_lab` (so teardown and crash clean-up
+The network is built by :func:`lab.lifecycle.running_lab` (so teardown and crash clean-up
 are the project's: never ``mn -c``), the PLCs and the HMI run as in an experiment, and every
 log goes into a run folder ``<out>/lab/<UTC timestamp>/``. Leaving the prompt (``exit``,
 Ctrl-D), Ctrl-C at an idle prompt, SIGTERM and SIGHUP all tear down exactly what was built.
@@ -49,12 +49,12 @@ from typing import IO, Any, NoReturn
 from mininet.cli import CLI
 from mininet.log import lg, output
 
-from experiments.devices import Ics, start_ics, stop_hmi
-from experiments.errors import EXIT_INTERRUPTED, Interrupted, LabError, UserError
-from experiments.lab import Lab
+from common.errors import EXIT_INTERRUPTED, Interrupted, LabError, UserError
+from common.plan import AddressPlan, plan_for
+from lab import views as labviews
+from lab.devices import Ics, start_ics, stop_hmi
+from lab.lifecycle import Lab
 from plc.metrics import records_from_csv, summarize
-from topologies import labviews
-from topologies.plan import AddressPlan, plan_for
 
 log = logging.getLogger(__name__)
 
@@ -631,10 +631,10 @@ def start_nat_defense(lab: Lab, opts: LabModeOptions, files: RunFiles,
 
 def run_session(opts: LabModeOptions) -> int:
     """Build the lab, run the prompt (or the script), tear down; returns the exit status."""
-    from experiments import platform
-    from experiments.lab import LabConfig, running_lab
-    from experiments.lock import RunLock
-    from experiments.runner import resolve_engine
+    from lab import platform
+    from lab.lifecycle import LabConfig, running_lab
+    from lab.lock import RunLock
+    from lab.platform import resolve_engine
 
     platform.require_lab_prerequisites(need_nmap=False)
     datapath = platform.choose_datapath(opts.datapath)

@@ -1,0 +1,248 @@
+"""``python -m experiments.compare DIR DIR... [--out DIR]``: the same metrics of several bundles
+side by side.
+
+Reads each bundle's ``summary.json`` (and ``manifest.json``/``config.json`` for the experiment
+name) and compares the metrics every bundle has. Bundles of different experiments are allowed;
+with no metric shared by all of them there is nothing to compare (one-line error, exit 2).
+Writes into ``--out`` (default ``results/compare/<UTC timestamp>``): ``comparison.csv`` (long
+format: bundle, experiment, metric, mean, ci95, n) and ``comparison.png``/``.svg`` (per shared
+metric, one bar per bundle with its 95% confidence interval), and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import logging
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+from common.errors import UserError
+from common.files import atomic_write_text
+from reporting.bundle import read_json_object, utc_stamp
+
+log = logging.getLogger(__name__)
+
+CSV_NAME = "comparison.csv"
+PLOT_STEM = "comparison"
+CSV_COLUMNS = ("bundle", "experiment", "metric", "mean", "ci95", "n")
+PLOT_COLUMNS = 3
+
+
+@dataclass(frozen=True)
+class MetricStats:
+    """One metric of one bundle: mean, 95% CI half-width, n (NaN when not measurable)."""
+
+    mean: float
+    ci95: float
+    n: int
+
+
+@dataclass(frozen=True)
+class BundleSummary:
+    """What a comparison needs of a bundle.
+
+    label: short unique name (``<experiment>/<timestamp>`` unless that is ambiguous).
+    metrics: metric → stats, in the bundle's own order.
+    """
+
+    path: Path
+    label: str
+    experiment: str
+    metrics: dict[str, MetricStats]
+
+
+def _float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return math.nan
+    return float(value)
+
+
+def load_summary(bundle: Path) -> BundleSummary:
+    """Read one bundle; UserError when it is not a results bundle with a summary."""
+    bundle = Path(bundle)
+    if not bundle.is_dir():
+        raise UserError(f"{bundle} is not a directory")
+    summary = read_json_object(bundle / "summary.json")
+    if summary is None:
+        raise UserError(f"{bundle} is not a results bundle with a summary (no summary.json)")
+    raw = summary.get("metrics")
+    if not isinstance(raw, dict):
+        raise UserError(f"{bundle / 'summary.json'}: no 'metrics' object")
+    experiment = summary.get("experiment")
+    for name in ("manifest.json", "config.json"):
+        if isinstance(experiment, str) and experiment:
+            break
+        experiment = (read_json_object(bundle / name) or {}).get("experiment")
+    metrics = {}
+    for name, st in raw.items():
+        st = st if isinstance(st, dict) else {}
+        n = st.get("n")
+        metrics[str(name)] = MetricStats(mean=_float(st.get("mean")), ci95=_float(st.get("ci95")),
+                                         n=n if isinstance(n, int) and not isinstance(n, bool)
+                                         else 0)
+    resolved = bundle.resolve()
+    return BundleSummary(path=bundle, label=f"{resolved.parent.name}/{resolved.name}",
+                         experiment=str(experiment or "unknown"), metrics=metrics)
+
+
+def load_bundles(paths: list[Path]) -> list[BundleSummary]:
+    """Load every bundle; labels made unique (the full path where the short one repeats)."""
+    bundles = [load_summary(p) for p in paths]
+    seen: dict[str, int] = {}
+    for b in bundles:
+        seen[b.label] = seen.get(b.label, 0) + 1
+    out = []
+    for i, b in enumerate(bundles, start=1):
+        label = b.label if seen[b.label] == 1 else f"{b.path} (#{i})"
+        out.append(BundleSummary(b.path, label, b.experiment, b.metrics))
+    return out
+
+
+def shared_metrics(bundles: list[BundleSummary]) -> list[str]:
+    """Metrics every bundle has, in the first bundle's order; UserError when there is none."""
+    if not bundles:
+        return []
+    common = set(bundles[0].metrics)
+    for b in bundles[1:]:
+        common &= set(b.metrics)
+    names = [m for m in bundles[0].metrics if m in common]
+    if not names:
+        have = "; ".join(f"{b.label}: {_some(list(b.metrics))}" for b in bundles)
+        raise UserError(f"the bundles share no metric ({have})")
+    return names
+
+
+def _some(names: list[str], shown: int = 4) -> str:
+    if not names:
+        return "no metric"
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
+def comparison_rows(bundles: list[BundleSummary], metrics: list[str]) -> list[dict[str, Any]]:
+    """Long-format rows (bundle, experiment, metric, mean, ci95, n), metric-major."""
+    return [{"bundle": b.label, "experiment": b.experiment, "metric": m,
+             "mean": b.metrics[m].mean, "ci95": b.metrics[m].ci95, "n": b.metrics[m].n}
+            for m in metrics for b in bundles]
+
+
+def _csv_num(v: Any) -> Any:
+    if isinstance(v, float):
+        return "" if math.isnan(v) else f"{v:.6g}"
+    return v
+
+
+def comparison_csv(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: _csv_num(r[k]) for k in CSV_COLUMNS})
+    return buf.getvalue()
+
+
+def _fmt(v: float) -> str:
+    return "-" if math.isnan(v) else f"{v:.4g}"
+
+
+def format_table(bundles: list[BundleSummary], metrics: list[str]) -> str:
+    """A legend of the bundles, then one row per metric: ``mean ± ci (n)`` per bundle."""
+    legend = [f"[{i}] {b.label} ({b.experiment})" for i, b in enumerate(bundles, start=1)]
+    rows = [["metric", *(f"[{i}] mean ± 95% CI (n)" for i in range(1, len(bundles) + 1))]]
+    for m in metrics:
+        cells = []
+        for b in bundles:
+            s = b.metrics[m]
+            ci = "" if math.isnan(s.ci95) else f" ± {_fmt(s.ci95)}"
+            cells.append(f"{_fmt(s.mean)}{ci} ({s.n})")
+        rows.append([m, *cells])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                       for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+             for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join([*legend, "", *lines])
+
+
+def plot_comparison(bundles: list[BundleSummary], metrics: list[str], out_dir: Path) -> str:
+    """One small bar chart per metric (a bar per bundle, 95% CI error bars); returns the stem."""
+    import matplotlib.pyplot as plt
+
+    from reporting import plotting
+
+    ncols = min(PLOT_COLUMNS, len(metrics))
+    nrows = math.ceil(len(metrics) / ncols)
+    colors = plt.get_cmap("tab10").colors
+    with plt.rc_context(plotting.STYLE):
+        fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.7 * nrows + 0.8),
+                                 squeeze=False)
+        xs = list(range(len(bundles)))
+        for ax, m in zip(axes.flat, metrics, strict=False):
+            means = [b.metrics[m].mean for b in bundles]
+            cis = [b.metrics[m].ci95 for b in bundles]
+            ax.bar(xs, [0.0 if math.isnan(v) else v for v in means],
+                   yerr=[0.0 if math.isnan(c) else c for c in cis], capsize=4,
+                   color=[colors[i % len(colors)] for i in xs])
+            for x, v in zip(xs, means, strict=True):
+                if math.isnan(v):
+                    ax.annotate("n/a", (x, 0), ha="center", va="bottom", fontsize=8)
+            finite = [v for v in means if not math.isnan(v)]
+            if all(v >= 0 for v in finite):
+                # Non-negative metrics (counts, shares, times): anchor the axis at zero.
+                ax.set_ylim(bottom=0, top=None if any(finite) else 1)
+            ax.set_title(m, fontsize=9)
+            ax.set_xticks(xs, [f"[{i + 1}]\nn={b.metrics[m].n}" for i, b in enumerate(bundles)])
+            ax.tick_params(labelsize=8)
+        for ax in list(axes.flat)[len(metrics):]:
+            ax.set_visible(False)
+        legend = "   ".join(f"[{i}] {b.label}" for i, b in enumerate(bundles, start=1))
+        fig.suptitle(f"Mean ± 95% CI per metric\n{legend}", fontsize=9)
+    return plotting.save(fig, out_dir, PLOT_STEM)
+
+
+def compare(paths: list[Path], out_dir: Path) -> tuple[str, Path]:
+    """Load, compare, write CSV and plot into ``out_dir``; returns (table, out_dir)."""
+    if len(paths) < 2:
+        raise UserError("give at least two bundles to compare")
+    bundles = load_bundles(paths)
+    metrics = shared_metrics(bundles)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out_dir / CSV_NAME, comparison_csv(comparison_rows(bundles, metrics)))
+    except OSError as exc:
+        raise UserError(f"cannot write into {out_dir}: {exc.strerror or exc}") from None
+    plot_comparison(bundles, metrics, out_dir)
+    return format_table(bundles, metrics), out_dir
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UserError(message)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _Parser(prog="python -m experiments.compare",
+                description="Put the metrics several results bundles share side by side.")
+    p.add_argument("bundle", nargs="+", type=Path, help="results bundle folders (two or more)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="where comparison.csv and the plot go (default: "
+                        "results/compare/<UTC timestamp>)")
+    try:
+        args = p.parse_args(argv)
+        out = args.out or Path("results") / "compare" / utc_stamp()
+        table, out_dir = compare(args.bundle, out)
+        print(table)
+        print(f"\ncomparison: {out_dir / CSV_NAME}, {out_dir / PLOT_STEM}.png")
+        return 0
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
