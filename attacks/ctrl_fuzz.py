@@ -27,15 +27,9 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from common.hostenv import (
-    AttackContext,
-    AttackOutcome,
-    UsageError,
-    attack_parser,
-    positive_float,
-    run_attack,
-    utc_now_iso,
-)
+from common.cli import positive_float
+from common.errors import UserError
+from common.hostenv import AttackContext, AttackOutcome, attack_parser, run_attack, utc_now_iso
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +159,7 @@ class CtrlFuzzOutcome(AttackOutcome):
 def _default_iface() -> str:
     names = [n for _i, n in socket.if_nameindex() if n != "lo"]
     if not names:
-        raise UsageError("no network interface besides lo in this namespace")
+        raise UserError("no network interface besides lo in this namespace")
     return names[0]
 
 
@@ -185,9 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _validate(args: argparse.Namespace) -> None:
     if not 1 <= args.frames <= MAX_FRAMES:
-        raise UsageError(f"--frames must be 1..{MAX_FRAMES}, not {args.frames}")
+        raise UserError(f"--frames must be 1..{MAX_FRAMES}, not {args.frames}")
     if args.max_s > MAX_DURATION_S:
-        raise UsageError(f"--max-s must be at most {MAX_DURATION_S:g}")
+        raise UserError(f"--max-s must be at most {MAX_DURATION_S:g}")
 
 
 def _new_outcome(args: argparse.Namespace, targets: tuple[str, ...]) -> CtrlFuzzOutcome:

@@ -51,13 +51,13 @@ from pathlib import Path
 from typing import Any
 
 from attacks.modbus_frames import MBAP_HEADER_BYTES, FrameError, reply_length
+from common.cli import positive_float
+from common.errors import UserError
 from common.hostenv import (
     AttackContext,
     AttackOutcome,
-    UsageError,
     attack_parser,
     load_plan,
-    positive_float,
     run_attack,
     utc_now_iso,
 )
@@ -514,19 +514,19 @@ def _rounds(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> None:
     if not 0 <= args.hold_s <= MAX_HOLD_S or not math.isfinite(args.hold_s):
-        raise UsageError(f"--hold-s {args.hold_s:g} outside 0..{MAX_HOLD_S:g}")
+        raise UserError(f"--hold-s {args.hold_s:g} outside 0..{MAX_HOLD_S:g}")
     if args.period_s < MIN_PERIOD_S:
-        raise UsageError(f"--period-s {args.period_s:g} below {MIN_PERIOD_S:g}")
+        raise UserError(f"--period-s {args.period_s:g} below {MIN_PERIOD_S:g}")
     if not 1 <= args.port <= 65535:
-        raise UsageError(f"--port {args.port} outside 1..65535")
+        raise UserError(f"--port {args.port} outside 1..65535")
     if not 0 <= args.unit_id <= 255:
-        raise UsageError(f"--unit-id {args.unit_id} outside 0..255")
+        raise UserError(f"--unit-id {args.unit_id} outside 0..255")
     try:
         targets = expand_targets(load_plan(args.plan), args.targets)
     except ScopeError as exc:
-        raise UsageError(str(exc)) from None
+        raise UserError(str(exc)) from None
     if len(targets) != 1:
-        raise UsageError(f"--targets {args.targets!r}: give exactly one PLC address")
+        raise UserError(f"--targets {args.targets!r}: give exactly one PLC address")
     maps = MAPS.values() if args.process == "auto" else [MAPS[args.process]]
     errors = []
     for register_map in maps:
@@ -537,10 +537,10 @@ def _validate(args: argparse.Namespace) -> None:
             errors.append(str(exc))
             continue
         if len(plan) * _rounds(args) > MAX_WRITES:
-            raise UsageError(f"{len(plan) * _rounds(args)} writes exceed the bound of "
+            raise UserError(f"{len(plan) * _rounds(args)} writes exceed the bound of "
                              f"{MAX_WRITES}: shorten --hold-s or lengthen --period-s")
     if len(errors) == len(list(maps)):
-        raise UsageError(errors[0])
+        raise UserError(errors[0])
 
 
 def _new_outcome(args: argparse.Namespace, targets: tuple[str, ...]) -> InjectOutcome:

@@ -43,17 +43,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from common.hostenv import (
-    AttackContext,
-    AttackOutcome,
-    UsageError,
-    attack_parser,
-    int_in,
-    port_list,
-    positive_float,
-    run_attack,
-    utc_now_iso,
-)
+from common.cli import int_in, port_list, positive_float
+from common.errors import UserError
+from common.hostenv import AttackContext, AttackOutcome, attack_parser, run_attack, utc_now_iso
 from common.netstate import HostChanges, local_interface
 from common.plan import AddressPlan
 from common.scope import ScopeError, expand_targets
@@ -101,13 +93,13 @@ def default_pool(plan: AddressPlan, size: int, allow_virtual_pool: bool = False
 
     The top of the subnet is used because the plan hands out low addresses to hosts and the
     virtual pool sits in the middle (``ics``: hosts .11-.66, pool .100-.199, so .247-.254).
-    Raises UsageError when fewer than two addresses are free.
+    Raises UserError when fewer than two addresses are free.
     """
     free = free_addresses(plan, allow_virtual_pool)
     if len(free) < 2:
         hint = "" if allow_virtual_pool else " (outside the virtual pool; try " \
                                               "--allow-virtual-pool)"
-        raise UsageError(f"the plan's subnet {plan.subnet} has fewer than 2 free "
+        raise UserError(f"the plan's subnet {plan.subnet} has fewer than 2 free "
                          f"addresses{hint}")
     return free[-size:] if size < len(free) else free
 
@@ -116,7 +108,7 @@ def check_pool(plan: AddressPlan, pool_text: str, allow_virtual_pool: bool = Fal
                ) -> tuple[str, ...]:
     """Expand ``--pool`` (addresses/CIDRs) through the scope guard; refuse used addresses.
 
-    Raises ScopeError for an address outside the plan, UsageError for a host's real address,
+    Raises ScopeError for an address outside the plan, UserError for a host's real address,
     a virtual-pool address (unless allowed) or fewer than two addresses.
     """
     pool = expand_targets(plan, pool_text)
@@ -124,12 +116,12 @@ def check_pool(plan: AddressPlan, pool_text: str, allow_virtual_pool: bool = Fal
     for address in pool:
         owner = plan.by_ip(address)
         if owner is not None:
-            raise UsageError(f"--pool: {address} is {owner.name}'s address")
+            raise UserError(f"--pool: {address} is {owner.name}'s address")
         if address in virtual and not allow_virtual_pool:
-            raise UsageError(f"--pool: {address} is in the defenders' virtual pool "
+            raise UserError(f"--pool: {address} is in the defenders' virtual pool "
                              "(--allow-virtual-pool to use it anyway)")
     if len(pool) < 2:
-        raise UsageError("--pool: at least 2 addresses are needed to hop")
+        raise UserError("--pool: at least 2 addresses are needed to hop")
     return pool
 
 
@@ -311,10 +303,10 @@ def _body(ctx: AttackContext) -> None:
     outcome.interface, outcome.real_address = ifname, real_ip
     pool = list(args.pool_addresses)
     if real_ip in pool:
-        raise UsageError(f"--pool: {real_ip} is this host's own address")
+        raise UserError(f"--pool: {real_ip} is this host's own address")
     targets = [t for t in ctx.targets if t != real_ip and t not in pool]
     if not targets:
-        raise UsageError("no target left once the attacker's own addresses are removed")
+        raise UserError("no target left once the attacker's own addresses are removed")
     schedule = hop_schedule(pool, args.seed, args.hop_interval_s, args.duration_s)
     outcome.schedule = [asdict(h) for h in schedule]
     pairs = probe_pairs(targets, args.ports)
@@ -363,19 +355,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _validate(args: argparse.Namespace) -> None:
     if args.duration_s > MAX_DURATION_S:
-        raise UsageError(f"--duration-s: at most {MAX_DURATION_S:g}")
+        raise UserError(f"--duration-s: at most {MAX_DURATION_S:g}")
     if args.probe_interval_s < MIN_PROBE_INTERVAL_S:
-        raise UsageError(f"--probe-interval-s: at least {MIN_PROBE_INTERVAL_S:g}")
+        raise UserError(f"--probe-interval-s: at least {MIN_PROBE_INTERVAL_S:g}")
     if args.hop_interval_s < MIN_HOP_INTERVAL_S:
-        raise UsageError(f"--hop-interval-s: at least {MIN_HOP_INTERVAL_S:g}")
+        raise UserError(f"--hop-interval-s: at least {MIN_HOP_INTERVAL_S:g}")
     if args.connect_timeout_s > 30:
-        raise UsageError("--connect-timeout-s: at most 30")
+        raise UserError("--connect-timeout-s: at most 30")
     plan = AddressPlan.load(args.plan)  # run_attack has read it once already: it is valid
     if args.pool is not None:
         try:
             args.pool_addresses = check_pool(plan, args.pool, args.allow_virtual_pool)
         except ScopeError as exc:
-            raise UsageError(f"--pool: {exc}") from None
+            raise UserError(f"--pool: {exc}") from None
     else:
         args.pool_addresses = default_pool(plan, args.pool_size, args.allow_virtual_pool)
 

@@ -50,16 +50,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from common.hostenv import (
-    AttackContext,
-    AttackOutcome,
-    UsageError,
-    attack_parser,
-    int_in,
-    positive_float,
-    run_attack,
-    utc_now_iso,
-)
+from common.cli import int_in, positive_float
+from common.errors import UserError
+from common.hostenv import AttackContext, AttackOutcome, attack_parser, run_attack, utc_now_iso
 from common.netstate import IP_FORWARD, HostChanges, LocalInterface, local_interface
 from common.plan import AddressPlan
 from plc.mbap import FramingError, split_frames
@@ -113,7 +106,7 @@ class TamperSpec:
 
 
 def parse_tamper(text: str) -> TamperSpec:
-    """``REGISTER=VALUE`` -> TamperSpec; UsageError with a one-line reason otherwise.
+    """``REGISTER=VALUE`` -> TamperSpec; UserError with a one-line reason otherwise.
 
     REGISTER: a register name from the PLC register maps (``level``), ``PROCESS.NAME`` when
     the name is ambiguous (``pressure.auto_mode``), or ``TABLE:ADDRESS`` with TABLE one of
@@ -124,25 +117,25 @@ def parse_tamper(text: str) -> TamperSpec:
     label, sep, value_text = text.partition("=")
     label, value_text = label.strip(), value_text.strip()
     if not sep or not label or not value_text:
-        raise UsageError(f"--tamper {text!r}: expected REGISTER=VALUE")
+        raise UserError(f"--tamper {text!r}: expected REGISTER=VALUE")
     try:
         value = int(value_text, 0)
     except ValueError:
-        raise UsageError(f"--tamper {text!r}: value {value_text!r} is not an integer") from None
+        raise UserError(f"--tamper {text!r}: value {value_text!r} is not an integer") from None
     if ":" in label:
         table_text, _, address_text = label.partition(":")
         table = TABLE_ALIASES.get(table_text.lower())
         if table is None:
-            raise UsageError(f"--tamper {text!r}: unknown table {table_text!r} (choose from "
+            raise UserError(f"--tamper {text!r}: unknown table {table_text!r} (choose from "
                              "coil, discrete_input, input_register, holding_register)")
         if not address_text.isdigit() or not 0 <= int(address_text) <= 0xFFFF:
-            raise UsageError(f"--tamper {text!r}: address must be 0..65535")
+            raise UserError(f"--tamper {text!r}: address must be 0..65535")
         address = int(address_text)
     else:
         table, address = _resolve_register_name(text, label)
     high = 1 if table.is_bit else 0xFFFF
     if not 0 <= value <= high:
-        raise UsageError(f"--tamper {text!r}: value must be 0..{high} for a {table}")
+        raise UserError(f"--tamper {text!r}: value must be 0..{high} for a {table}")
     return TamperSpec(label=label, table=table, address=address, value=value)
 
 
@@ -151,17 +144,17 @@ def _resolve_register_name(text: str, label: str) -> tuple[Table, int]:
     maps = list(MAPS.values())
     if dot:
         if process not in MAPS:
-            raise UsageError(f"--tamper {text!r}: unknown process {process!r} (choose from "
+            raise UserError(f"--tamper {text!r}: unknown process {process!r} (choose from "
                              f"{', '.join(MAPS)})")
         maps = [MAPS[process]]
     found = {(r.table, r.address) for m in maps for r in m.registers if r.name == name}
     if not found:
-        raise UsageError(f"--tamper {text!r}: no register named {name!r} (see "
+        raise UserError(f"--tamper {text!r}: no register named {name!r} (see "
                          "docs/registers.md, or use TABLE:ADDRESS)")
     if len(found) > 1:
         owners = [f"{m.process}.{name}" for m in maps if any(r.name == name
                                                              for r in m.registers)]
-        raise UsageError(f"--tamper {text!r}: {name!r} is ambiguous; use one of "
+        raise UserError(f"--tamper {text!r}: {name!r} is ambiguous; use one of "
                          f"{', '.join(owners)}")
     return found.pop()
 
@@ -705,7 +698,7 @@ def _body(ctx: AttackContext) -> None:
     iface = local_interface(ctx.plan.network)
     outcome.attacker = {"interface": iface.name, "ip": iface.ip, "mac": iface.mac}
     if iface.ip in ctx.targets:
-        raise UsageError(f"--targets: {iface.ip} is this host's own address")
+        raise UserError(f"--targets: {iface.ip} is this host's own address")
     a, b = _victims(ctx, iface)
     outcome.victims = [asdict(v) for v in (a, b)]
     spec = parse_tamper(args.tamper) if args.tamper else None
@@ -765,7 +758,7 @@ def _tamper_arg(text: str) -> str:
     try:
         parse_tamper(text)
         return text
-    except UsageError as exc:
+    except UserError as exc:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("--tamper ")) from None
 
 
@@ -795,17 +788,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _validate(args: argparse.Namespace) -> None:
     if args.duration_s > MAX_DURATION_S:
-        raise UsageError(f"--duration-s: at most {MAX_DURATION_S:g}")
+        raise UserError(f"--duration-s: at most {MAX_DURATION_S:g}")
     if args.poison_interval_s < MIN_POISON_INTERVAL_S:
-        raise UsageError(f"--poison-interval-s: at least {MIN_POISON_INTERVAL_S:g}")
+        raise UserError(f"--poison-interval-s: at least {MIN_POISON_INTERVAL_S:g}")
     if args.verify_s > 30:
-        raise UsageError("--verify-s: at most 30")
+        raise UserError("--verify-s: at most 30")
     items = [t.strip() for t in args.targets.split(",")]
     if len(items) != 2 or "/" in args.targets or items[0] == items[1]:
-        raise UsageError("--targets: exactly two different addresses (the two victims)")
+        raise UserError("--targets: exactly two different addresses (the two victims)")
     attacker = AddressPlan.load(args.plan).attacker  # run_attack has validated the plan
     if attacker is not None and attacker.ip in items:
-        raise UsageError(f"--targets: {attacker.ip} is the attacker itself")
+        raise UserError(f"--targets: {attacker.ip} is the attacker itself")
 
 
 def _new_outcome(args: argparse.Namespace, targets: tuple[str, ...]) -> MitmOutcome:

@@ -42,14 +42,13 @@ from attacks.modbus_frames import (
     partial_header,
     table_sizes_of,
 )
+from common.cli import int_in, positive_float
+from common.errors import UserError
 from common.hostenv import (
     AttackContext,
     AttackOutcome,
-    UsageError,
     attack_parser,
-    int_in,
     load_plan,
-    positive_float,
     run_attack,
     utc_now_iso,
 )
@@ -284,15 +283,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _validate(args: argparse.Namespace) -> None:
     if args.rate_fps > MAX_RATE_FPS:
-        raise UsageError(f"--rate-fps {args.rate_fps:g} above the ceiling {MAX_RATE_FPS:g}")
+        raise UserError(f"--rate-fps {args.rate_fps:g} above the ceiling {MAX_RATE_FPS:g}")
     if args.max_s > MAX_DURATION_S:
-        raise UsageError(f"--max-s {args.max_s:g} above the ceiling {MAX_DURATION_S:g}")
+        raise UserError(f"--max-s {args.max_s:g} above the ceiling {MAX_DURATION_S:g}")
     try:
         targets = expand_targets(load_plan(args.plan), args.targets)
     except ScopeError as exc:
-        raise UsageError(str(exc)) from None
+        raise UserError(str(exc)) from None
     if len(targets) != 1:
-        raise UsageError(f"--targets {args.targets!r}: give exactly one PLC address")
+        raise UserError(f"--targets {args.targets!r}: give exactly one PLC address")
 
 
 def _new_outcome(args: argparse.Namespace, targets: tuple[str, ...]) -> FuzzOutcome:

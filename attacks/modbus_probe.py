@@ -19,14 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from attacks.modbus_frames import FrameError, parse_reply, read_request, reply_length
-from common.hostenv import (
-    AttackContext,
-    AttackOutcome,
-    attack_parser,
-    positive_float,
-    run_attack,
-    utc_now_iso,
-)
+from common.cli import positive_float
+from common.hostenv import AttackContext, AttackOutcome, attack_parser, run_attack, utc_now_iso
 
 READ_INPUT_REGISTERS = 4
 

@@ -48,15 +48,13 @@ from attacks.recon_parse import (
     modbus_report_server_id_request,
     parse_nmap_xml,
 )
+from common.cli import choice_list, port_list, positive_float
+from common.errors import UserError
 from common.hostenv import (
     AttackContext,
     AttackInterrupted,
     AttackOutcome,
-    UsageError,
     attack_parser,
-    choice_list,
-    port_list,
-    positive_float,
     run_attack,
     utc_now_iso,
 )
@@ -624,7 +622,7 @@ def _validate(args: argparse.Namespace) -> None:
     if args.raw_dir is not None:
         parent = Path(args.raw_dir).resolve().parent
         if not parent.is_dir():
-            raise UsageError(f"--raw-dir {args.raw_dir}: parent {parent} does not exist")
+            raise UserError(f"--raw-dir {args.raw_dir}: parent {parent} does not exist")
 
 
 def _new_outcome(args: argparse.Namespace, targets: tuple[str, ...]) -> ReconOutcome:

@@ -41,13 +41,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from common.cli import positive_float
+from common.errors import UserError
 from common.hostenv import (
     AttackContext,
     AttackOutcome,
-    UsageError,
     attack_parser,
     load_plan,
-    positive_float,
     run_attack,
     utc_now_iso,
 )
@@ -295,24 +295,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _validate(args: argparse.Namespace) -> None:
     if args.rate_pps > MAX_RATE_PPS:
-        raise UsageError(f"--rate-pps {args.rate_pps:g} above the ceiling {MAX_RATE_PPS:g}")
+        raise UserError(f"--rate-pps {args.rate_pps:g} above the ceiling {MAX_RATE_PPS:g}")
     if args.duration_s > MAX_DURATION_S:
-        raise UsageError(f"--duration-s {args.duration_s:g} above the ceiling "
+        raise UserError(f"--duration-s {args.duration_s:g} above the ceiling "
                          f"{MAX_DURATION_S:g}")
     if args.max_packets is None:
         args.max_packets = min(MAX_PACKETS, math.ceil(args.rate_pps * args.duration_s))
     if not 1 <= args.max_packets <= MAX_PACKETS:
-        raise UsageError(f"--max-packets {args.max_packets} outside 1..{MAX_PACKETS}")
+        raise UserError(f"--max-packets {args.max_packets} outside 1..{MAX_PACKETS}")
     if not 1 <= args.port <= 65535:
-        raise UsageError(f"--port {args.port} outside 1..65535")
+        raise UserError(f"--port {args.port} outside 1..65535")
     plan = load_plan(args.plan)
     try:
         targets = expand_targets(plan, args.targets)
         spoof_pool(plan, args.spoof_cidr or plan.subnet)
     except ScopeError as exc:
-        raise UsageError(str(exc)) from None
+        raise UserError(str(exc)) from None
     if len(targets) != 1:
-        raise UsageError(f"--targets {args.targets!r}: give exactly one address")
+        raise UserError(f"--targets {args.targets!r}: give exactly one address")
 
 
 def _new_outcome(args: argparse.Namespace, targets: tuple[str, ...]) -> FloodOutcome:

@@ -29,8 +29,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import Any
 
+from common.cli import OneLineParser
+from common.errors import UserError
 from common.plan import AddressPlan, PlanError
 from common.scope import ScopeError, expand_targets
 
@@ -48,11 +50,7 @@ KTHREADD_NET_NS = "/proc/2/ns/net"
 KTHREADD_COMM = "/proc/2/comm"
 
 
-class UsageError(Exception):
-    """A refusal before anything is sent; ``str()`` is the one line shown to the user."""
-
-
-class HostEnvError(UsageError):
+class HostEnvError(UserError):
     """The process is not where an attack may run (e.g. the root network namespace)."""
 
 
@@ -108,77 +106,9 @@ def require_host_namespace(self_ns: str = SELF_NET_NS, init_ns: str = INIT_NET_N
                            "inside an emulated host (host.popen / mininet> attacker ...)")
 
 
-# --- argument parsing -------------------------------------------------------------------
-class AttackArgumentParser(argparse.ArgumentParser):
-    """An ArgumentParser that raises UsageError instead of printing usage and exiting."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
-
-
-def int_in(low: int, high: int) -> Callable[[str], int]:
-    """argparse type factory: an integer in ``low..high`` (one-line error otherwise)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be {low}..{high}, got {value}")
-        return value
-
-    return parse
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
-    return value
-
-
-def port_list(text: str) -> tuple[int, ...]:
-    """argparse type: comma-separated TCP ports (1-65535) and ``a-b`` port ranges, deduplicated."""
-    ports: list[int] = []
-    for item in text.split(","):
-        item = item.strip()
-        try:
-            if "-" in item:
-                low_text, high_text = item.split("-", 1)
-                low, high = int(low_text), int(high_text)
-            else:
-                low = high = int(item)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"bad port {item!r} in {text!r}") from None
-        if not 1 <= low <= high <= 65535:
-            raise argparse.ArgumentTypeError(f"port {item!r} outside 1-65535")
-        ports.extend(p for p in range(low, high + 1) if p not in ports)
-    return tuple(ports)
-
-
-def choice_list(choices: Sequence[str]) -> Callable[[str], tuple[str, ...]]:
-    """argparse type factory: a comma-separated subset of ``choices``, kept in ``choices`` order."""
-
-    def parse(text: str) -> tuple[str, ...]:
-        picked = [c.strip() for c in text.split(",")]
-        unknown = [c for c in picked if c not in choices]
-        if unknown or not picked:
-            raise argparse.ArgumentTypeError(
-                f"unknown {', '.join(map(repr, unknown)) or 'empty'} (choose from "
-                f"{','.join(choices)})")
-        return tuple(c for c in choices if c in picked)
-
-    return parse
-
-
-def attack_parser(prog: str, description: str) -> AttackArgumentParser:
+def attack_parser(prog: str, description: str) -> OneLineParser:
     """The parser with the options every attack has: --plan, --targets, --out, --log-level."""
-    parser = AttackArgumentParser(prog=prog, description=description)
+    parser = OneLineParser(prog=prog, description=description)
     parser.add_argument("--plan", required=True, type=Path,
                         help="address plan JSON (common.plan.AddressPlan.save)")
     parser.add_argument("--targets", required=True,
@@ -191,14 +121,14 @@ def attack_parser(prog: str, description: str) -> AttackArgumentParser:
 
 
 def load_plan(path: Path) -> AddressPlan:
-    """Read an AddressPlan JSON file or raise UsageError with a one-line reason."""
+    """Read an AddressPlan JSON file or raise UserError with a one-line reason."""
     try:
         return AddressPlan.load(path)
     except OSError as exc:
-        raise UsageError(f"cannot read plan {path}: {exc.strerror or exc}") from None
+        raise UserError(f"cannot read plan {path}: {exc.strerror or exc}") from None
     except (ValueError, KeyError, TypeError, PlanError) as exc:
         # json.JSONDecodeError is a ValueError; a missing key is a KeyError.
-        raise UsageError(f"invalid plan {path}: {type(exc).__name__}: {exc}") from None
+        raise UserError(f"invalid plan {path}: {type(exc).__name__}: {exc}") from None
 
 
 # --- outcome ----------------------------------------------------------------------------
@@ -302,11 +232,11 @@ def run_attack(
 ) -> int:
     """Parse, validate, check the namespace, run ``body`` and write the outcome; return the exit.
 
-    parser: built with :func:`attack_parser` (must raise UsageError on bad input).
+    parser: built with :func:`attack_parser` (must raise UserError on bad input).
     argv: the arguments without the program name (None: ``sys.argv[1:]``).
     new_outcome: makes the empty outcome from the parsed args and the expanded targets.
     body: the attack; raises nothing on success, may raise anything else on failure.
-    validate: extra checks of the parsed args; raises UsageError.
+    validate: extra checks of the parsed args; raises UserError.
     namespace_check: raises HostEnvError outside a host namespace (tests may pass a stub).
 
     Exit status: 0 done, 1 the body failed (outcome written, errors filled), 2 refused before
@@ -318,13 +248,13 @@ def run_attack(
         targets = expand_targets(plan, args.targets)
         out_dir = Path(args.out).resolve().parent
         if not out_dir.is_dir():
-            raise UsageError(f"--out {args.out}: directory {out_dir} does not exist")
+            raise UserError(f"--out {args.out}: directory {out_dir} does not exist")
         if not os.access(out_dir, os.W_OK):
-            raise UsageError(f"--out {args.out}: directory {out_dir} is not writable")
+            raise UserError(f"--out {args.out}: directory {out_dir} is not writable")
         if validate is not None:
             validate(args)
         namespace_check()
-    except (UsageError, ScopeError) as exc:
+    except (UserError, ScopeError) as exc:
         return _fail(f"{parser.prog}: error: {exc}")
 
     logging.basicConfig(level=args.log_level, stream=sys.stderr,

@@ -27,8 +27,10 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
+from common.cli import OneLineParser
+from common.errors import UserError
 from controllers.registry import APPS, AppEntry, set_app_settings
 
 LOG = logging.getLogger("controllers.launcher")
@@ -46,20 +48,11 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
-class UsageError(Exception):
-    """Bad command-line input; the message is printed as one line and the exit code is 2."""
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
-
-
 def build_parser(entry: AppEntry | None = None, add_help: bool = True
                  ) -> argparse.ArgumentParser:
     """The launcher's parser, with ``entry``'s own options when it has some; its errors raise
-    UsageError instead of printing usage."""
-    parser = _OneLineParser(
+    UserError instead of printing usage."""
+    parser = OneLineParser(
         prog=PROG,
         description="Run an OpenFlow controller app on Ryu or os-ken, on loopback only.",
         epilog="apps: " + ", ".join(APPS) + " (or 'list')",
@@ -86,7 +79,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     try:
         first, _rest = build_parser(add_help=False).parse_known_args(argv)
         entry = APPS.get(first.app)
-    except UsageError:
+    except UserError:
         entry = None  # the full parse below reports what is wrong
     args = build_parser(entry).parse_args(argv)
     module = entry.options_module() if entry is not None else None
@@ -94,7 +87,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         try:
             set_app_settings(entry.name, module.settings_from_args(args))
         except ValueError as exc:
-            raise UsageError(str(exc)) from None
+            raise UserError(str(exc)) from None
     return args
 
 
@@ -103,9 +96,9 @@ def parse_port(text: str) -> int:
     try:
         port = int(text, 10)
     except ValueError:
-        raise UsageError(f"--ofp-port: not a number: {text!r}") from None
+        raise UserError(f"--ofp-port: not a number: {text!r}") from None
     if not 1 <= port <= 65535:
-        raise UsageError(f"--ofp-port: {port} out of range 1-65535")
+        raise UserError(f"--ofp-port: {port} out of range 1-65535")
     return port
 
 
@@ -116,15 +109,15 @@ def parse_loopback(text: str) -> str:
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
-        raise UsageError(f"--ofp-host: not an IP address: {text!r}") from None
+        raise UserError(f"--ofp-host: not an IP address: {text!r}") from None
     if not address.is_loopback:
-        raise UsageError(f"--ofp-host: {text} is not a loopback address; the controller "
+        raise UserError(f"--ofp-host: {text} is not a loopback address; the controller "
                          "listens on loopback only")
     return str(address)
 
 
 def check_port_free(host: str, port: int) -> None:
-    """Raise UsageError when something already listens on host:port.
+    """Raise UserError when something already listens on host:port.
 
     Bound without SO_REUSEPORT on purpose: the engines listen with SO_REUSEPORT (eventlet's
     default), so a second controller would otherwise share the port and steal switches.
@@ -136,8 +129,8 @@ def check_port_free(host: str, port: int) -> None:
             probe.bind((host, port))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise UsageError(f"--ofp-port: {host}:{port} is already in use") from None
-            raise UsageError(f"--ofp-host/--ofp-port: cannot bind {host}:{port}: "
+                raise UserError(f"--ofp-port: {host}:{port} is already in use") from None
+            raise UserError(f"--ofp-host/--ofp-port: cannot bind {host}:{port}: "
                              f"{exc.strerror}") from None
 
 
@@ -186,15 +179,15 @@ def setup_logging(log_file: Path | None, verbose: bool) -> None:
 
 
 def _load_engine(name: str | None) -> Any:
-    """Import controllers.engine for ``name`` (None: automatic). Raises UsageError."""
+    """Import controllers.engine for ``name`` (None: automatic). Raises UserError."""
     if name is not None:
         if name not in ENGINE_CHOICES:
-            raise UsageError(f"--engine: unknown engine {name!r} (choose ryu or os-ken)")
+            raise UserError(f"--engine: unknown engine {name!r} (choose ryu or os-ken)")
         os.environ["SDNICS_ENGINE"] = name
     try:
         from controllers import engine
     except ImportError as exc:  # EngineError included
-        raise UsageError(str(exc).splitlines()[0] if str(exc) else repr(exc)) from None
+        raise UserError(str(exc).splitlines()[0] if str(exc) else repr(exc)) from None
     return engine
 
 
@@ -282,12 +275,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         entry = APPS.get(args.app)
         if entry is None:
-            raise UsageError(f"unknown app {args.app!r} (choose from: {', '.join(APPS)}, list)")
+            raise UserError(f"unknown app {args.app!r} (choose from: {', '.join(APPS)}, list)")
         port = parse_port(args.ofp_port)
         host = parse_loopback(args.ofp_host)
         check_port_free(host, port)
         engine = _load_engine(args.engine)
-    except UsageError as exc:
+    except UserError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     setup_logging(args.log_file, args.verbose)

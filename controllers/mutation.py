@@ -39,14 +39,18 @@ the same sequence of (time, host, virtual address) however often :meth:`RhmCore.
 from __future__ import annotations
 
 import argparse
-import heapq
-import ipaddress
 import logging
 import math
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common.hopschedule import (
+    ARP_MAC_CHOICES,
+    HopEvent,
+    HopSchedule,
+    MutationConfig,
+    virtual_mac,
+)
 from common.plan import AddressPlan, HostSpec, ics_plan
 from controllers.detector_core import (
     DetectorSettings,
@@ -90,141 +94,6 @@ MAPPED_COOKIE_TAG = 0x5D1C_0200  # upper 32 bits; lower: mapping id << 1 | direc
 STALE_COOKIE = 0x5D1C_0300
 REFUSED_COOKIE = 0x5D1C_0400
 ALL_COOKIE_BITS = 0xFFFFFFFFFFFFFFFF
-ARP_MAC_CHOICES = ("virtual", "real")
-
-
-class MutationError(ValueError):
-    """The plan or configuration cannot support host mutation."""
-
-
-@dataclass(frozen=True)
-class MutationConfig:
-    """Tunables of random host mutation.
-
-    hop_interval_s: time between two address changes of one host.
-    jitter_s: each interval is drawn uniformly from hop_interval_s +/- jitter_s.
-    seed: seed of every random choice (same seed, same schedule).
-    flow_idle_timeout_s: a conversation keeps its virtual address until idle this long.
-    arp_mac: ``virtual`` (a MAC per virtual address) or ``real`` (the host's own MAC).
-    quarantine_s: a retired virtual address is not handed out again, and new flows to it are
-        dropped, for this long; None means 2 x flow_idle_timeout_s + hop_interval_s.
-    """
-
-    hop_interval_s: float = 5.0
-    jitter_s: float = 0.0
-    seed: int = 1
-    flow_idle_timeout_s: int = 10
-    arp_mac: str = "virtual"
-    quarantine_s: float | None = None
-
-    def __post_init__(self) -> None:
-        if not self.hop_interval_s > 0:
-            raise MutationError(f"hop_interval_s must be positive, got {self.hop_interval_s}")
-        if not 0 <= self.jitter_s < self.hop_interval_s:
-            raise MutationError(f"jitter_s must be in [0, hop_interval_s), got {self.jitter_s}")
-        if not 1 <= self.flow_idle_timeout_s <= 0xFFFF:
-            raise MutationError(f"flow_idle_timeout_s must be 1..65535, got "
-                                f"{self.flow_idle_timeout_s}")
-        if self.arp_mac not in ARP_MAC_CHOICES:
-            raise MutationError(f"arp_mac must be one of {ARP_MAC_CHOICES}, got {self.arp_mac!r}")
-        if self.quarantine_s is not None and self.quarantine_s < 0:
-            raise MutationError(f"quarantine_s must be >= 0, got {self.quarantine_s}")
-
-    @property
-    def effective_quarantine_s(self) -> float:
-        if self.quarantine_s is not None:
-            return self.quarantine_s
-        return 2.0 * self.flow_idle_timeout_s + self.hop_interval_s
-
-
-@dataclass(frozen=True)
-class HopEvent:
-    """One address change. t_s: scheduled time in seconds after the schedule started;
-    old_virtual is None for a host's first assignment."""
-
-    seq: int
-    t_s: float
-    host: str
-    real_ip: str
-    old_virtual: str | None
-    new_virtual: str
-
-
-def virtual_mac(virtual_ip: str) -> str:
-    """The virtual MAC of a virtual IP: ``06:00`` (locally administered, unicast) + the IP."""
-    return "06:00:" + ":".join(f"{b:02x}" for b in ipaddress.IPv4Address(virtual_ip).packed)
-
-
-class HopSchedule:
-    """Which virtual address each protected host holds, and when it changes (see module doc)."""
-
-    def __init__(self, hosts: tuple[HostSpec, ...], pool: tuple[str, ...],
-                 config: MutationConfig) -> None:
-        self.config = config
-        self.hosts = hosts
-        real = {h.ip for h in hosts}
-        self.pool = tuple(sorted((a for a in set(pool) if a not in real),
-                                 key=lambda a: ipaddress.IPv4Address(a)))
-        if hosts and len(self.pool) <= len(hosts):
-            raise MutationError(f"virtual pool of {len(self.pool)} address(es) is too small for "
-                                f"{len(hosts)} protected host(s): need at least "
-                                f"{len(hosts) + 1}")
-        self._rng = random.Random(config.seed)
-        self._seq = 0
-        self.current: dict[str, str] = {}
-        self._retired_at_s: dict[str, float] = {}
-        self._queue: list[tuple[float, int]] = []  # (due t_s, host index)
-        self.initial: tuple[HopEvent, ...] = tuple(self._hop(0.0, i)
-                                                  for i in range(len(hosts)))
-        for i in range(len(hosts)):
-            heapq.heappush(self._queue, (self._interval_s(), i))
-
-    def _interval_s(self) -> float:
-        jitter = self.config.jitter_s
-        return self.config.hop_interval_s + (self._rng.uniform(-jitter, jitter) if jitter else 0)
-
-    def _hop(self, t_s: float, index: int) -> HopEvent:
-        host = self.hosts[index]
-        taken = set(self.current.values())
-        quarantine_s = self.config.effective_quarantine_s
-        candidates = [a for a in self.pool if a not in taken
-                      and t_s - self._retired_at_s.get(a, -math.inf) >= quarantine_s]
-        if not candidates:  # pool smaller than the quarantine needs: reuse the oldest retirees
-            candidates = [a for a in self.pool if a not in taken]
-        new = self._rng.choice(candidates)
-        old = self.current.get(host.name)
-        if old is not None:
-            self._retired_at_s[old] = t_s
-        self.current[host.name] = new
-        self._seq += 1
-        return HopEvent(self._seq, t_s, host.name, host.ip, old, new)
-
-    @property
-    def next_due_s(self) -> float:
-        """Scheduled time of the next hop (infinite when there is no protected host)."""
-        return self._queue[0][0] if self._queue else math.inf
-
-    def pop_due(self, t_s: float) -> list[HopEvent]:
-        """Apply every hop scheduled at or before ``t_s``, in schedule order."""
-        events = []
-        while self._queue and self._queue[0][0] <= t_s:
-            due_s, index = heapq.heappop(self._queue)
-            events.append(self._hop(due_s, index))
-            heapq.heappush(self._queue, (due_s + self._interval_s(), index))
-        return events
-
-    def owner(self, virtual_ip: str) -> str | None:
-        for name, address in self.current.items():
-            if address == virtual_ip:
-                return name
-        return None
-
-
-def schedule_events(plan: AddressPlan, config: MutationConfig, until_s: float
-                    ) -> list[HopEvent]:
-    """Every assignment and hop of ``plan`` up to ``until_s`` (for tests and ground truth)."""
-    schedule = HopSchedule(plan.protected, plan.virtual_pool, config)
-    return [*schedule.initial, *schedule.pop_due(until_s)]
 
 
 @dataclass(frozen=True)

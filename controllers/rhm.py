@@ -17,12 +17,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from common.hopschedule import HopEvent
 from controllers import engine, ofmsg
 from controllers.detector import DetectorSwitch, JsonLines
 from controllers.detector_core import ScanDetector
 from controllers.handlers import fail_loudly
 from controllers.learning import LearningSwitchCore
-from controllers.mutation import HopEvent, HopResult, RhmCore, RhmSettings
+from controllers.mutation import HopResult, RhmCore, RhmSettings
 
 BARRIER_TIMEOUT_S = 5.0
 HOP_LOOP_MAX_SLEEP_S = 0.2

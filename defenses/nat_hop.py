@@ -46,14 +46,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from common.cli import OneLineParser, positive_float
+from common.errors import UserError
+from common.hopschedule import HopEvent, MutationConfig, MutationError
 from common.hostenv import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
-    AttackArgumentParser,
-    UsageError,
     load_plan,
-    positive_float,
     require_host_namespace,
     write_json_atomic,
 )
@@ -69,7 +69,6 @@ from common.netstate import (
     take_snapshot,
 )
 from common.plan import AddressPlan
-from controllers.mutation import HopEvent, MutationConfig, MutationError
 from defenses import nat_rules
 from defenses.nat_rules import (
     ARP_TABLE,
@@ -358,9 +357,9 @@ def _drop_new_empty_tables(before: NetSnapshot) -> None:
 
 
 # --- command line ------------------------------------------------------------------------
-def build_parser() -> AttackArgumentParser:
+def build_parser() -> OneLineParser:
     d = MutationConfig()
-    p = AttackArgumentParser(prog=PROG, description="IP hopping with iptables NAT inside a "
+    p = OneLineParser(prog=PROG, description="IP hopping with iptables NAT inside a "
                              "protected host (see the module documentation)")
     p.add_argument("--plan", type=Path, help="address plan JSON (AddressPlan.save)")
     p.add_argument("--host", required=True, help="this host's name in the plan (protected)")
@@ -396,13 +395,13 @@ class Resolved:
 
 
 def resolve(args: argparse.Namespace) -> Resolved:
-    """Check the options that need no host; UsageError with one line."""
+    """Check the options that need no host; UserError with one line."""
     if args.plan is None or args.log is None:
-        raise UsageError("--plan and --log are required (unless --cleanup)")
+        raise UserError("--plan and --log are required (unless --cleanup)")
     if args.duration_s > MAX_DURATION_S:
-        raise UsageError(f"--duration-s must be at most {MAX_DURATION_S:g}")
+        raise UserError(f"--duration-s must be at most {MAX_DURATION_S:g}")
     if args.start_epoch_s is not None and not math.isfinite(args.start_epoch_s):
-        raise UsageError("--start-epoch-s must be a finite number")
+        raise UserError("--start-epoch-s must be a finite number")
     plan = load_plan(args.plan)
     try:
         config = MutationConfig(hop_interval_s=args.hop_interval_s, jitter_s=args.jitter_s,
@@ -414,32 +413,32 @@ def resolve(args: argparse.Namespace) -> Resolved:
         nat_rules.check_grace(config, grace_s)
         nat_rules.protected_host(plan, args.host, "-")
     except (MutationError, NatRuleError) as exc:
-        raise UsageError(str(exc)) from None
+        raise UserError(str(exc)) from None
     log_dir = args.log.resolve().parent
     for path, what in ((log_dir, "--log"), (args.out.resolve().parent if args.out else None,
                                              "--out")):
         if path is not None and not (path.is_dir() and os.access(path, os.W_OK)):
-            raise UsageError(f"{what}: directory {path} does not exist or is not writable")
+            raise UserError(f"{what}: directory {path} does not exist or is not writable")
     return Resolved(args, plan, config, grace_s)
 
 
 def check_host(plan: AddressPlan, host_name: str) -> ProtectedHost:
-    """Tools present, this namespace is ``host_name``, no earlier run's state: UsageError."""
+    """Tools present, this namespace is ``host_name``, no earlier run's state: UserError."""
     missing = [t for t in REQUIRED_TOOLS if shutil.which(t) is None]
     if missing:
-        raise UsageError(f"missing {', '.join(missing)} (apt-get install iproute2 iptables "
+        raise UserError(f"missing {', '.join(missing)} (apt-get install iproute2 iptables "
                          "nftables)")
     try:
         intf = local_interface(plan.network)
     except NetStateError as exc:
-        raise UsageError(str(exc)) from None
+        raise UserError(str(exc)) from None
     real_ip = plan.host(host_name).ip
     if intf.ip != real_ip:
-        raise UsageError(f"this namespace's address is {intf.ip}, not {host_name}'s "
+        raise UserError(f"this namespace's address is {intf.ip}, not {host_name}'s "
                          f"{real_ip}: start it inside {host_name}")
     found = leftovers()
     if found:
-        raise UsageError(f"{', '.join(found)} of an earlier nat_hop are here: run {PROG} "
+        raise UserError(f"{', '.join(found)} of an earlier nat_hop are here: run {PROG} "
                          f"--cleanup --host {host_name} first")
     return nat_rules.protected_host(plan, host_name, intf.name)
 
@@ -521,7 +520,7 @@ def main(argv: Sequence[str] | None = None,
         if not args.cleanup:
             res = resolve(args)
         namespace_check()
-    except UsageError as exc:
+    except UserError as exc:
         return _fail(str(exc))
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -535,7 +534,7 @@ def main(argv: Sequence[str] | None = None,
         return EXIT_OK
     try:
         host = check_host(res.plan, args.host)
-    except (UsageError, NetStateError, NatRuleError) as exc:
+    except (UserError, NetStateError, NatRuleError) as exc:
         return _fail(str(exc))
     return run(res, host)
 

@@ -44,8 +44,8 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from common.hopschedule import HopEvent, HopSchedule, MutationConfig, schedule_events
 from common.plan import AddressPlan
-from controllers.mutation import HopEvent, HopSchedule, MutationConfig, schedule_events
 
 TAG = "sdnics-nat-hop"
 REFUSE_CHAIN = "SDNICS-NAT-HOP"

@@ -30,6 +30,7 @@ from typing import IO, Any, NoReturn
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusIOException
 
+from common.errors import UserError
 from plc.metrics import RequestRecord
 from plc.registers import MAPS_BY_ID, RegisterMap, Table
 
@@ -40,10 +41,6 @@ _READERS = {Table.COIL: "read_coils", Table.DISCRETE_INPUT: "read_discrete_input
             Table.INPUT_REGISTER: "read_input_registers",
             Table.HOLDING_REGISTER: "read_holding_registers"}
 _WRITERS = {Table.COIL: "write_coil", Table.HOLDING_REGISTER: "write_register"}
-
-
-class UsageError(ValueError):
-    """A command-line value or the writes file is invalid."""
 
 
 @dataclass(frozen=True)
@@ -68,16 +65,16 @@ def parse_target(text: str) -> PlcTarget:
     """``NAME=IP[:PORT]`` -> PlcTarget."""
     name, sep, rest = text.partition("=")
     if not sep or not name or not rest:
-        raise UsageError(f"--plc {text!r}: expected NAME=IP[:PORT]")
+        raise UserError(f"--plc {text!r}: expected NAME=IP[:PORT]")
     host, _, port_text = rest.partition(":")
     try:
         ipaddress.IPv4Address(host)
     except ValueError:
-        raise UsageError(f"--plc {text!r}: {host!r} is not an IPv4 address") from None
+        raise UserError(f"--plc {text!r}: {host!r} is not an IPv4 address") from None
     port = DEFAULT_PORT
     if port_text:
         if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-            raise UsageError(f"--plc {text!r}: bad port {port_text!r}")
+            raise UserError(f"--plc {text!r}: bad port {port_text!r}")
         port = int(port_text)
     return PlcTarget(name, host, port)
 
@@ -87,31 +84,31 @@ def parse_writes(text: str, plc_names: Sequence[str]) -> list[OperatorWrite]:
     try:
         items = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise UsageError(f"--writes: not JSON ({exc.msg}, line {exc.lineno})") from None
+        raise UserError(f"--writes: not JSON ({exc.msg}, line {exc.lineno})") from None
     if not isinstance(items, list):
-        raise UsageError("--writes: expected a JSON list")
+        raise UserError("--writes: expected a JSON list")
     keys = {"t_s", "plc", "table", "address", "value"}
     writes = []
     for i, item in enumerate(items):
         if not isinstance(item, dict) or set(item) != keys:
-            raise UsageError(f"--writes[{i}]: expected exactly the keys {sorted(keys)}")
+            raise UserError(f"--writes[{i}]: expected exactly the keys {sorted(keys)}")
         try:
             table = Table(item["table"])
         except ValueError:
-            raise UsageError(f"--writes[{i}]: table must be coil or holding_register") \
+            raise UserError(f"--writes[{i}]: table must be coil or holding_register") \
                 from None
         if not table.writable:
-            raise UsageError(f"--writes[{i}]: table {table} is read-only")
+            raise UserError(f"--writes[{i}]: table {table} is read-only")
         if item["plc"] not in plc_names:
-            raise UsageError(f"--writes[{i}]: unknown plc {item['plc']!r}")
+            raise UserError(f"--writes[{i}]: unknown plc {item['plc']!r}")
         t_s, address, value = item["t_s"], item["address"], item["value"]
         if not isinstance(t_s, int | float) or isinstance(t_s, bool) or t_s < 0:
-            raise UsageError(f"--writes[{i}]: t_s must be a number >= 0")
+            raise UserError(f"--writes[{i}]: t_s must be a number >= 0")
         if not isinstance(address, int) or not 0 <= address <= 0xFFFF:
-            raise UsageError(f"--writes[{i}]: address must be an integer 0..65535")
+            raise UserError(f"--writes[{i}]: address must be an integer 0..65535")
         hi = 1 if table is Table.COIL else 0xFFFF
         if not isinstance(value, int) or not 0 <= value <= hi:
-            raise UsageError(f"--writes[{i}]: value must be an integer 0..{hi}")
+            raise UserError(f"--writes[{i}]: value must be an integer 0..{hi}")
         writes.append(OperatorWrite(float(t_s), item["plc"], table, address, int(value)))
     return sorted(writes, key=lambda w: w.t_s)
 
@@ -328,18 +325,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         targets = [parse_target(t) for t in args.plc]
         names = [t.name for t in targets]
         if len(set(names)) != len(names):
-            raise UsageError("--plc: duplicate PLC name")
+            raise UserError("--plc: duplicate PLC name")
         writes: list[OperatorWrite] = []
         if args.writes:
             try:
                 writes = parse_writes(args.writes.read_text(), names)
             except OSError as exc:
-                raise UsageError(f"--writes: {exc.strerror}: {args.writes}") from None
+                raise UserError(f"--writes: {exc.strerror}: {args.writes}") from None
         try:
             sink = CsvSink(args.out)
         except OSError as exc:
-            raise UsageError(f"--out: {exc.strerror}: {args.out}") from None
-    except UsageError as exc:
+            raise UserError(f"--out: {exc.strerror}: {args.out}") from None
+    except UserError as exc:
         parser.error(str(exc))
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")

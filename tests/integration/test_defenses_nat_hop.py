@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from common.hopschedule import MutationConfig
 from common.plan import ics_plan
-from controllers.mutation import MutationConfig
 from defenses.nat_rules import host_events
 from lab.devices import start_ics, stop_hmi
 from lab.lifecycle import SWITCH_PREFIX_ENV, Lab, LabConfig, running_lab

@@ -15,14 +15,12 @@ from pathlib import Path
 import pytest
 
 from attacks import recon
+from common.cli import choice_list, port_list, positive_float
 from common.hostenv import (
     AttackContext,
     AttackOutcome,
     HostEnvError,
     attack_parser,
-    choice_list,
-    port_list,
-    positive_float,
     require_host_namespace,
     run_attack,
     utc_now_iso,

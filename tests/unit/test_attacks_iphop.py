@@ -18,7 +18,7 @@ from attacks.iphop import (
     probe_pairs,
     snat_rule,
 )
-from common.hostenv import UsageError
+from common.errors import UserError
 from common.plan import ics_plan, star_plan
 from common.scope import ScopeError
 
@@ -80,7 +80,7 @@ def test_default_pool_avoids_hosts_and_virtual_pool() -> None:
 
 def test_default_pool_when_only_the_virtual_pool_is_free() -> None:
     plan = star_plan(10)  # virtual pool .11-.254: nothing else is free
-    with pytest.raises(UsageError, match="allow-virtual-pool"):
+    with pytest.raises(UserError, match="allow-virtual-pool"):
         default_pool(plan, 4)
     assert len(default_pool(plan, 4, allow_virtual_pool=True)) == 4
 
@@ -88,13 +88,13 @@ def test_default_pool_when_only_the_virtual_pool_is_free() -> None:
 def test_explicit_pool_is_checked() -> None:
     plan = ics_plan()
     assert check_pool(plan, "10.0.0.200/30") == ("10.0.0.201", "10.0.0.202")
-    with pytest.raises(UsageError, match="plc1"):
+    with pytest.raises(UserError, match="plc1"):
         check_pool(plan, "10.0.0.21,10.0.0.200")
-    with pytest.raises(UsageError, match="virtual pool"):
+    with pytest.raises(UserError, match="virtual pool"):
         check_pool(plan, "10.0.0.150,10.0.0.200")
     with pytest.raises(ScopeError):
         check_pool(plan, "192.168.0.1,10.0.0.200")
-    with pytest.raises(UsageError, match="at least 2"):
+    with pytest.raises(UserError, match="at least 2"):
         check_pool(plan, "10.0.0.200")
 
 

@@ -20,7 +20,7 @@ from attacks.mitm import (
     rewrite_response_payload,
     tamper_pdu,
 )
-from common.hostenv import UsageError
+from common.errors import UserError
 from common.plan import ics_plan
 from plc.registers import Table
 
@@ -64,7 +64,7 @@ def test_parse_tamper(text: str, table: Table, address: int, value: int) -> None
     ("boiler.level=1", "unknown process"),
 ])
 def test_parse_tamper_refusals(text: str, says: str) -> None:
-    with pytest.raises(UsageError, match=says):
+    with pytest.raises(UserError, match=says):
         parse_tamper(text)
 
 

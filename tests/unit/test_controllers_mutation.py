@@ -11,6 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from common.hopschedule import (
+    HopSchedule,
+    MutationConfig,
+    MutationError,
+    schedule_events,
+    virtual_mac,
+)
 from common.plan import AddressPlan, HostSpec, SwitchSpec, ics_plan, star_plan
 from controllers import __main__ as launcher
 from controllers import registry
@@ -20,14 +27,9 @@ from controllers.mutation import (
     PRIORITY_MAPPED,
     PRIORITY_REAL_DROP,
     PRIORITY_STALE_DROP,
-    HopSchedule,
-    MutationConfig,
-    MutationError,
     RhmCore,
     add_arguments,
-    schedule_events,
     settings_from_args,
-    virtual_mac,
 )
 from tests.unit.test_controllers_detector import arp_request, ipv4
 

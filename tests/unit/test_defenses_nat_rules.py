@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from common.hopschedule import MutationConfig, schedule_events
 from common.plan import classic_plan, ics_plan, star_plan
-from controllers.mutation import MutationConfig, schedule_events
 from defenses import nat_rules as nr
 
 PLAN = ics_plan()
