@@ -31,7 +31,7 @@ from controllers.mutation import (
     add_arguments,
     settings_from_args,
 )
-from tests.unit.test_controllers_detector import arp_request, ipv4
+from tests.support.frames import arp_request, ipv4
 
 PLAN = ics_plan()
 HMI = PLAN.host("hmi")
