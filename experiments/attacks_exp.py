@@ -21,10 +21,8 @@ after the attack; a condition failing one is invalid, not scored.
 
 from __future__ import annotations
 
-import json
 import math
 import re
-import subprocess
 import time
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
@@ -40,6 +38,7 @@ from common.plan import AddressPlan
 from experiments.runner import TrialContext
 from experiments.spec import Experiment, Param, TrialResult
 from lab.devices import start_ics, stop_hmi
+from lab.hostrun import run_in_host
 from lab.lifecycle import Lab, running_lab
 from plc.metrics import RequestRecord, plc_metrics, records_from_csv
 from plc.registers import TANK_MAP
@@ -352,20 +351,13 @@ def trial(ctx: TrialContext) -> TrialResult:
             time.sleep(cfg["window_s"])
         else:
             ctx.stage(f"attack: {cond} for {cfg['window_s']:g} s")
-            proc = lab.python(attacker.name, ATTACK_MODULES[cond], [
+            run = run_in_host(lab, attacker.name, ATTACK_MODULES[cond], [
                 "--plan", str(plan_path), "--out", str(outcome_path),
-                *attack_args(cond, cfg, plan, ctx.seed)], f"{cond}.log")
-            try:
-                code = proc.wait(timeout=cfg["window_s"] + ATTACK_GRACE_S)
-            except subprocess.TimeoutExpired:
-                lab.stop(proc)
-                raise LabError(f"{cond} did not finish within "
-                               f"{cfg['window_s'] + ATTACK_GRACE_S:g} s") from None
-            exit_ok = code == 0
-            try:
-                outcome = json.loads(outcome_path.read_text())
-            except (OSError, ValueError) as exc:
-                raise LabError(f"{cond} outcome unreadable (exit {code}): {exc}") from None
+                *attack_args(cond, cfg, plan, ctx.seed)], f"{cond}.log",
+                cfg["window_s"] + ATTACK_GRACE_S, what=cond)
+            run.check_finished()
+            exit_ok = run.code == 0
+            outcome = run.outcome(outcome_path)
         end_mono = time.monotonic()
         if cond == "inject":
             stop_mono = start_mono + cfg["inject_observe_s"]

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from attacks.iphop import default_pool
-from common.errors import LabError, UserError
+from common.errors import UserError
 from common.plan import AddressPlan
 from common.scope import ScopeError, expand_targets
 from experiments import mtd
@@ -44,6 +44,7 @@ from experiments.recon import parse_ports
 from experiments.runner import TrialContext
 from experiments.spec import Experiment, Param, TrialResult
 from lab.devices import hmi_results, start_ics, stop_hmi
+from lab.hostrun import run_in_host, wait_in_host
 from lab.lifecycle import Lab, running_lab
 from reporting import plotting
 from reporting.bundle import read_csv
@@ -225,18 +226,6 @@ with open(cfg["out"], "w") as f:
 """
 
 
-def _wait(lab: Lab, proc: Any, what: str, timeout_s: float, log_path: Path) -> None:
-    try:
-        code = proc.wait(timeout=timeout_s)
-    except Exception:
-        lab.stop(proc)
-        raise LabError(f"{what} did not finish within {timeout_s:g} s") from None
-    if code != 0:
-        text = log_path.read_text(errors="replace").strip() if log_path.exists() else ""
-        raise LabError(f"{what} exited with {code}: "
-                       f"{text.splitlines()[-1] if text else '(no output)'}")
-
-
 def _attack(lab: Lab, ctx: TrialContext, targets: list[str], ports: list[int],
             plan_path: Path) -> dict[str, Any]:
     """Run this condition's attacker; returns {started_unix_s, probes, sources_used}."""
@@ -253,9 +242,11 @@ def _attack(lab: Lab, ctx: TrialContext, targets: list[str], ports: list[int],
                            "connect_timeout_s": cfg["probe_timeout_s"], "out": str(out)})
         proc = lab.popen(attacker.name, [sys.executable, "-c", _FIXED_LOOP, args],
                          "attack_fixed.log", what="fixed-probe-loop")
-        _wait(lab, proc, "the fixed probe loop", bound_s, ctx.raw_dir / "attack_fixed.log")
-        return json.loads(out.read_text())
-    proc = lab.python(attacker.name, "attacks.iphop", [
+        fixed = wait_in_host(lab, proc, "the fixed probe loop",
+                             ctx.raw_dir / "attack_fixed.log", bound_s)
+        fixed.check()
+        return fixed.outcome(out)
+    run = run_in_host(lab, attacker.name, "attacks.iphop", [
         "--plan", str(plan_path), "--targets", ",".join(targets),
         "--ports", ",".join(map(str, ports)), "--pool-size", str(cfg["pool_size"]),
         "--hop-interval-s", f"{cfg['attacker_hop_interval_s']:g}", "--seed", str(ctx.seed),
@@ -263,9 +254,9 @@ def _attack(lab: Lab, ctx: TrialContext, targets: list[str], ports: list[int],
         "--probe-interval-s", f"{cfg['probe_interval_s']:g}",
         "--max-probes", str(max_probes),
         "--connect-timeout-s", f"{cfg['probe_timeout_s']:g}", "--out", str(out)],
-        "attack_hopping.log")
-    _wait(lab, proc, "attacks.iphop", bound_s, ctx.raw_dir / "attack_hopping.log")
-    outcome = json.loads(out.read_text())
+        "attack_hopping.log", bound_s)
+    run.check()
+    outcome = run.outcome(out)
     started = dt.datetime.fromisoformat(outcome["started_at"]).timestamp()
     return {"started_unix_s": started, "probes": outcome.get("probes", []),
             "sources_used": outcome.get("sources_used", [])}

@@ -30,13 +30,14 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from common.errors import LabError, UserError
+from common.errors import UserError
 from experiments import mtd
 from experiments.parsers import ParseError, parse_ping
 from experiments.runner import TrialContext
 from experiments.scoring import modbus_identified, score_hosts, score_ports
 from experiments.spec import Experiment, Param, TrialResult
 from lab.devices import hmi_results, start_ics, stop_hmi
+from lab.hostrun import run_in_host
 from lab.lifecycle import Lab, running_lab
 from reporting import plotting
 from reporting.bundle import read_csv
@@ -118,20 +119,6 @@ def _unix(iso: str) -> float:
     return dt.datetime.fromisoformat(iso).timestamp()
 
 
-def _run_attack(lab, ctx: TrialContext, host: str, module: str, args: list[str], log: str,
-                timeout_s: float) -> None:
-    proc = lab.python(host, module, args, log)
-    try:
-        code = proc.wait(timeout=timeout_s)
-    except Exception:
-        lab.stop(proc)
-        raise LabError(f"{module} did not finish within {timeout_s:g} s") from None
-    if code != 0:
-        text = (ctx.raw_dir / log).read_text(errors="replace").strip()
-        raise LabError(f"{module} exited with {code}: "
-                       f"{text.splitlines()[-1] if text else '(no output)'}")
-
-
 def trial(ctx: TrialContext,
           watch: Callable[[Lab], AbstractContextManager[Any]] | None = None) -> TrialResult:
     """One recon run under ``ctx.condition`` (the defense).
@@ -167,17 +154,15 @@ def trial(ctx: TrialContext,
         ics = start_ics(lab, raw)
         running = mtd.start_defense(lab, settings, plan_path, raw, hop_logs)
         ctx.stage(f"reconnaissance ({scanner}: {', '.join(stages)})")
-        _run_attack(lab, ctx, attacker.name, "attacks.recon", [
+        scan = run_in_host(lab, attacker.name, "attacks.recon", [
             "--plan", str(plan_path), "--targets", ctx.plan.subnet,
             "--ports", ",".join(map(str, ports)), "--stages", ",".join(stages),
             "--engine", scanner, "--timeout-s", f"{cfg['scan_timeout_s']:g}",
             "--out", str(outcome_path), "--raw-dir", str(nmap_dir)], "recon.log",
             cfg["scan_timeout_s"] + 30)
+        scan.check()
         scan_end = time.time()
-        try:
-            outcome = json.loads(outcome_path.read_text())
-        except (OSError, ValueError) as exc:
-            raise LabError(f"recon outcome unreadable: {exc}") from None
+        outcome = scan.outcome(outcome_path)
         rtt_rows: list[dict[str, Any]] = []
         if hmi and plcs:
             ctx.stage("RTT between authorized hosts")
@@ -200,11 +185,12 @@ def trial(ctx: TrialContext,
         if modbus_targets:
             ctx.stage(f"exploit: Modbus to {len(modbus_targets)} address(es)")
             probe_path = raw / "exploit_outcome.json"
-            _run_attack(lab, ctx, attacker.name, "attacks.modbus_probe", [
+            probe = run_in_host(lab, attacker.name, "attacks.modbus_probe", [
                 "--plan", str(plan_path), "--targets", ",".join(modbus_targets),
                 "--timeout-s", "1", "--out", str(probe_path)], "exploit.log",
                 10 + 2 * len(modbus_targets))
-            probe_results = json.loads(probe_path.read_text()).get("results", [])
+            probe.check()
+            probe_results = probe.outcome(probe_path).get("results", [])
         hmi_rows, hmi_metrics = hmi_results(stop_hmi(lab, ics))
         checks: list[mtd.ReachCheck] = []
         if defense != "none":
