@@ -33,7 +33,7 @@ from attacks.modbus_fuzz import BarrageConfig, run_barrage
 from common.plan import ics_plan
 from plc.mbap import FramingError, split_frames
 from plc.registers import PRESSURE_MAP, TANK_MAP, Table
-from tests.unit.test_plc_server import LOOPBACK, PlcProcess
+from tests.support.plc_process import LOOPBACK, PlcProcess
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -24,7 +24,7 @@ from attacks.inject import (
 from attacks.modbus_frames import mbap, write_coil_request
 from plc.program import TankProgram
 from plc.registers import PRESSURE_MAP, TANK_MAP
-from tests.unit.test_plc_server import LOOPBACK, PlcProcess
+from tests.support.plc_process import LOOPBACK, PlcProcess
 
 
 # --- the write plan -----------------------------------------------------------------------

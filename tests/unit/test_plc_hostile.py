@@ -20,7 +20,7 @@ import time
 
 from attacks.modbus_fuzz import BarrageConfig, run_barrage
 from plc.metrics import plc_metrics, records_from_csv
-from tests.unit.test_plc_server import LOOPBACK, ROOT, PlcProcess
+from tests.support.plc_process import LOOPBACK, ROOT, PlcProcess
 
 FRAMES_MIN = 10_000
 FRAMES_TARGET = 30_000

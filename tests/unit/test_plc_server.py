@@ -2,65 +2,18 @@
 
 from __future__ import annotations
 
-import csv
 import json
-import re
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from plc import hmi
 from plc.metrics import READ_FUNCTIONS, plc_metrics, records_from_csv
 from plc.registers import PRESSURE_MAP, TANK_MAP
-
-ROOT = Path(__file__).resolve().parents[2]
-LOOPBACK = "127.0.0.1"
-
-
-class PlcProcess:
-    """A ``python -m plc.server`` child on 127.0.0.1, any free port; stopped by its pid."""
-
-    def __init__(self, tmp_path: Path, process: str, *extra: str) -> None:
-        self.stderr_path = tmp_path / f"plc-{process}.log"
-        self.state_csv = tmp_path / f"state-{process}.csv"
-        self._stderr = open(self.stderr_path, "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "plc.server", "--process", process, "--host", LOOPBACK,
-             "--port", "0", "--state-csv", str(self.state_csv), *extra],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=self._stderr)
-        self.port = self._wait_ready(process)
-
-    def _wait_ready(self, process: str, timeout_s: float = 10.0) -> int:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            found = re.search(rf"plc ready process={process} port=(\d+)",
-                              self.stderr_path.read_text())
-            if found:
-                return int(found.group(1))
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        self.stop()
-        raise AssertionError(f"PLC not ready: {self.stderr_path.read_text()}")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 10.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout_s)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-            self._stderr.close()
-
-    def rows(self) -> list[dict[str, float]]:
-        with open(self.state_csv, newline="") as f:
-            return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+from tests.support.plc_process import LOOPBACK, ROOT, PlcProcess
 
 
 @pytest.fixture
