@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from reporting.report import write_report
-from tests.unit.test_report import make_bundle
+from tests.support.bundles import make_bundle
 
 CHROMIUM = Path("/usr/bin/chromium")
 TIMEOUT_S = 120
