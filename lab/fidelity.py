@@ -6,8 +6,9 @@ machine, not the network. Mininet-HiFi's answer is to monitor the host during th
 and flag the runs where it could not keep up; this module does the same with the CPU idle share
 read from ``/proc/stat``.
 
-Pure part: :func:`parse_proc_stat` (the ``cpu`` lines of ``/proc/stat`` → cumulative ticks) and
-:func:`idle_share` (two readings → the share of CPU time idle between them). I/O part:
+Pure part: :func:`parse_proc_stat` (the ``cpu`` lines of ``/proc/stat`` → cumulative ticks),
+:func:`idle_share` (two readings → the share of CPU time idle between them) and
+:func:`process_cpu_ticks` (one process's CPU ticks from ``/proc/<pid>/stat``). I/O part:
 :class:`FidelityMonitor`, a background thread that takes one sample every ``interval_s``.
 Use it around a trial::
 
@@ -188,6 +189,20 @@ def summarize_samples(samples: Iterable[FidelitySample], interval_s: float,
 def read_proc_stat() -> StatReading:
     """Read and parse the real ``/proc/stat``."""
     return parse_proc_stat(PROC_STAT.read_text())
+
+
+def process_cpu_ticks(stat_text: str) -> int:
+    """utime + stime (clock ticks) from the text of ``/proc/<pid>/stat``: one process's CPU.
+
+    The process name (field 2) is in parentheses and may hold spaces or parentheses itself,
+    so fields are counted after its last ``)``: utime and stime are fields 14 and 15.
+    ValueError when the text is not a stat line.
+    """
+    head, sep, rest = stat_text.rpartition(")")
+    fields = rest.split()
+    if not sep or "(" not in head or len(fields) < 13:
+        raise ValueError("not a /proc/<pid>/stat line")
+    return int(fields[11]) + int(fields[12])
 
 
 class FidelityMonitor:

@@ -22,15 +22,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from mininet.node import OVSSwitch, RemoteController
 from mininet.util import quietRun
 
 from common.errors import LabError, SetupError
 from common.plan import AddressPlan
+from lab.runstate import RunState
 from lab.teardown import existing_bridges, interface_exists, remove_recorded
 from topologies.base import PlanTopo
+
+if TYPE_CHECKING:
+    from mininet.net import Mininet
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +119,36 @@ def planned_interfaces(topo: PlanTopo) -> list[str]:
     return names
 
 
+def record_planned_network(state: RunState, topo: PlanTopo) -> None:
+    """Record the bridges and switch ports ``topo`` will create, before anything is built.
+
+    SetupError when one of them exists already: it is not this run's, and this run's teardown
+    (or ``experiments.clean``) would remove it.
+    """
+    clash = sorted(set(topo.switches()) & existing_bridges())
+    if clash:
+        raise SetupError(f"OVS bridge(s) {', '.join(clash)} already exist and are not this "
+                         "run's; if a crashed run left them, run: python -m experiments.clean")
+    intfs = planned_interfaces(topo)
+    clash_if = [i for i in intfs if interface_exists(i)]
+    if clash_if:
+        raise SetupError(f"interface(s) {', '.join(clash_if[:3])} already exist; if a "
+                         "crashed run left them, run: python -m experiments.clean")
+    state.add_bridges(list(topo.switches()))
+    state.add_interfaces(intfs)
+
+
+def record_node_shells(state: RunState, net: Mininet) -> None:
+    """Record the shell of every node of a built Mininet ``net`` for crash clean-up.
+
+    Every node owns one: hosts in their namespaces, switches and a controller stand-in in the
+    root one (``experiments.clean`` ends them, a crashed run's switch shells included).
+    """
+    nodes = (*net.hosts, *net.switches, *net.controllers)
+    state.add_processes([(node.pid, f"shell:{node.name}") for node in nodes
+                         if getattr(node, "pid", None)])
+
+
 @contextmanager
 def signals_deferred() -> Iterator[None]:
     """Hold SIGINT/SIGTERM while a process is started and recorded, then deliver them.
@@ -165,10 +199,10 @@ def _tail(path: Path, n_lines: int = 5) -> str:
 class Lab:
     """A running emulated network. Created only by :func:`running_lab`."""
 
-    def __init__(self, cfg: LabConfig, state: object) -> None:
+    def __init__(self, cfg: LabConfig, state: RunState) -> None:
         self.cfg = cfg
         self.plan = cfg.plan
-        self.state = state  # RunState
+        self.state = state
         self.net = None  # mininet.net.Mininet once built
         self.ofp_port = 0
         self.controller: subprocess.Popen[bytes] | None = None
@@ -306,18 +340,8 @@ class Lab:
         if prefix and not (prefix.isalnum() and len(prefix) <= 4):
             raise SetupError(f"{SWITCH_PREFIX_ENV} must be 1-4 letters/digits, not {prefix!r}")
         topo = PlanTopo(self.plan, switch_prefix=prefix)
-        clash = sorted(set(topo.switches()) & existing_bridges())
-        if clash:
-            raise SetupError(f"OVS bridge(s) {', '.join(clash)} already exist and are not this "
-                             "run's; if a crashed run left them, run: python -m experiments.clean")
-        intfs = planned_interfaces(topo)
-        clash_if = [i for i in intfs if interface_exists(i)]
-        if clash_if:
-            raise SetupError(f"interface(s) {', '.join(clash_if[:3])} already exist; if a "
-                             "crashed run left them, run: python -m experiments.clean")
         # Record before creating: a crash between here and teardown stays cleanable.
-        self.state.add_bridges(list(topo.switches()))
-        self.state.add_interfaces(intfs)
+        record_planned_network(self.state, topo)
 
         link_cls = Link
         link_opts: dict[str, object] = {}
@@ -335,12 +359,7 @@ class Lab:
                            waitConnected=False, cleanup=False)
         self.net.addController(ReadyController("c0", ip="127.0.0.1", port=self.ofp_port))
         self.net.build()
-        # Every Mininet node owns a shell (hosts in their namespaces, switches and the
-        # controller stand-in in the root one): all recorded for crash clean-up.
-        self.state.add_processes([
-            (node.pid, f"shell:{node.name}")
-            for node in (*self.net.hosts, *self.net.switches, *self.net.controllers)
-            if getattr(node, "pid", None)])
+        record_node_shells(self.state, self.net)
         # The controller process imported its framework while the hosts and links were made;
         # switches are created only once it listens (no failed first connection attempt).
         self._wait_controller_ready()
@@ -469,8 +488,6 @@ def _quiet_mininet() -> None:
 @contextmanager
 def running_lab(cfg: LabConfig) -> Iterator[Lab]:
     """Build → controller → connected → yield → teardown (also on Ctrl-C / SIGTERM)."""
-    from lab.runstate import RunState
-
     _quiet_mininet()
     cfg.log_dir.mkdir(parents=True, exist_ok=True)
     state = RunState.new(f"lab-{os.getpid()}-{uuid.uuid4().hex[:8]}", cfg.log_dir)
