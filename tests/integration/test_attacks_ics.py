@@ -13,13 +13,13 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from attacks.inject import read_state_csv, tank_impact
+from attacks.inject import tank_impact
 from attacks.synflood import counter_deltas, flood_effect, parse_proc_netstat
 from common.netstate import parse_iptables_save
 from common.plan import ics_plan
@@ -27,6 +27,13 @@ from lab.devices import Ics, PlcDevice, start_ics, stop_hmi
 from lab.lifecycle import SWITCH_PREFIX_ENV, Lab, LabConfig, running_lab
 from lab.platform import choose_datapath, resolve_engine
 from plc.metrics import records_from_csv
+from tests.support.ics_records import (
+    hmi_clock_s,
+    plc_clock_s,
+    read_truth,
+    wait_hmi_polls,
+    wait_truth,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -37,53 +44,6 @@ FLOOD_RATE_PPS = 60_000
 FLOOD_DURATION_S = 8.0
 AFTER_WINDOW_S = 6.0
 SETTLE_S = 1.0
-
-
-# --- helpers shared with test_plc_hostile_net --------------------------------------------
-def read_truth(path: Path) -> list[dict[str, float]]:
-    """plc.server ground-truth rows (a torn last row is skipped)."""
-    with open(path, newline="") as f:
-        return read_state_csv(f)
-
-
-def plc_clock_s(path: Path) -> float:
-    """The PLC's clock now: ``t_s`` of its last ground-truth row."""
-    rows = read_truth(path)
-    assert rows, f"{path} has no rows yet"
-    return rows[-1]["t_s"]
-
-
-def hmi_clock_s(path: Path) -> float:
-    """The HMI's clock now: ``t_s`` of its last request record."""
-    with open(path, newline="") as f:
-        records = records_from_csv(f)
-    assert records, f"{path} has no records yet"
-    return max(r.t_s for r in records)
-
-
-def wait_hmi_polls(path: Path, plc: str, n_polls: int, timeout_s: float = 20.0) -> None:
-    """Poll the HMI CSV until it holds ``n_polls`` ok reads of ``plc``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if path.exists():
-            with open(path, newline="") as f:
-                ok = [r for r in records_from_csv(f) if r.plc == plc and r.outcome == "ok"]
-            if len(ok) >= n_polls:
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"the HMI did not poll {plc} {n_polls} times in {timeout_s:g} s")
-
-
-def wait_truth(path: Path, predicate: Callable[[dict[str, float]], bool],
-               timeout_s: float) -> dict[str, float] | None:
-    """Poll the ground truth until its last row satisfies ``predicate``; that row or None."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        rows = read_truth(path)
-        if rows and predicate(rows[-1]):
-            return rows[-1]
-        time.sleep(0.1)
-    return None
 
 
 # --- the lab ------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from lab.devices import start_ics, stop_hmi
 from lab.lifecycle import SWITCH_PREFIX_ENV, LabConfig, running_lab
 from lab.platform import choose_datapath, resolve_engine
 from plc.metrics import records_from_csv
-from tests.integration.test_attacks_ics import (
+from tests.support.ics_records import (
     hmi_clock_s,
     plc_clock_s,
     read_truth,
