@@ -5,21 +5,21 @@
 
 A hop thread asks the core for due hops, sends their flow changes, then a barrier request to
 each switch touched; when every barrier reply is back, the hop is logged as one JSON line in
-``--hop-log`` (fields: ``time_unix_s``, ``t_s`` (scheduled, seconds after start), ``seq``,
-``host``, ``real_ip``, ``old_virtual``, ``new_virtual``, ``flows_installed``,
-``flows_deleted``, ``switches``, ``kept_flows``, ``decision_to_flows_ms`` (None when no switch
-was touched or a barrier reply did not come within :data:`BARRIER_TIMEOUT_S`)) and one log line.
+``--hop-log`` (a :class:`common.hoplog.HopRecord`; its latency is None when no switch was
+touched or a barrier reply did not come within :data:`BARRIER_TIMEOUT_S`) and one log line.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
+from common import hoplog
 from common.hopschedule import HopEvent
 from controllers import engine, ofmsg
-from controllers.detector import DetectorSwitch, JsonLines
+from controllers.detector import DetectorSwitch
 from controllers.detector_core import ScanDetector
 from controllers.handlers import fail_loudly
 from controllers.learning import LearningSwitchCore
@@ -45,7 +45,9 @@ class RhmSwitch(DetectorSwitch):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         settings: RhmSettings = self.settings
-        self.hop_log = JsonLines(settings.hop_log)
+        self.hop_log = Path(settings.hop_log) if settings.hop_log else None
+        if self.hop_log is not None:
+            self.hop_log.parent.mkdir(parents=True, exist_ok=True)
         self._pending: dict[int, _PendingHop] = {}
         self._barrier_owner: dict[tuple[int, int], int] = {}
 
@@ -128,14 +130,14 @@ class RhmSwitch(DetectorSwitch):
 
     def _log_hop(self, event: HopEvent, flows: int, deletes: int, switches: int, kept: int,
                  latency_ms: float | None) -> None:
-        self.hop_log.write({
-            "time_unix_s": round(time.time(), 6), "t_s": round(event.t_s, 6),
-            "seq": event.seq, "host": event.host, "real_ip": event.real_ip,
-            "old_virtual": event.old_virtual, "new_virtual": event.new_virtual,
-            "flows_installed": flows, "flows_deleted": deletes, "switches": switches,
-            "kept_flows": kept,
-            "decision_to_flows_ms": None if latency_ms is None else round(latency_ms, 3),
-        })
+        if self.hop_log is not None:
+            hoplog.append(self.hop_log, hoplog.HopRecord(
+                time_unix_s=round(time.time(), 6), t_s=round(event.t_s, 6), seq=event.seq,
+                host=event.host, real_ip=event.real_ip, old_virtual=event.old_virtual,
+                new_virtual=event.new_virtual, kept_flows=kept,
+                decision_ms=None if latency_ms is None else round(latency_ms, 3),
+                defense=hoplog.RHM, flows_installed=flows, flows_deleted=deletes,
+                switches=switches))
         self.logger.info("hop seq=%d host=%s old=%s new=%s flows=%d kept_flows=%d "
                          "decision_to_flows_ms=%s", event.seq, event.host, event.old_virtual,
                          event.new_virtual, flows, kept,
