@@ -13,7 +13,7 @@ refusal and the hop semantics are described in :mod:`defenses.nat_rules`. Proces
 hosts that get the same ``--start-epoch-s`` (a wall-clock time; the hosts share one kernel
 clock) follow one schedule, so no two hosts ever hold one address.
 
-Each hop is appended to ``--log`` as one JSON line (see :class:`~defenses.nat_rules.HopRecord`).
+Each hop is appended to ``--log`` as one JSON line (see :class:`common.hoplog.HopRecord`).
 ``nat_hop ready`` is logged (stderr) once the first address is in place.
 
 On exit (end of ``--duration-s``, SIGTERM, SIGINT) it removes exactly what it added and checks
@@ -31,13 +31,11 @@ iptables-nft created empty), or hide the host's MAC address (see :mod:`defenses.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -46,8 +44,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from common import hoplog
 from common.cli import OneLineParser, positive_float
 from common.errors import UserError
+from common.hoplog import HopRecord
 from common.hopschedule import HopEvent, MutationConfig, MutationError
 from common.hostenv import (
     EXIT_FAILED,
@@ -57,25 +57,24 @@ from common.hostenv import (
     require_host_namespace,
     write_json_atomic,
 )
-from common.netstate import (
-    NetSnapshot,
-    NetStateError,
-    diff_snapshots,
-    iptables_backend_is_nft,
-    local_interface,
-    parse_iptables_save,
-    run_command,
-    table_has_rules,
-    take_snapshot,
-)
+from common.netstate import NetStateError, local_interface, run_command
 from common.plan import AddressPlan
 from defenses import nat_rules
+from defenses.nat_host import (
+    DefenseError,
+    HostSnapshot,
+    cleanup_tagged,
+    conntrack_entries,
+    drop_new_empty_tables,
+    iptables_restore,
+    leftovers,
+    nft_apply,
+)
 from defenses.nat_rules import (
     ARP_TABLE,
     NEIGH_PROTO,
     AddrState,
     Change,
-    HopRecord,
     NatRuleError,
     ProtectedHost,
 )
@@ -85,102 +84,7 @@ log = logging.getLogger(__name__)
 PROG = "python -m defenses.nat_hop"
 MAX_DURATION_S = 24 * 3600.0  # the runner stops it at the end of a trial; this is a bound
 POLL_S = 0.1  # how often the loop looks at signals, due hops and retiring addresses
-CONNTRACK_PATH = Path("/proc/net/nf_conntrack")
 REQUIRED_TOOLS = ("ip", "iptables", "iptables-save", "iptables-restore", "nft")
-
-
-class DefenseError(RuntimeError):
-    """A command that changes the host failed while the defense ran."""
-
-
-# --- host I/O ---------------------------------------------------------------------------
-def iptables_restore(script: str) -> None:
-    """Apply ``iptables-restore --noflush`` input (atomic per table)."""
-    if not script:
-        return
-    _run_input(["iptables-restore", "-w", "--noflush"], script)
-
-
-def nft_apply(script: str) -> None:
-    _run_input(["nft", "-f", "-"], script)
-
-
-def _run_input(argv: Sequence[str], text: str) -> None:
-    try:
-        done = subprocess.run(list(argv), input=text, capture_output=True, text=True,
-                              timeout=10.0, check=False)
-    except subprocess.TimeoutExpired:
-        raise DefenseError(f"{' '.join(argv)} did not finish within 10 s") from None
-    if done.returncode != 0:
-        lines = [ln for ln in done.stderr.strip().splitlines() if not ln.startswith("Try `")]
-        raise DefenseError(f"{' '.join(argv)}: {'; '.join(lines) or f'exit {done.returncode}'}")
-
-
-def nft_ruleset() -> str:
-    return run_command(["nft", "list", "ruleset"])
-
-
-def conntrack_entries() -> list[nat_rules.ConntrackEntry]:
-    """This namespace's conntrack table ([] where the kernel has no procfs view of it)."""
-    try:
-        return nat_rules.parse_conntrack(CONNTRACK_PATH.read_text())
-    except OSError:
-        return []
-
-
-def leftovers() -> list[str]:
-    """Descriptions of tagged state already in this namespace (an earlier run's)."""
-    found = []
-    if nat_rules.tagged_iptables_deletions(run_command(["iptables-save"])):
-        found.append("iptables rules")
-    if f"table arp {ARP_TABLE}" in nft_ruleset():
-        found.append(f"nft table arp {ARP_TABLE}")
-    if nat_rules.tagged_addresses(json.loads(run_command(["ip", "-j", "addr", "show"]) or "[]")):
-        found.append("addresses")
-    if nat_rules.tagged_neighbours(json.loads(run_command(["ip", "-j", "neigh", "show"]) or "[]")):
-        found.append("neighbour entries")
-    return found
-
-
-def cleanup_tagged() -> list[str]:
-    """Remove every tagged rule, address, neighbour entry and the nft table; say what went."""
-    removed = []
-    script = nat_rules.tagged_iptables_deletions(run_command(["iptables-save"]))
-    if script:
-        iptables_restore(script)
-        removed.append(f"{sum(1 for ln in script.splitlines() if ln.startswith('-D'))} "
-                       "iptables rule(s)" + (" and chain " + nat_rules.REFUSE_CHAIN
-                                             if "-X" in script else ""))
-    if f"table arp {ARP_TABLE}" in nft_ruleset():
-        run_command(["nft", "delete", "table", "arp", ARP_TABLE])
-        removed.append(f"nft table arp {ARP_TABLE}")
-    for ifname, cidr in nat_rules.tagged_addresses(
-            json.loads(run_command(["ip", "-j", "addr", "show"]) or "[]")):
-        run_command(["ip", "addr", "del", cidr, "dev", ifname])
-        removed.append(f"address {cidr} on {ifname}")
-    for dev, ip in nat_rules.tagged_neighbours(
-            json.loads(run_command(["ip", "-j", "neigh", "show"]) or "[]")):
-        run_command(["ip", "neigh", "del", ip, "dev", dev])
-        removed.append(f"neighbour {ip} on {dev}")
-    return removed
-
-
-@dataclass
-class HostSnapshot:
-    """The host before the defense changed it: netstate's snapshot plus the nft ruleset."""
-
-    net: NetSnapshot
-    nft: str
-
-    @classmethod
-    def take(cls) -> HostSnapshot:
-        return cls(take_snapshot(), nft_ruleset())
-
-    def differences(self, after: HostSnapshot) -> list[str]:
-        out = diff_snapshots(self.net, after.net)
-        if self.nft != after.nft:
-            out.append("nft ruleset changed")
-        return out
 
 
 # --- the defense ------------------------------------------------------------------------
@@ -276,7 +180,7 @@ class NatHop:
             summary.restored = not summary.errors
             return
         try:
-            _drop_new_empty_tables(self.before.net)
+            drop_new_empty_tables(self.before.net)
             summary.differences = self.before.differences(HostSnapshot.take())
         except (OSError, NetStateError, DefenseError) as exc:
             summary.differences = [f"could not compare: {exc}"]
@@ -316,15 +220,14 @@ class NatHop:
             time_unix_s=round(time.time(), 6), t_s=round(event.t_s, 6), seq=event.seq,
             host=event.host, real_ip=event.real_ip, old_virtual=event.old_virtual,
             new_virtual=event.new_virtual, kept_flows=kept,
+            decision_ms=round((done - decided) * 1000.0, 3), defense=hoplog.NAT,
             rules_installed=len(change.add_rules), rules_removed=len(change.remove_rules),
-            addresses_added=len(change.add_addresses),
-            decision_to_rules_ms=round((done - decided) * 1000.0, 3),
-            late_ms=round(late_ms, 3), rules=[r.describe() for r in change.add_rules])
-        with self.hop_log.open("a") as f:
-            f.write(json.dumps(asdict(record), sort_keys=True) + "\n")
+            addresses_added=len(change.add_addresses), late_ms=round(late_ms, 3),
+            rules=tuple(r.describe() for r in change.add_rules))
+        hoplog.append(self.hop_log, record)
         log.info("hop seq=%d host=%s old=%s new=%s kept_flows=%d decision_to_rules_ms=%.2f",
                  event.seq, event.host, event.old_virtual, event.new_virtual, kept,
-                 record.decision_to_rules_ms)
+                 record.decision_ms)
         return record
 
     def retire_idle(self, now_mono: float) -> int:
@@ -343,17 +246,6 @@ class NatHop:
             log.info("retired %s after %.1f s (%d live flow(s) left)", address, age_s, live)
             done += 1
         return done
-
-
-def _drop_new_empty_tables(before: NetSnapshot) -> None:
-    """iptables-nft creates ``nat``/``filter`` on first use and keeps them empty: delete the
-    ones that did not exist before and hold nothing, so ``iptables-save`` is as before."""
-    now = parse_iptables_save(run_command(["iptables-save"]))
-    if not iptables_backend_is_nft():
-        return
-    for table in (t for t in now if t not in before.iptables):
-        if not table_has_rules(now[table]):
-            run_command(["nft", "delete", "table", "ip", table])
 
 
 # --- command line ------------------------------------------------------------------------
@@ -483,8 +375,8 @@ def run(res: Resolved, host: ProtectedHost) -> int:
             for event in schedule.pop_due(now - zero_mono):
                 if event.host == host.name:
                     late_ms = (time.monotonic() - zero_mono - event.t_s) * 1000.0
-                    summary.decision_to_rules_ms.append(defense.hop(event, late_ms)
-                                                        .decision_to_rules_ms)
+                    summary.decision_to_rules_ms.append(
+                        defense.hop(event, late_ms).decision_ms or 0.0)
                     summary.hops += 1
             summary.retired += defense.retire_idle(time.monotonic())
             wake = min(zero_mono + schedule.next_due_s, end_mono, time.monotonic() + POLL_S)

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from common.hopschedule import HopEvent, HopSchedule, MutationConfig, schedule_events
 from common.plan import AddressPlan
@@ -388,29 +388,3 @@ def is_ipv4(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-@dataclass
-class HopRecord:
-    """One line of the hop log (fields shared with the controller defense's hop log:
-    time_unix_s, t_s, seq, host, real_ip, old_virtual, new_virtual, kept_flows).
-
-    rules: the added rules, described; decision_to_rules_ms: from taking the hop to every
-    address and rule in place; late_ms: how long after its scheduled time the hop was taken.
-    """
-
-    time_unix_s: float
-    t_s: float
-    seq: int
-    host: str
-    real_ip: str
-    old_virtual: str | None
-    new_virtual: str
-    kept_flows: int
-    rules_installed: int
-    rules_removed: int
-    addresses_added: int
-    decision_to_rules_ms: float
-    late_ms: float
-    rules: list[str] = field(default_factory=list)
-    defense: str = "nat_hop"
