@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 
-from controllers.headers import ETH_ARP, ETH_IPV4, PROTO_TCP, TCP_FLAG_SYN
+from controllers.packets import ETH_ARP, ETH_IPV4, PROTO_TCP, TCP_FLAG_SYN
 
 BROADCAST = "ff:ff:ff:ff:ff:ff"
 
