@@ -7,7 +7,8 @@ setup(
     version="0.1.0",
     description="Security experiments on software-defined industrial control networks "
     "(Mininet + Open vSwitch + Ryu/os-ken + pymodbus)",
-    python_requires=">=3.11,<3.12",
+    # No upper bound: os-ken 4.2, the default engine, runs on 3.10-3.13 (docs/platforms.md).
+    python_requires=">=3.10",
     packages=[
         "common",
         "topologies",
@@ -21,20 +22,31 @@ setup(
     ],
     install_requires=[
         # The OpenFlow frameworks change their APIs between releases: pin one release each.
-        "ryu==4.34",
+        # os-ken is the engine everywhere; Ryu is the optional extra below.
         "os-ken>=4.2,<4.3",
-        # Ryu 4.34 runs on Python 3.11 only with a modern eventlet (see controllers/engine.py).
-        "eventlet>=0.41,<0.42",
-        "dnspython>=2,<3",
         # pymodbus renames API between minor releases (slave -> device in 3.10): one minor.
         "pymodbus>=3.16,<3.17",
+        # Used today only to report the nmap version in a recon bundle (attacks/recon.py);
+        # the scans themselves run the nmap binary and parse its XML (issue 16 item 8).
         "python-nmap>=0.7.1,<0.8",
         "scapy>=2.6,<2.9",
         "matplotlib>=3.8,<4",
         "PyYAML>=6,<7",
         "rich>=13,<16",
+        # experiments/spec.py reads TOML with tomllib (3.11+); tomli is the same parser before.
+        "tomli>=2,<3; python_version<'3.11'",
     ],
     extras_require={
+        # Ryu 4.34 (last release) imports distutils, gone in Python 3.12, and runs on 3.11 only
+        # with a modern eventlet plus the import hook `python -m controllers.ryu_compat
+        # --install` (make setup does both on Python 3.11). `pip install -e '.[ryu]'`.
+        "ryu": [
+            "ryu==4.34",
+            "eventlet>=0.41,<0.42",
+            # Never imported by the project: eventlet's green DNS resolver imports it; >=2 is
+            # the combination measured working with Ryu 4.34 on 3.11 (docs/platforms.md).
+            "dnspython>=2,<3",
+        ],
         "test": [
             "pytest>=8,<10",
             "hypothesis>=6.100,<7",

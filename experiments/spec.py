@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-import tomllib
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +18,11 @@ from typing import Any
 import yaml
 
 from common.errors import UserError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, as a package (setup.py: tomli; python_version<'3.11')
+    import tomli as tomllib
 
 _UNSET: Any = object()
 

@@ -15,7 +15,17 @@ import argparse
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
+
+if sys.version_info >= (3, 11):
+    from enum import StrEnum
+else:  # Python 3.10
+    from enum import Enum
+
+    class StrEnum(str, Enum):
+        """enum.StrEnum before 3.11: ``str()`` and formatting give the value."""
+
+        def __str__(self) -> str:
+            return str(self.value)
 
 
 class Table(StrEnum):
