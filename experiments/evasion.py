@@ -37,6 +37,7 @@ from typing import Any
 
 from attacks.iphop import default_pool
 from common.errors import UserError
+from common.hoplog import HopRecord
 from common.plan import AddressPlan
 from common.scope import ScopeError, expand_targets
 from experiments import mtd
@@ -298,7 +299,7 @@ def trial(ctx: TrialContext) -> TrialResult:
 
 
 def _score(ctx: TrialContext, attack: dict[str, Any], detections: list[dict[str, Any]],
-           hops: list[dict[str, Any]], ports: list[int], hmi_rows: list[dict[str, Any]],
+           hops: list[HopRecord], ports: list[int], hmi_rows: list[dict[str, Any]],
            hmi_metrics: dict[str, float], timeline: dict[str, float]) -> TrialResult:
     plan = ctx.plan
     attacker = plan.attacker

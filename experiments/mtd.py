@@ -1,14 +1,11 @@
-"""Moving-target defenses in a lab, and what an attacker's findings are worth under them.
+"""What an attacker's findings are worth under a moving-target defense.
 
-Two mechanisms, one schedule (same seed and interval ⇒ same virtual addresses):
-- ``rhm``: random host mutation in the OpenFlow controller (``python -m controllers rhm``);
-- ``nat``: IP hopping with iptables NAT inside each protected host (``defenses.nat_hop``);
-- ``none``: the plain learning switch.
-
-The pure half turns hop logs into address spans (which host owned which address when) and
-scores findings against them; the I/O half starts a defense and runs the validity check:
-from the attacker's namespace, the protected hosts' real addresses must not answer (ARP,
-ICMP, TCP 502) — a run where they do is invalid and not scored.
+The defenses (``none``, ``rhm``, ``nat``) are started by the lab's one launcher,
+:mod:`lab.defenses` (its names are re-exported here for the experiments). The pure half
+turns hop logs into address spans (which host owned which address when) and scores findings
+against them; the I/O half is the validity check: from the attacker's namespace, the
+protected hosts' real addresses must not answer (ARP, ICMP, TCP 502) — a run where they do
+is invalid and not scored.
 """
 
 from __future__ import annotations
@@ -16,17 +13,24 @@ from __future__ import annotations
 import json
 import math
 import sys
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 from common.errors import LabError, UserError
+from common.hoplog import HopRecord
 from common.plan import AddressPlan
+from lab.defenses import (
+    DEFENSES,
+    DefenseSettings,
+    RunningDefense,
+    controller_setup,
+    start_defense,
+)
 from lab.lifecycle import Lab
 
-DEFENSES = ("none", "rhm", "nat")
+__all__ = ["DEFENSES", "DefenseSettings", "RunningDefense", "controller_setup",
+           "start_defense"]
+
 INF = math.inf
 
 
@@ -59,25 +63,7 @@ class AddressSpan:
     end_unix_s: float = INF
 
 
-def read_hop_log(paths: Iterable[Path]) -> list[dict[str, Any]]:
-    """JSON lines of one or more hop logs, sorted by time; a torn last line is skipped."""
-    records = []
-    for path in paths:
-        try:
-            lines = Path(path).read_text().splitlines()
-        except OSError:
-            continue
-        for line in lines:
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(rec, dict) and "new_virtual" in rec and "host" in rec:
-                records.append(rec)
-    return sorted(records, key=lambda r: float(r.get("time_unix_s", 0.0)))
-
-
-def address_spans(plan: AddressPlan, hops: Sequence[dict[str, Any]], defense: str
+def address_spans(plan: AddressPlan, hops: Sequence[HopRecord], defense: str
                   ) -> list[AddressSpan]:
     """Who answers where, over time, as an unauthorized host sees it.
 
@@ -88,13 +74,13 @@ def address_spans(plan: AddressPlan, hops: Sequence[dict[str, Any]], defense: st
              if defense == "none" or not h.protected]
     if defense == "none":
         return spans
-    by_host: dict[str, list[dict[str, Any]]] = {}
+    by_host: dict[str, list[HopRecord]] = {}
     for rec in hops:
-        by_host.setdefault(rec["host"], []).append(rec)
+        by_host.setdefault(rec.host, []).append(rec)
     for host, recs in by_host.items():
         for i, rec in enumerate(recs):
-            end = float(recs[i + 1]["time_unix_s"]) if i + 1 < len(recs) else INF
-            spans.append(AddressSpan(host, rec["new_virtual"], float(rec["time_unix_s"]), end))
+            end = recs[i + 1].time_unix_s if i + 1 < len(recs) else INF
+            spans.append(AddressSpan(host, rec.new_virtual, rec.time_unix_s, end))
     return spans
 
 
@@ -155,85 +141,12 @@ def staleness_curve(findings: Sequence[Finding], spans: Sequence[AddressSpan],
     return [(o, valid_share(findings, spans, t0_unix_s + o)) for o in offsets_s]
 
 
-def hop_latencies_ms(hops: Sequence[dict[str, Any]]) -> list[float]:
+def hop_latencies_ms(hops: Sequence[HopRecord]) -> list[float]:
     """Decision-to-enforcement latency of every real hop (first assignments excluded)."""
-    out = []
-    for rec in hops:
-        if rec.get("old_virtual") is None:
-            continue
-        v = rec.get("decision_to_flows_ms", rec.get("decision_to_rules_ms"))
-        if v is not None:
-            out.append(float(v))
-    return out
+    return [r.decision_ms for r in hops if not r.first and r.decision_ms is not None]
 
 
-# --- I/O: starting a defense, the validity check ---------------------------------------
-@dataclass(frozen=True)
-class DefenseSettings:
-    """hop_interval_s, seed, flow_idle_s: shared by both mechanisms (like for like)."""
-
-    defense: str
-    hop_interval_s: float = 2.0
-    seed: int = 1
-    flow_idle_s: int = 10
-    detector: bool = False
-
-
-@dataclass
-class RunningDefense:
-    settings: DefenseSettings
-    hop_logs: list[Path] = field(default_factory=list)
-
-    def hops(self) -> list[dict[str, Any]]:
-        return read_hop_log(self.hop_logs)
-
-
-def controller_setup(settings: DefenseSettings, plan_path: Path, raw_dir: Path
-                     ) -> tuple[str, tuple[str, ...], list[Path]]:
-    """(app, controller args, hop logs) for the lab's controller."""
-    if settings.defense == "rhm":
-        hop_log = raw_dir / "hops_rhm.jsonl"
-        args = ("--plan", str(plan_path), "--hop-interval-s", f"{settings.hop_interval_s:g}",
-                "--seed", str(settings.seed), "--flow-idle-s", str(settings.flow_idle_s),
-                "--hop-log", str(hop_log))
-        if settings.detector:
-            args += ("--detector", "--detect-log", str(raw_dir / "detections.jsonl"))
-        return "rhm", args, [hop_log]
-    if settings.detector:
-        return "detector", ("--detect-log", str(raw_dir / "detections.jsonl")), []
-    return "l2", (), []
-
-
-def start_defense(lab: Lab, settings: DefenseSettings, plan_path: Path, raw_dir: Path,
-                  hop_logs: list[Path], timeout_s: float = 20.0) -> RunningDefense:
-    """Start the host side (nat) and wait until every protected host has its first virtual
-    address (rhm: its first hop-log entry; nat: each ``nat_hop ready``)."""
-    running = RunningDefense(settings, list(hop_logs))
-    protected = [h.name for h in lab.plan.protected]
-    if settings.defense == "nat":
-        epoch = time.time()
-        procs = []
-        for name in protected:
-            log_path = raw_dir / f"hops_nat_{name}.jsonl"
-            running.hop_logs.append(log_path)
-            procs.append((name, lab.python(name, "defenses.nat_hop", [
-                "--plan", str(plan_path), "--host", name, "--log", str(log_path),
-                "--hop-interval-s", f"{settings.hop_interval_s:g}", "--seed",
-                str(settings.seed), "--flow-idle-s", str(settings.flow_idle_s),
-                "--start-epoch-s", f"{epoch:.6f}"], f"nat_hop_{name}.log")))
-        for name, proc in procs:
-            lab.wait_for_log(f"nat_hop_{name}.log", "nat_hop ready", timeout_s, proc)
-    elif settings.defense == "rhm":
-        deadline = time.monotonic() + timeout_s
-        while {r["host"] for r in running.hops()} < set(protected):
-            lab.check_healthy()
-            if time.monotonic() > deadline:
-                raise LabError("rhm: protected hosts got no virtual address within "
-                               f"{timeout_s:g} s")
-            time.sleep(0.05)
-    return running
-
-
+# --- I/O: the validity check ---------------------------------------------------------
 # Runs inside the observer's namespace: every protected address checked at once (ping,
 # TCP 502), then the ARP cache read, so the check costs about one time-out in all.
 _REACH_CHECK = """

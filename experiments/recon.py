@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import UserError
+from common.hoplog import HopRecord
 from experiments import mtd
 from experiments.parsers import ParseError, parse_ping
 from experiments.runner import TrialContext
@@ -205,7 +206,7 @@ def trial(ctx: TrialContext,
 
 def _score(ctx: TrialContext, defense: str, outcome: dict, findings: dict[str, dict],
            probe_results: list[dict], exploit_unix: float, scan_end: float,
-           hops: list[dict], checks: list, ports: list[int], stages: list[str],
+           hops: list[HopRecord], checks: list, ports: list[int], stages: list[str],
            hmi_rows: list[dict], hmi_metrics: dict[str, float], rtt_rows: list[dict],
            timeline: dict[str, float]) -> TrialResult:
     cfg = ctx.config
@@ -260,10 +261,8 @@ def _score(ctx: TrialContext, defense: str, outcome: dict, findings: dict[str, d
     stage_rows = [{"stage": st.get("name"), "duration_s": st.get("duration_s"),
                    "start_s": st.get("started_s", st.get("start_s"))}
                   for st in outcome.get("stages", [])]
-    hop_rows = [{"t_unix_s": r.get("time_unix_s"), "host": r.get("host"),
-                 "old_virtual": r.get("old_virtual") or "", "new_virtual": r.get("new_virtual"),
-                 "latency_ms": r.get("decision_to_flows_ms", r.get("decision_to_rules_ms"))}
-                for r in hops]
+    hop_rows = [{"t_unix_s": r.time_unix_s, "host": r.host, "old_virtual": r.old_virtual or "",
+                 "new_virtual": r.new_virtual, "latency_ms": r.decision_ms} for r in hops]
     check_rows = [{"host": c.host, "address": c.address, "arp_resolved": c.arp_resolved,
                    "icmp_answered": c.icmp_answered, "tcp_502_open": c.tcp_502_open}
                   for c in checks]

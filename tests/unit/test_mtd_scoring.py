@@ -9,22 +9,22 @@ from pathlib import Path
 
 import pytest
 
+from common import hoplog
 from common.errors import UserError
+from common.hoplog import HopRecord
 from common.plan import ics_plan
 from experiments import mtd
 from experiments.recon import conditions, split_condition
 
 PLAN = ics_plan()
 T0 = 1000.0
-HOPS = [  # plc1 hops every 2 s, plc2 once
-    {"time_unix_s": T0, "host": "plc1", "old_virtual": None, "new_virtual": "10.0.0.150",
-     "decision_to_flows_ms": 1.0},
-    {"time_unix_s": T0, "host": "plc2", "old_virtual": None, "new_virtual": "10.0.0.160",
-     "decision_to_flows_ms": 1.5},
-    {"time_unix_s": T0 + 2, "host": "plc1", "old_virtual": "10.0.0.150",
-     "new_virtual": "10.0.0.151", "decision_to_flows_ms": 2.0},
-    {"time_unix_s": T0 + 4, "host": "plc1", "old_virtual": "10.0.0.151",
-     "new_virtual": "10.0.0.152", "decision_to_rules_ms": 20.0},
+HOPS = [  # plc1 hops every 2 s, plc2 once (the last hop from a nat log)
+    HopRecord(T0, 0.0, 1, "plc1", "10.0.0.21", None, "10.0.0.150", decision_ms=1.0),
+    HopRecord(T0, 0.0, 2, "plc2", "10.0.0.22", None, "10.0.0.160", decision_ms=1.5),
+    HopRecord(T0 + 2, 2.0, 3, "plc1", "10.0.0.21", "10.0.0.150", "10.0.0.151",
+              decision_ms=2.0),
+    HopRecord(T0 + 4, 4.0, 4, "plc1", "10.0.0.21", "10.0.0.151", "10.0.0.152",
+              decision_ms=20.0, defense=hoplog.NAT),
 ]
 
 
@@ -76,10 +76,38 @@ def test_hop_latencies_skip_first_assignments() -> None:
 def test_read_hop_log_sorts_and_skips_torn_lines(tmp_path: Path) -> None:
     a = tmp_path / "a.jsonl"
     b = tmp_path / "b.jsonl"
-    a.write_text(json.dumps(HOPS[2]) + "\n" + json.dumps(HOPS[0]) + "\n{\"host\": \"pl")
-    b.write_text(json.dumps(HOPS[1]) + "\nnot json\n")
-    recs = mtd.read_hop_log([a, b, tmp_path / "missing.jsonl"])
-    assert [r["new_virtual"] for r in recs] == ["10.0.0.150", "10.0.0.160", "10.0.0.151"]
+    a.write_text(json.dumps(HOPS[2].to_json()) + "\n" + json.dumps(HOPS[0].to_json())
+                 + "\n{\"host\": \"pl")
+    b.write_text(json.dumps(HOPS[1].to_json()) + "\nnot json\n")
+    recs = hoplog.read([a, b, tmp_path / "missing.jsonl"])
+    assert [r.new_virtual for r in recs] == ["10.0.0.150", "10.0.0.160", "10.0.0.151"]
+
+
+def test_hop_log_round_trip_and_old_logs(tmp_path: Path) -> None:
+    """Each defense's records survive the disk; logs written before the one record (rhm's
+    and nat's own key sets) read the same."""
+    path = tmp_path / "hops.jsonl"
+    nat = HopRecord(T0, 0.0, 1, "plc1", "10.0.0.21", None, "10.0.0.150", 1, 3.5, hoplog.NAT,
+                    rules_installed=2, rules_removed=0, addresses_added=1, late_ms=0.2,
+                    rules=("a", "b"))
+    rhm = HopRecord(T0 + 1, 1.0, 2, "plc2", "10.0.0.22", "10.0.0.160", "10.0.0.161", 0, None,
+                    flows_installed=3, flows_deleted=1, switches=2)
+    hoplog.write(path, [nat, rhm])
+    assert hoplog.read([path]) == [nat, rhm]
+    old_rhm = {"time_unix_s": T0, "t_s": 0.0, "seq": 1, "host": "plc1",
+               "real_ip": "10.0.0.21", "old_virtual": "10.0.0.150", "new_virtual": "10.0.0.151",
+               "flows_installed": 4, "flows_deleted": 2, "switches": 2, "kept_flows": 0,
+               "decision_to_flows_ms": 1.25}
+    old_nat = {"time_unix_s": T0, "t_s": 0.0, "seq": 1, "host": "plc1", "real_ip": "10.0.0.21",
+               "old_virtual": "10.0.0.150", "new_virtual": "10.0.0.151", "kept_flows": 1,
+               "rules_installed": 2, "rules_removed": 2, "addresses_added": 1,
+               "decision_to_rules_ms": 7.5, "late_ms": 0.5, "rules": ["x"],
+               "defense": "nat_hop"}
+    for old in (old_rhm, old_nat):
+        record = hoplog.HopRecord.from_json(old)
+        assert record is not None and record.to_json() == old
+    assert mtd.hop_latencies_ms(hoplog.parse([json.dumps(old_rhm), json.dumps(old_nat)])) == [
+        1.25, 7.5]
 
 
 def test_recon_conditions_with_both_scanners() -> None:
