@@ -20,20 +20,24 @@ few long-lived connections) is unaffected.
 
 from __future__ import annotations
 
-import argparse
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from controllers.flowspec import NO_BUFFER, Decision, FlowMatch, FlowSpec
-from controllers.headers import ARP_REQUEST, PacketView, fine_match, parse_packet
-from controllers.learning import FrameError, LearningSwitchCore
+from controllers.flowspec import NO_BUFFER, Decision, FlowMatch, FlowSpec, PacketResult
+from controllers.l2_switch_core import LearningSwitchCore
+from controllers.packets import (
+    ARP_REQUEST,
+    ETH_ARP,
+    FrameError,
+    PacketView,
+    fine_match,
+    parse_packet,
+)
+from controllers.pipeline import BLOCK_COOKIE, PRIORITY_BLOCK
 
 LOG = logging.getLogger(__name__)
-
-BLOCK_COOKIE = 0x5D1C_0D00
-PRIORITY_BLOCK = 1000  # above every forwarding, rewrite and drop flow of the project
 
 
 @dataclass(frozen=True)
@@ -90,15 +94,6 @@ class Detection:
             "threshold": self.threshold, "window_s": self.window_s, "block_s": self.block_s,
             "sample_dsts": list(self.sample_dsts), "sample_ports": list(self.sample_ports),
         }
-
-
-@dataclass(frozen=True)
-class PacketResult:
-    """A core's answer to one packet-in: the decision (its specs may target several switches,
-    each spec names its dpid) and the detection it caused, if any."""
-
-    decision: Decision
-    detection: Detection | None = None
 
 
 def probe_of(view: PacketView) -> tuple[str, int | None] | None:
@@ -180,6 +175,11 @@ class ScanDetector:
                  mac, detection.src_ip, len(dsts), len(ports), threshold)
         return detection
 
+    def reconnect_flows(self, dpid: int, now_s: float) -> tuple[FlowSpec, ...]:
+        """The blocks still active, for a switch that (re)connects: it keeps them."""
+        return tuple(flow for mac, left_s in self.active_blocks(now_s).items()
+                     for flow in self.block_flows(mac, (dpid,), int(left_s) + 1))
+
     def block_flows(self, mac: str, dpids: tuple[int, ...], block_s: int) -> tuple[FlowSpec, ...]:
         """Drop everything from ``mac`` on each switch for ``block_s`` seconds."""
         return tuple(FlowSpec(dpid=dpid, priority=PRIORITY_BLOCK, match=FlowMatch(eth_src=mac),
@@ -206,7 +206,7 @@ def refine(decision: Decision, view: PacketView, in_port: int) -> Decision:
     cached in a flow (the controller sees every ARP), other flows get :func:`fine_match`."""
     if not decision.flows:
         return decision
-    if view.arp is not None or view.eth.ethertype == 0x0806:
+    if view.arp is not None or view.eth.ethertype == ETH_ARP:
         return replace(decision, flows=())
     match = fine_match(in_port, view)
     return replace(decision, flows=tuple(replace(f, match=match) for f in decision.flows))
@@ -222,9 +222,7 @@ class DetectorSwitchCore:
 
     def switch_connected(self, dpid: int, now_s: float) -> tuple[FlowSpec, ...]:
         """Table-miss flow, plus the blocks still active (a switch that reconnects keeps them)."""
-        blocks = tuple(flow for mac, left_s in self.detector.active_blocks(now_s).items()
-                       for flow in self.detector.block_flows(mac, (dpid,), int(left_s) + 1))
-        return self.learning.switch_connected(dpid) + blocks
+        return self.learning.switch_connected(dpid) + self.detector.reconnect_flows(dpid, now_s)
 
     def switch_disconnected(self, dpid: int) -> None:
         self.learning.switch_disconnected(dpid)
@@ -241,43 +239,3 @@ class DetectorSwitchCore:
             return verdict
         decision = self.learning.packet_in(dpid, in_port, frame, now_s, buffer_id)
         return PacketResult(refine(decision, view, in_port))
-
-
-# --- command line (read by the launcher; see controllers.registry) ---------------------------
-def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """The detector's options (``--window-s`` ...), shared by the ``detector`` and ``rhm`` apps."""
-    d = DetectorConfig()
-    parser.add_argument("--window-s", type=float, default=d.window_s,
-                        help=f"sliding window of the scan detector (default {d.window_s:g})")
-    parser.add_argument("--max-dsts", type=int, default=d.max_dsts,
-                        help=f"distinct destinations per source allowed in the window "
-                             f"(default {d.max_dsts})")
-    parser.add_argument("--max-ports", type=int, default=d.max_ports,
-                        help=f"distinct destination ports per source allowed in the window "
-                             f"(default {d.max_ports})")
-    parser.add_argument("--block-s", type=int, default=d.block_s,
-                        help=f"hard timeout of a scanner's drop flows (default {d.block_s})")
-    parser.add_argument("--detect-log", default=None,
-                        help="append one JSON line per detection to this file")
-
-
-def config_from_args(args: argparse.Namespace) -> DetectorConfig:
-    """DetectorConfig from parsed options; ValueError names the bad option."""
-    try:
-        return DetectorConfig(window_s=args.window_s, max_dsts=args.max_dsts,
-                              max_ports=args.max_ports, block_s=args.block_s)
-    except ValueError as exc:
-        raise ValueError(f"detector options: {exc}") from None
-
-
-def settings_from_args(args: argparse.Namespace) -> DetectorSettings:
-    """The ``detector`` app's settings (what the launcher stores for the app)."""
-    return DetectorSettings(config=config_from_args(args), detect_log=args.detect_log)
-
-
-@dataclass(frozen=True)
-class DetectorSettings:
-    """detect_log: path of the JSON-lines detection log, or None."""
-
-    config: DetectorConfig = field(default_factory=DetectorConfig)
-    detect_log: str | None = None

@@ -1,26 +1,26 @@
 """Plain data describing what a controller app wants the switches to do.
 
 Pure cores return these; :mod:`controllers.ofmsg` turns them into OpenFlow 1.3 messages for a
-connected datapath. Nothing here imports an OpenFlow framework, so cores and their tests do not
-need one. Port numbers and the no-buffer id are the OpenFlow 1.3 wire values (spec section
-7.2.1 and 7.3.4.1); :mod:`controllers.ofmsg` checks them against the engine's ``ofproto``.
+connected datapath (priorities and cookies: :mod:`controllers.pipeline`). Nothing here imports
+an OpenFlow framework, so cores and their tests do not need one. Port numbers and the
+no-buffer id are the OpenFlow 1.3 wire values (spec section 7.2.1 and 7.3.4.1);
+:mod:`controllers.ofmsg` checks them against the engine's ``ofproto``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 PORT_MAX = 0xFFFFFF00  # highest physical port number
 PORT_IN_PORT = 0xFFFFFFF8
 PORT_FLOOD = 0xFFFFFFFB  # all ports except the ingress port (and ports with no-flood set)
 PORT_ALL = 0xFFFFFFFC
 PORT_CONTROLLER = 0xFFFFFFFD
+PORT_LOCAL = 0xFFFFFFFE  # the bridge's own port; a valid ingress port
 PORT_ANY = 0xFFFFFFFF
 NO_BUFFER = 0xFFFFFFFF
 CONTROLLER_MAX_LEN_NO_BUFFER = 0xFFFF  # OFPCML_NO_BUFFER: send whole packet, do not buffer
-
-PRIORITY_TABLE_MISS = 0
 
 MATCH_FIELD_ORDER = ("in_port", "eth_src", "eth_dst", "eth_type", "ip_proto", "ipv4_src",
                      "ipv4_dst", "tcp_src", "tcp_dst", "udp_src", "udp_dst")
@@ -143,3 +143,20 @@ class Decision:
     def dropped(self) -> bool:
         """True when the packet is not sent anywhere."""
         return self.packet_out is None
+
+
+class Finding(Protocol):
+    """Something a core found that the app records (the scan detector's Detection)."""
+
+    def record(self) -> dict[str, Any]:
+        """The JSON-ready fields of the app's log record."""
+        ...
+
+
+@dataclass(frozen=True)
+class PacketResult:
+    """A core's answer to one packet-in: the decision (its specs may target several switches,
+    each spec names its dpid) and the detection it caused, if any."""
+
+    decision: Decision
+    detection: Finding | None = None

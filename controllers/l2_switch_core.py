@@ -1,14 +1,17 @@
-"""Pure core of an OpenFlow 1.3 L2 learning switch (no I/O, no OpenFlow framework).
+"""Pure core of the ``l2`` app (:mod:`controllers.l2_switch`): an OpenFlow 1.3 learning switch.
+
+Naming: each app is a pair, ``<name>_core.py`` the pure core (no I/O, no OpenFlow framework)
+and ``<name>.py`` the thin framework-facing app over :class:`controllers.app.CoreApp`; options
+the launcher reads, when an app has some, are in ``<name>_options.py``.
 
 One MAC table per datapath. :meth:`LearningSwitchCore.packet_in` takes the raw frame, the
 ingress port and the time, and returns a :class:`~controllers.flowspec.Decision`: flows to add,
 flows to delete, and the packet-out. Learned flows carry an idle timeout so state left by a
 host that went quiet (or moved, or was spoofed) drains by itself.
 
-The core parses only the 14-byte Ethernet header, with :mod:`struct`: hostile frames that
-reach the controller never go through the framework's packet library (Ryu's parsers have
-known hangs on malformed input, CVE-2024-28732). A frame the core cannot use is a counted
-error with a ``Decision`` whose ``reason`` says why; no exception leaves ``packet_in``.
+The core reads only the Ethernet header (:func:`controllers.packets.parse_ethernet`, never the
+framework's packet library). A frame the core cannot use is a counted error with a
+``Decision`` whose ``reason`` says why; no exception leaves ``packet_in``.
 
 Flooding uses OFPP_FLOOD (every port but the ingress one). That is loop-free on trees, which
 is every shipped topology (star, linear, ics); a topology with a cycle needs a spanning tree
@@ -18,7 +21,6 @@ first, which this core does not compute.
 from __future__ import annotations
 
 import logging
-import struct
 from collections import OrderedDict
 from dataclasses import dataclass, fields
 
@@ -27,8 +29,8 @@ from controllers.flowspec import (
     NO_BUFFER,
     PORT_CONTROLLER,
     PORT_FLOOD,
+    PORT_LOCAL,
     PORT_MAX,
-    PRIORITY_TABLE_MISS,
     Decision,
     FlowDelete,
     FlowMatch,
@@ -36,56 +38,17 @@ from controllers.flowspec import (
     Output,
     PacketOut,
 )
+from controllers.packets import FrameError, is_group_mac, is_link_local_control, parse_ethernet
+from controllers.pipeline import (
+    ALL_COOKIE_BITS,
+    LEARNED_COOKIE,
+    PRIORITY_LEARNED,
+    PRIORITY_TABLE_MISS,
+)
 
 LOG = logging.getLogger(__name__)
 
-ETH_HEADER_BYTES = 14
-PORT_LOCAL = 0xFFFFFFFE  # the bridge's own port; a valid ingress port
 DPID_MAX = 0xFFFFFFFFFFFFFFFF
-LEARNED_COOKIE = 0x5D1C_0001  # marks flows this core installs, so deletes touch only those
-ALL_COOKIE_BITS = 0xFFFFFFFFFFFFFFFF
-
-_ETH_HEADER = struct.Struct("!6s6sH")
-
-
-class FrameError(ValueError):
-    """A frame the learning switch cannot use (too short, not bytes)."""
-
-
-@dataclass(frozen=True)
-class EthernetHeader:
-    """The only part of a frame an L2 switch needs. MACs are lower-case ``aa:bb:cc:dd:ee:ff``.
-
-    ethertype: the outer EtherType/length field (a VLAN tag shows up as 0x8100).
-    """
-
-    dst: str
-    src: str
-    ethertype: int
-
-
-def _mac_text(raw: bytes) -> str:
-    return ":".join(f"{b:02x}" for b in raw)
-
-
-def parse_ethernet(frame: bytes | bytearray | memoryview) -> EthernetHeader:
-    """Decode the Ethernet header; raises :class:`FrameError` on anything unusable."""
-    if not isinstance(frame, bytes | bytearray | memoryview):
-        raise FrameError(f"frame is {type(frame).__name__}, not bytes")
-    if len(frame) < ETH_HEADER_BYTES:
-        raise FrameError(f"frame of {len(frame)} bytes is shorter than an Ethernet header")
-    dst, src, ethertype = _ETH_HEADER.unpack_from(bytes(frame[:ETH_HEADER_BYTES]))
-    return EthernetHeader(dst=_mac_text(dst), src=_mac_text(src), ethertype=ethertype)
-
-
-def is_group_mac(mac: str) -> bool:
-    """True for broadcast and multicast addresses (I/G bit set)."""
-    return int(mac[:2], 16) & 0x01 == 1
-
-
-def is_link_local_control(mac: str) -> bool:
-    """01:80:c2:00:00:0X: STP, LACP, LLDP... 802.1D bridges must not forward these."""
-    return mac.startswith("01:80:c2:00:00:0")
 
 
 @dataclass(frozen=True)
@@ -97,14 +60,14 @@ class LearningConfig:
     mac_ttl_s: a MAC table entry not refreshed for this long is forgotten.
     max_macs_per_switch: bound on each table (a MAC-flooding attacker evicts oldest entries
         instead of growing controller memory without limit).
-    flow_priority: priority of learned flows (the table-miss flow is 0).
+    flow_priority: priority of learned flows (see :mod:`controllers.pipeline`).
     """
 
     flow_idle_timeout_s: int = 30
     flow_hard_timeout_s: int = 0
     mac_ttl_s: float = 300.0
     max_macs_per_switch: int = 4096
-    flow_priority: int = 10
+    flow_priority: int = PRIORITY_LEARNED
 
     def __post_init__(self) -> None:
         if not 0 < self.flow_idle_timeout_s <= 0xFFFF:
@@ -176,8 +139,11 @@ class LearningSwitchCore:
         self._tables: dict[int, OrderedDict[str, MacEntry]] = {}
 
     # --- switch lifecycle ----------------------------------------------------------------
-    def switch_connected(self, dpid: int) -> tuple[FlowSpec, ...]:
-        """Start a fresh table for ``dpid``; returns the flows to install on it."""
+    def switch_connected(self, dpid: int, now_s: float = 0.0) -> tuple[FlowSpec, ...]:
+        """Start a fresh table for ``dpid``; returns the flows to install on it.
+
+        now_s: unused (a fresh table holds nothing timed); taken as every core takes it.
+        """
         self._tables[dpid] = OrderedDict()
         return (table_miss_flow(dpid),)
 

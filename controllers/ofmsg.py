@@ -50,41 +50,30 @@ def actions(datapath: Any, specs: tuple[Action, ...]) -> list[Any]:
     return out
 
 
+def _flow_mod(datapath: Any, command: int, spec: FlowSpec | FlowDelete, **fields: Any) -> Any:
+    """An OFPFlowMod with ``spec``'s cookie, table and match; ``fields`` add the rest."""
+    return datapath.ofproto_parser.OFPFlowMod(
+        datapath=datapath, command=command, cookie=spec.cookie, table_id=spec.table_id,
+        match=datapath.ofproto_parser.OFPMatch(**spec.match.fields()), **fields)
+
+
 def flow_add(datapath: Any, spec: FlowSpec) -> Any:
     """An OFPFlowMod(ADD) for ``spec``."""
     ofp = datapath.ofproto
-    parser = datapath.ofproto_parser
-    inst = [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS,
-                                         actions(datapath, spec.actions))]
-    return parser.OFPFlowMod(
-        datapath=datapath,
-        cookie=spec.cookie,
-        table_id=spec.table_id,
-        command=ofp.OFPFC_ADD,
-        idle_timeout=spec.idle_timeout_s,
-        hard_timeout=spec.hard_timeout_s,
-        priority=spec.priority,
-        buffer_id=ofp.OFP_NO_BUFFER,
-        flags=ofp.OFPFF_SEND_FLOW_REM if spec.send_flow_removed else 0,
-        match=parser.OFPMatch(**spec.match.fields()),
-        instructions=inst,
-    )
+    inst = [datapath.ofproto_parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS,
+                                                          actions(datapath, spec.actions))]
+    return _flow_mod(datapath, ofp.OFPFC_ADD, spec, idle_timeout=spec.idle_timeout_s,
+                     hard_timeout=spec.hard_timeout_s, priority=spec.priority,
+                     buffer_id=ofp.OFP_NO_BUFFER,
+                     flags=ofp.OFPFF_SEND_FLOW_REM if spec.send_flow_removed else 0,
+                     instructions=inst)
 
 
 def flow_delete(datapath: Any, spec: FlowDelete) -> Any:
     """An OFPFlowMod(DELETE), non-strict: removes every flow the match covers."""
     ofp = datapath.ofproto
-    parser = datapath.ofproto_parser
-    return parser.OFPFlowMod(
-        datapath=datapath,
-        cookie=spec.cookie,
-        cookie_mask=spec.cookie_mask,
-        table_id=spec.table_id,
-        command=ofp.OFPFC_DELETE,
-        out_port=ofp.OFPP_ANY,
-        out_group=ofp.OFPG_ANY,
-        match=parser.OFPMatch(**spec.match.fields()),
-    )
+    return _flow_mod(datapath, ofp.OFPFC_DELETE, spec, cookie_mask=spec.cookie_mask,
+                     out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY)
 
 
 def packet_out(datapath: Any, spec: PacketOut) -> Any:

@@ -1,10 +1,14 @@
-"""Pure parsing of the headers the defense cores look at (ARP, IPv4, TCP/UDP ports, ICMP type),
-and building of ARP replies; no OpenFlow framework.
+"""Pure parsing of the frames that reach the controller, the flow matches they give, and ARP
+replies.
 
-Parsed with :mod:`struct`, like :mod:`controllers.learning`, so hostile frames never reach the
-framework's packet library (CVE-2024-28732). A truncated or malformed ARP/IPv4 header is not an
-error: the :class:`PacketView` simply has ``arp``/``ipv4`` set to None and the frame is handled
-as plain Ethernet.
+The one module below the cores that reads packet bytes: the Ethernet header (all a learning
+switch needs), and the ARP, IPv4, TCP/UDP port and ICMP type fields the defense cores look at.
+No OpenFlow framework: frames are parsed with :mod:`struct`, so hostile frames never reach the
+framework's packet library (Ryu's parsers have known hangs on malformed input, CVE-2024-28732).
+
+An Ethernet header too short to use raises :class:`FrameError`; a truncated or malformed
+ARP/IPv4 header is not an error: the :class:`PacketView` simply has ``arp``/``ipv4`` set to None
+and the frame is handled as plain Ethernet.
 """
 
 from __future__ import annotations
@@ -14,8 +18,8 @@ import struct
 from dataclasses import dataclass
 
 from controllers.flowspec import FlowMatch
-from controllers.learning import EthernetHeader, parse_ethernet
 
+ETH_HEADER_BYTES = 14
 ETH_IPV4 = 0x0800
 ETH_ARP = 0x0806
 PROTO_ICMP = 1
@@ -27,9 +31,53 @@ ICMP_ECHO_REQUEST = 8
 TCP_FLAG_SYN = 0x02
 TCP_FLAG_ACK = 0x10
 
-_ETH_BYTES = 14
+_ETH_HEADER = struct.Struct("!6s6sH")
 _ARP = struct.Struct("!HHBBH6s4s6s4s")  # htype ptype hlen plen op sha spa tha tpa
 _IPV4 = struct.Struct("!BBHHHBBH4s4s")
+
+
+class FrameError(ValueError):
+    """A frame the controller cannot use at all (too short for Ethernet, not bytes)."""
+
+
+@dataclass(frozen=True)
+class EthernetHeader:
+    """The only part of a frame an L2 switch needs. MACs are lower-case ``aa:bb:cc:dd:ee:ff``.
+
+    ethertype: the outer EtherType/length field (a VLAN tag shows up as 0x8100).
+    """
+
+    dst: str
+    src: str
+    ethertype: int
+
+
+def _mac(raw: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in raw)
+
+
+def _mac_bytes(mac: str) -> bytes:
+    return bytes(int(part, 16) for part in mac.split(":"))
+
+
+def parse_ethernet(frame: bytes | bytearray | memoryview) -> EthernetHeader:
+    """Decode the Ethernet header; raises :class:`FrameError` on anything unusable."""
+    if not isinstance(frame, bytes | bytearray | memoryview):
+        raise FrameError(f"frame is {type(frame).__name__}, not bytes")
+    if len(frame) < ETH_HEADER_BYTES:
+        raise FrameError(f"frame of {len(frame)} bytes is shorter than an Ethernet header")
+    dst, src, ethertype = _ETH_HEADER.unpack_from(bytes(frame[:ETH_HEADER_BYTES]))
+    return EthernetHeader(dst=_mac(dst), src=_mac(src), ethertype=ethertype)
+
+
+def is_group_mac(mac: str) -> bool:
+    """True for broadcast and multicast addresses (I/G bit set)."""
+    return int(mac[:2], 16) & 0x01 == 1
+
+
+def is_link_local_control(mac: str) -> bool:
+    """01:80:c2:00:00:0X: STP, LACP, LLDP... 802.1D bridges must not forward these."""
+    return mac.startswith("01:80:c2:00:00:0")
 
 
 @dataclass(frozen=True)
@@ -80,14 +128,6 @@ class PacketView:
     ipv4: Ipv4Header | None = None
 
 
-def _mac(raw: bytes) -> str:
-    return ":".join(f"{b:02x}" for b in raw)
-
-
-def _mac_bytes(mac: str) -> bytes:
-    return bytes(int(part, 16) for part in mac.split(":"))
-
-
 def _parse_arp(body: bytes) -> ArpHeader | None:
     if len(body) < _ARP.size:
         return None
@@ -122,10 +162,10 @@ def _parse_ipv4(body: bytes) -> Ipv4Header | None:
 
 
 def parse_packet(frame: bytes | bytearray | memoryview) -> PacketView:
-    """Ethernet header (raises :class:`~controllers.learning.FrameError` if unusable) plus
+    """Ethernet header (raises :class:`FrameError` if unusable) plus
     ARP or IPv4 when present and well-formed. VLAN-tagged frames are left as plain Ethernet."""
     eth = parse_ethernet(frame)
-    body = bytes(frame[_ETH_BYTES:])
+    body = bytes(frame[ETH_HEADER_BYTES:])
     if eth.ethertype == ETH_ARP:
         return PacketView(eth, arp=_parse_arp(body))
     if eth.ethertype == ETH_IPV4:
@@ -142,6 +182,21 @@ def arp_reply_frame(answer_mac: str, answer_ip: str, to_mac: str, to_ip: str) ->
     return eth + arp + b"\x00" * 18  # pad to the 60-byte Ethernet minimum
 
 
+def transport_match(proto: int, src_port: int | None, dst_port: int | None,
+                    with_src: bool = True) -> dict[str, int]:
+    """``tcp_src``/``tcp_dst`` (or ``udp_*``) match fields, source port only when ``with_src``.
+
+    Empty unless ``proto`` is TCP or UDP and both ports are known (a later fragment has none).
+    """
+    if proto not in (PROTO_TCP, PROTO_UDP) or src_port is None or dst_port is None:
+        return {}
+    prefix = "tcp" if proto == PROTO_TCP else "udp"
+    out = {f"{prefix}_dst": dst_port}
+    if with_src:
+        out[f"{prefix}_src"] = src_port
+    return out
+
+
 def fine_match(in_port: int | None, view: PacketView, src_port: bool = False) -> FlowMatch:
     """A match as narrow as a per-conversation flow: Ethernet addresses and type, and for IPv4
     the addresses, protocol and destination port (and source port when ``src_port``).
@@ -156,18 +211,4 @@ def fine_match(in_port: int | None, view: PacketView, src_port: bool = False) ->
         return base
     return FlowMatch(in_port=in_port, eth_src=view.eth.src, eth_dst=view.eth.dst,
                      eth_type=ETH_IPV4, ip_proto=ip.proto, ipv4_src=ip.src, ipv4_dst=ip.dst,
-                     **transport_fields(ip, src_port=src_port))
-
-
-def transport_fields(ip: Ipv4Header, src_port: bool = True, swap: bool = False
-                     ) -> dict[str, int]:
-    """``tcp_src``/``tcp_dst`` (or ``udp_*``) match fields of ``ip``; ``swap`` gives the reply
-    direction's fields. Empty when the packet has no ports."""
-    if ip.dst_port is None or ip.src_port is None or ip.proto not in (PROTO_TCP, PROTO_UDP):
-        return {}
-    prefix = "tcp" if ip.proto == PROTO_TCP else "udp"
-    sport, dport = (ip.dst_port, ip.src_port) if swap else (ip.src_port, ip.dst_port)
-    out = {f"{prefix}_dst": dport}
-    if src_port:
-        out[f"{prefix}_src"] = sport
-    return out
+                     **transport_match(ip.proto, ip.src_port, ip.dst_port, with_src=src_port))

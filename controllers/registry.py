@@ -47,13 +47,13 @@ APPS: dict[str, AppEntry] = {
         modules=("controllers.rhm",),
         description="random host mutation (virtual addresses for protected hosts) + L2 "
                     "learning; --detector adds the scan detector",
-        options="controllers.mutation",
+        options="controllers.rhm_options",
     ),
     "detector": AppEntry(
         name="detector",
         modules=("controllers.detector",),
         description="scan detector (drop flows for scanners) + L2 learning with narrow flows",
-        options="controllers.detector_core",
+        options="controllers.detector_options",
     ),
 }
 

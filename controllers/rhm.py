@@ -1,7 +1,9 @@
-"""Random host mutation app: a thin adapter around :class:`controllers.mutation.RhmCore`.
+"""The ``rhm`` app: random host mutation over :class:`controllers.rhm_core.RhmCore`.
 
 ``python -m controllers rhm [--plan PLAN.json] [--hop-interval-s S] [--seed N] [--jitter-s S]
-[--flow-idle-s S] [--arp-mac virtual|real] [--hop-log PATH] [--detector ...detector options]``.
+[--flow-idle-s S] [--arp-mac virtual|real] [--hop-log PATH] [--detector ...detector options]``
+(options: :mod:`controllers.rhm_options`). Packet-ins and switch events are
+:class:`controllers.app.CoreApp`'s; this app adds the hop thread.
 
 A hop thread asks the core for due hops, sends their flow changes, then a barrier request to
 each switch touched; when every barrier reply is back, the hop is logged as one JSON line in
@@ -19,11 +21,12 @@ from typing import Any, ClassVar
 from common import hoplog
 from common.hopschedule import HopEvent
 from controllers import engine, ofmsg
-from controllers.detector import DetectorSwitch
+from controllers.app import CoreApp, DetectLog
 from controllers.detector_core import ScanDetector
 from controllers.handlers import fail_loudly
-from controllers.learning import LearningSwitchCore
-from controllers.mutation import HopResult, RhmCore, RhmSettings
+from controllers.l2_switch_core import LearningSwitchCore
+from controllers.rhm_core import HopResult, RhmCore
+from controllers.rhm_options import RhmSettings
 
 BARRIER_TIMEOUT_S = 5.0
 HOP_LOOP_MAX_SLEEP_S = 0.2
@@ -36,15 +39,17 @@ class _PendingHop:
     outstanding: set[tuple[int, int]] = field(default_factory=set)
 
 
-class RhmSwitch(DetectorSwitch):
-    """The detector app's event handling with the RHM core, plus hops, barriers and
-    flow-removed messages."""
+class RhmSwitch(CoreApp):
+    """The RHM core (the scan detector composed in only with ``--detector``), plus hops,
+    barriers and flow-removed messages."""
 
     APP_NAME: ClassVar[str] = "rhm"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         settings: RhmSettings = self.settings
+        if settings.detector is not None:
+            self.detect_log = DetectLog(settings.detector.detect_log, self.logger)
         self.hop_log = Path(settings.hop_log) if settings.hop_log else None
         if self.hop_log is not None:
             self.hop_log.parent.mkdir(parents=True, exist_ok=True)
@@ -57,10 +62,6 @@ class RhmSwitch(DetectorSwitch):
                     if settings.detector is not None else None)
         return RhmCore(settings.load_plan(), settings.config, time.monotonic(),
                        LearningSwitchCore(), detector)
-
-    def detect_log_path(self) -> str | None:
-        detector = self.settings.detector
-        return detector.detect_log if detector is not None else None
 
     def start(self) -> Any:
         thread = super().start()
@@ -99,14 +100,7 @@ class RhmSwitch(DetectorSwitch):
     def _send_hop(self, result: HopResult) -> None:
         pending = _PendingHop(result, result.decided_s)
         dpids = {d.dpid for d in result.deletes} | {f.dpid for f in result.flows}
-        for delete in result.deletes:
-            target = self.datapaths.get(delete.dpid)
-            if target is not None:
-                target.send_msg(ofmsg.flow_delete(target, delete))
-        for flow in result.flows:
-            target = self.datapaths.get(flow.dpid)
-            if target is not None:
-                target.send_msg(ofmsg.flow_add(target, flow))
+        self.send_changes(result.deletes, result.flows)
         for dpid in sorted(dpids):
             target = self.datapaths.get(dpid)
             if target is None:

@@ -1,4 +1,6 @@
-"""Pure core of random host mutation, OF-RHM style (no I/O, no OpenFlow framework).
+"""Pure core of the ``rhm`` app (:mod:`controllers.rhm`): random host mutation, OF-RHM style.
+
+No I/O, no OpenFlow framework; options in :mod:`controllers.rhm_options`.
 
 Each protected host of the plan keeps its real address; the controller hands it a virtual
 address from the plan's ``virtual_pool`` and changes it every hop interval. The core takes the
@@ -38,29 +40,13 @@ the same sequence of (time, host, virtual address) however often :meth:`RhmCore.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from common.hopschedule import (
-    ARP_MAC_CHOICES,
-    HopEvent,
-    HopSchedule,
-    MutationConfig,
-    virtual_mac,
-)
-from common.plan import AddressPlan, HostSpec, ics_plan
-from controllers.detector_core import (
-    DetectorSettings,
-    PacketResult,
-    ScanDetector,
-    gate,
-    refine,
-)
-from controllers.detector_core import add_arguments as add_detector_arguments
-from controllers.detector_core import config_from_args as detector_config_from_args
+from common.hopschedule import HopEvent, HopSchedule, MutationConfig, virtual_mac
+from common.plan import AddressPlan, HostSpec
+from controllers.detector_core import ScanDetector, gate, refine
 from controllers.flowspec import (
     NO_BUFFER,
     PORT_CONTROLLER,
@@ -71,29 +57,32 @@ from controllers.flowspec import (
     FlowSpec,
     Output,
     PacketOut,
+    PacketResult,
     SetField,
 )
-from controllers.headers import (
+from controllers.l2_switch_core import LearningSwitchCore
+from controllers.packets import (
     ARP_REQUEST,
     ETH_IPV4,
-    PROTO_TCP,
-    PROTO_UDP,
     ArpHeader,
+    FrameError,
     PacketView,
     arp_reply_frame,
     parse_packet,
+    transport_match,
 )
-from controllers.learning import FrameError, LearningSwitchCore
+from controllers.pipeline import (
+    ALL_COOKIE_BITS,
+    PRIORITY_MAPPED,
+    PRIORITY_REAL_DROP,
+    PRIORITY_STALE_DROP,
+    REFUSED_COOKIE,
+    STALE_COOKIE,
+    mapped_cookie,
+    mapping_of_cookie,
+)
 
 LOG = logging.getLogger(__name__)
-
-PRIORITY_REAL_DROP = 40  # unauthorized -> real protected address
-PRIORITY_MAPPED = 30  # per-flow virtual <-> real rewrites and forwards
-PRIORITY_STALE_DROP = 20  # new flows to a retired virtual address
-MAPPED_COOKIE_TAG = 0x5D1C_0200  # upper 32 bits; lower: mapping id << 1 | direction
-STALE_COOKIE = 0x5D1C_0300
-REFUSED_COOKIE = 0x5D1C_0400
-ALL_COOKIE_BITS = 0xFFFFFFFFFFFFFFFF
 
 
 @dataclass(frozen=True)
@@ -163,13 +152,6 @@ class RhmStats:
     leak_refused: int = 0
 
 
-def _transport(proto: int, src_port: int | None, dst_port: int | None) -> dict[str, int]:
-    if proto not in (PROTO_TCP, PROTO_UDP) or src_port is None or dst_port is None:
-        return {}
-    prefix = "tcp" if proto == PROTO_TCP else "udp"
-    return {f"{prefix}_src": src_port, f"{prefix}_dst": dst_port}
-
-
 class RhmCore:
     """Learning switch + host mutation (+ optional scan detector in front); see module doc."""
 
@@ -227,8 +209,7 @@ class RhmCore:
     def switch_connected(self, dpid: int, now_s: float) -> tuple[FlowSpec, ...]:
         flows = self.learning.switch_connected(dpid)
         if self.detector is not None:
-            for mac, left_s in self.detector.active_blocks(now_s).items():
-                flows += self.detector.block_flows(mac, (dpid,), int(left_s) + 1)
+            flows += self.detector.reconnect_flows(dpid, now_s)
         return flows
 
     def switch_disconnected(self, dpid: int) -> None:
@@ -264,13 +245,11 @@ class RhmCore:
 
     def flow_removed(self, cookie: int) -> None:
         """A flow with SEND_FLOW_REM left a switch; a mapping with no edge flow left ends."""
-        if cookie >> 32 != MAPPED_COOKIE_TAG:
+        owner = mapping_of_cookie(cookie)
+        mapping = self._by_id.get(owner[0]) if owner is not None else None
+        if owner is None or mapping is None:
             return
-        low = cookie & 0xFFFFFFFF
-        mapping = self._by_id.get(low >> 1)
-        if mapping is None:
-            return
-        mapping.live_edge_flows.discard(low & 1)
+        mapping.live_edge_flows.discard(owner[1])
         if not mapping.live_edge_flows:
             self._forget(mapping)
 
@@ -398,23 +377,22 @@ class RhmCore:
                     ) -> tuple[FlowSpec, FlowSpec]:
         k = m.key
         vmac = self.answer_mac(k.virtual_ip, m.host)
-        cookie = MAPPED_COOKIE_TAG << 32 | m.id << 1
         idle_s = self.config.flow_idle_timeout_s
         forward = FlowSpec(
             dpid=dpid, priority=PRIORITY_MAPPED,
             match=FlowMatch(eth_type=ETH_IPV4, ip_proto=k.proto, ipv4_src=k.peer_ip,
-                            ipv4_dst=k.virtual_ip, **_transport(k.proto, k.peer_port, k.port)),
+                            ipv4_dst=k.virtual_ip, **transport_match(k.proto, k.peer_port, k.port)),
             actions=(SetField("eth_dst", m.host.mac), SetField("ipv4_dst", m.host.ip),
                      Output(host_port)),
-            idle_timeout_s=idle_s, cookie=cookie, send_flow_removed=True)
+            idle_timeout_s=idle_s, cookie=mapped_cookie(m.id, 0), send_flow_removed=True)
         reverse = FlowSpec(
             dpid=dpid, priority=PRIORITY_MAPPED,
             match=FlowMatch(in_port=host_port, eth_type=ETH_IPV4, ip_proto=k.proto,
                             ipv4_src=m.host.ip, ipv4_dst=k.peer_ip,
-                            **_transport(k.proto, k.port, k.peer_port)),
+                            **transport_match(k.proto, k.port, k.peer_port)),
             actions=(SetField("eth_src", vmac), SetField("ipv4_src", k.virtual_ip),
                      Output(peer_port)),
-            idle_timeout_s=idle_s, cookie=cookie | 1, send_flow_removed=True)
+            idle_timeout_s=idle_s, cookie=mapped_cookie(m.id, 1), send_flow_removed=True)
         return forward, reverse
 
     def _to_virtual(self, dpid: int, in_port: int, m: Mapping, data: bytes, buffer_id: int,
@@ -424,15 +402,8 @@ class RhmCore:
         host_port = self.learning.lookup(dpid, m.host.mac, now_s)
         if dpid == self._edge[m.host.name]:
             rewrite = (SetField("eth_dst", m.host.mac), SetField("ipv4_dst", m.host.ip))
-            if host_port is None or host_port == in_port:
-                out = PacketOut(dpid, in_port, (*rewrite, Output(PORT_FLOOD)), data, buffer_id)
-                return Decision(reason="virtual_flood", deletes=deletes, packet_out=out)
-            forward, reverse = self._edge_flows(dpid, m, host_port, in_port)
-            m.live_edge_flows.update((0, 1))
-            m.expires_s = None
-            out = PacketOut(dpid, in_port, (*rewrite, Output(host_port)), data, buffer_id)
-            return Decision(reason="virtual_rewrite", deletes=deletes, flows=(forward, reverse),
-                            packet_out=out)
+            return self._edge_rewrite(dpid, in_port, m, rewrite, host_port, "virtual", data,
+                                      buffer_id, deletes)
         if host_port is None or host_port == in_port:
             out = PacketOut(dpid, in_port, (Output(PORT_FLOOD),), data, buffer_id)
             return Decision(reason="virtual_flood", deletes=deletes, packet_out=out)
@@ -440,9 +411,9 @@ class RhmCore:
             dpid=dpid, priority=PRIORITY_MAPPED,
             match=FlowMatch(in_port=in_port, eth_type=ETH_IPV4, ip_proto=k.proto,
                             ipv4_src=k.peer_ip, ipv4_dst=k.virtual_ip,
-                            **_transport(k.proto, k.peer_port, k.port)),
+                            **transport_match(k.proto, k.peer_port, k.port)),
             actions=(Output(host_port),), idle_timeout_s=self.config.flow_idle_timeout_s,
-            cookie=MAPPED_COOKIE_TAG << 32)
+            cookie=mapped_cookie(0, 0))
         out = PacketOut(dpid, in_port, (Output(host_port),), data, buffer_id)
         return Decision(reason="virtual_forward", deletes=deletes, flows=(flow,), packet_out=out)
 
@@ -453,14 +424,24 @@ class RhmCore:
         rewrite = (SetField("eth_src", self.answer_mac(k.virtual_ip, m.host)),
                    SetField("ipv4_src", k.virtual_ip))
         peer_port = self.learning.lookup(dpid, m.peer_mac, now_s)
-        if peer_port is None or peer_port == in_port:
+        return self._edge_rewrite(dpid, in_port, m, rewrite, peer_port, "protected", data,
+                                  buffer_id, deletes)
+
+    def _edge_rewrite(self, dpid: int, in_port: int, m: Mapping, rewrite: tuple[SetField, ...],
+                      out_port: int | None, side: str, data: bytes, buffer_id: int,
+                      deletes: tuple[FlowDelete, ...]) -> Decision:
+        """At the host's edge: rewrite and send on (flooded while ``out_port`` is unknown),
+        and install the mapping's two edge flows. side: ``virtual`` for a packet toward the
+        protected host, ``protected`` for one from it (also the reason's first word)."""
+        if out_port is None or out_port == in_port:
             out = PacketOut(dpid, in_port, (*rewrite, Output(PORT_FLOOD)), data, buffer_id)
-            return Decision(reason="protected_flood", deletes=deletes, packet_out=out)
-        forward, reverse = self._edge_flows(dpid, m, in_port, peer_port)
+            return Decision(reason=f"{side}_flood", deletes=deletes, packet_out=out)
+        host_port, peer_port = (out_port, in_port) if side == "virtual" else (in_port, out_port)
+        forward, reverse = self._edge_flows(dpid, m, host_port, peer_port)
         m.live_edge_flows.update((0, 1))
         m.expires_s = None
-        out = PacketOut(dpid, in_port, (*rewrite, Output(peer_port)), data, buffer_id)
-        return Decision(reason="protected_rewrite", deletes=deletes, flows=(forward, reverse),
+        out = PacketOut(dpid, in_port, (*rewrite, Output(out_port)), data, buffer_id)
+        return Decision(reason=f"{side}_rewrite", deletes=deletes, flows=(forward, reverse),
                         packet_out=out)
 
     # --- packets -------------------------------------------------------------------------
@@ -484,63 +465,3 @@ class RhmCore:
                 return result
         decision = self.learning.packet_in(dpid, in_port, frame, now_s, buffer_id)
         return PacketResult(refine(decision, view, in_port))
-
-
-# --- command line (read by the launcher; see controllers.registry) ---------------------------
-@dataclass(frozen=True)
-class RhmSettings:
-    """The ``rhm`` app's settings.
-
-    plan_path: the address plan's JSON (None: the built-in ``ics`` plan).
-    hop_log: JSON-lines hop log path, or None. detector: scan-detector settings when enabled.
-    """
-
-    plan_path: str | None = None
-    config: MutationConfig = field(default_factory=MutationConfig)
-    hop_log: str | None = None
-    detector: DetectorSettings | None = None
-
-    def load_plan(self) -> AddressPlan:
-        return AddressPlan.load(Path(self.plan_path)) if self.plan_path else ics_plan()
-
-
-def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """The ``rhm`` app's options, detector options included (used with ``--detector``)."""
-    d = MutationConfig()
-    parser.add_argument("--plan", default=None,
-                        help="address plan JSON (default: the built-in ics plan)")
-    parser.add_argument("--hop-interval-s", type=float, default=d.hop_interval_s,
-                        help=f"seconds between address changes (default {d.hop_interval_s:g})")
-    parser.add_argument("--seed", type=int, default=d.seed,
-                        help=f"seed of the hop schedule (default {d.seed})")
-    parser.add_argument("--jitter-s", "--jitter", dest="jitter_s", type=float,
-                        default=d.jitter_s,
-                        help="each interval is hop-interval +/- up to this (default 0)")
-    parser.add_argument("--flow-idle-s", type=int, default=d.flow_idle_timeout_s,
-                        help="a conversation keeps its virtual address until idle this long "
-                             f"(default {d.flow_idle_timeout_s})")
-    parser.add_argument("--arp-mac", choices=ARP_MAC_CHOICES, default=d.arp_mac,
-                        help="MAC in ARP answers for virtual addresses (default virtual)")
-    parser.add_argument("--hop-log", default=None,
-                        help="append one JSON line per hop to this file")
-    parser.add_argument("--detector", action="store_true",
-                        help="run the scan detector in front (options below)")
-    add_detector_arguments(parser)
-
-
-def settings_from_args(args: argparse.Namespace) -> RhmSettings:
-    """RhmSettings from parsed options; ValueError names the problem."""
-    config = MutationConfig(hop_interval_s=args.hop_interval_s, jitter_s=args.jitter_s,
-                            seed=args.seed, flow_idle_timeout_s=args.flow_idle_s,
-                            arp_mac=args.arp_mac)
-    settings = RhmSettings(
-        plan_path=args.plan, config=config, hop_log=args.hop_log,
-        detector=(DetectorSettings(detector_config_from_args(args), args.detect_log)
-                  if args.detector else None))
-    try:
-        plan = settings.load_plan()
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"--plan: cannot load {args.plan}: {exc}") from None
-    HopSchedule(plan.protected, plan.virtual_pool, config)  # raises on a too small pool
-    return settings
-

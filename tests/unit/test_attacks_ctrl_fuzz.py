@@ -10,7 +10,7 @@ from pathlib import Path
 
 from attacks.ctrl_fuzz import ETH_MAX_FRAME, KINDS, hostile_frames
 from common.plan import ics_plan
-from controllers.learning import LearningSwitchCore
+from controllers.l2_switch_core import LearningSwitchCore
 
 REPO = Path(__file__).resolve().parents[2]
 TARGETS = [h.ip for h in ics_plan().hosts]

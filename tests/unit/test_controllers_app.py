@@ -24,7 +24,7 @@ from controllers.flowspec import (
     SetField,
 )
 from controllers.handlers import HANDLER_EXCEPTION_MARKER, fail_loudly
-from controllers.learning import LEARNED_COOKIE
+from controllers.pipeline import LEARNED_COOKIE
 
 
 # --- ryu_compat ------------------------------------------------------------------------------

@@ -9,28 +9,26 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from controllers.detector_core import (
-    BLOCK_COOKIE,
-    PRIORITY_BLOCK,
     DetectorConfig,
     DetectorSwitchCore,
     ScanDetector,
-    add_arguments,
     probe_of,
-    settings_from_args,
 )
+from controllers.detector_options import add_arguments, settings_from_args
 from controllers.flowspec import NO_BUFFER
-from controllers.headers import (
+from controllers.packets import (
     ARP_REPLY,
     ETH_ARP,
     ETH_IPV4,
     PROTO_TCP,
     TCP_FLAG_ACK,
     TCP_FLAG_SYN,
+    FrameError,
     arp_reply_frame,
     fine_match,
     parse_packet,
 )
-from controllers.learning import FrameError
+from controllers.pipeline import BLOCK_COOKIE, PRIORITY_BLOCK
 from tests.support.frames import arp_request, ipv4
 
 ATTACKER_MAC = "02:00:00:00:00:42"

@@ -22,13 +22,9 @@ from controllers.flowspec import (
     FlowSpec,
     Output,
 )
-from controllers.learning import (
-    LEARNED_COOKIE,
-    FrameError,
-    LearningConfig,
-    LearningSwitchCore,
-    parse_ethernet,
-)
+from controllers.l2_switch_core import LearningConfig, LearningSwitchCore
+from controllers.packets import FrameError, parse_ethernet
+from controllers.pipeline import LEARNED_COOKIE
 
 BROADCAST = "ff:ff:ff:ff:ff:ff"
 MAC_A = "02:00:00:00:00:01"

@@ -22,15 +22,10 @@ from common.plan import AddressPlan, HostSpec, SwitchSpec, ics_plan, star_plan
 from controllers import __main__ as launcher
 from controllers import registry
 from controllers.flowspec import SetField
-from controllers.headers import ARP_REPLY, ArpHeader, parse_packet
-from controllers.mutation import (
-    PRIORITY_MAPPED,
-    PRIORITY_REAL_DROP,
-    PRIORITY_STALE_DROP,
-    RhmCore,
-    add_arguments,
-    settings_from_args,
-)
+from controllers.packets import ARP_REPLY, ArpHeader, parse_packet
+from controllers.pipeline import PRIORITY_MAPPED, PRIORITY_REAL_DROP, PRIORITY_STALE_DROP
+from controllers.rhm_core import RhmCore
+from controllers.rhm_options import add_arguments, settings_from_args
 from tests.support.frames import arp_request, ipv4
 
 PLAN = ics_plan()
