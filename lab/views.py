@@ -1,12 +1,11 @@
 """What the lab-mode CLI prints: the pure half (no I/O, no Mininet, no root).
 
 Every function here takes text or plain records already read from the run folder and returns
-lines to print, so the ``mininet>`` commands (:mod:`lab.mode`) stay thin and these
+lines to print, so the ``mininet>`` commands (:mod:`lab.commands`) stay thin and these
 are unit-tested on their own:
 
-- ``mtd``: the real <-> virtual mapping and the last hops, from the controller's hop log
-  (JSON lines: ``time_unix_s``, ``t_s``, ``seq``, ``host``, ``real_ip``, ``old_virtual``,
-  ``new_virtual``...) or a host defense's log of the same keys;
+- ``mtd``: the real <-> virtual mapping and the last hops, from the defense's hop logs
+  (:class:`common.hoplog.HopRecord`);
 - ``plc``: each PLC's process state from the last rows of its ground-truth CSV, named and
   united by the register map (:mod:`plc.registers`);
 - ``hmi``: the HMI's availability and latency per PLC (:class:`plc.metrics.PlcMetrics`);
@@ -20,12 +19,12 @@ hopped yet (both are empty), or show a PLC whose CSV has no complete row yet.
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from common.hoplog import HopRecord
 from plc.metrics import PlcMetrics
 from plc.registers import MAPS, RegisterMap, Table
 
@@ -55,55 +54,7 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def parse_jsonl(lines: Iterable[str]) -> list[dict[str, Any]]:
-    """JSON objects, one a line; blank lines, torn lines and non-objects are skipped."""
-    records = []
-    for line in lines:
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records
-
-
 # --- mtd ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Hop:
-    """One address change of a protected host, as the hop log recorded it.
-
-    time_unix_s: wall-clock time of the log line (None when the log has none).
-    old_virtual: None for the host's first address.
-    """
-
-    host: str
-    real_ip: str
-    new_virtual: str
-    old_virtual: str | None = None
-    seq: int | None = None
-    t_s: float | None = None
-    time_unix_s: float | None = None
-
-
-def hops_from_records(records: Iterable[dict[str, Any]]) -> list[Hop]:
-    """Hops from hop-log records; records without host, real_ip and new_virtual are skipped."""
-    hops = []
-    for r in records:
-        try:
-            hops.append(Hop(host=str(r["host"]), real_ip=str(r["real_ip"]),
-                            new_virtual=str(r["new_virtual"]),
-                            old_virtual=r.get("old_virtual"), seq=r.get("seq"),
-                            t_s=_float_or_none(r.get("t_s")),
-                            time_unix_s=_float_or_none(r.get("time_unix_s"))))
-        except KeyError:
-            continue
-    return hops
-
-
 def _float_or_none(value: object) -> float | None:
     try:
         return None if value is None else float(value)  # type: ignore[arg-type]
@@ -111,11 +62,11 @@ def _float_or_none(value: object) -> float | None:
         return None
 
 
-def format_mtd(defense: str, hops: Sequence[Hop], now_unix_s: float) -> list[str]:
+def format_mtd(defense: str, hops: Sequence[HopRecord], now_unix_s: float) -> list[str]:
     """The current real <-> virtual mapping: one row per protected host, latest hop wins."""
     if not hops:
         return [f"mtd: {defense} is running; no hop logged yet"]
-    latest: dict[str, Hop] = {}
+    latest: dict[str, HopRecord] = {}
     counts: dict[str, int] = {}
     for hop in hops:
         latest[hop.host] = hop
@@ -123,14 +74,13 @@ def format_mtd(defense: str, hops: Sequence[Hop], now_unix_s: float) -> list[str
     rows = []
     for host in sorted(latest):
         hop = latest[host]
-        age = (None if hop.time_unix_s is None
-               else f"{max(0.0, now_unix_s - hop.time_unix_s):.1f}")
+        age = f"{max(0.0, now_unix_s - hop.time_unix_s):.1f}"
         rows.append((host, hop.real_ip, hop.new_virtual, age, counts[host]))
     table = format_table(("host", "real", "virtual now", "since_s", "hops"), rows)
     return [f"mtd: {defense}, {len(hops)} hop(s) so far", *table]
 
 
-def format_mtd_log(hops: Sequence[Hop], n_lines: int = DEFAULT_HOP_LOG_LINES) -> list[str]:
+def format_mtd_log(hops: Sequence[HopRecord], n_lines: int = DEFAULT_HOP_LOG_LINES) -> list[str]:
     """The last ``n_lines`` hops, oldest first."""
     if not hops:
         return ["mtd log: no hop logged yet"]

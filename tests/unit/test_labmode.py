@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from common import hoplog
 from common.errors import UserError
 from common.plan import classic_plan, ics_plan
-from lab import mode as labmode
+from lab import commands as labcmds
+from lab import defenses
+from lab import options as labopts
 from lab import views as labviews
 from plc.metrics import PlcMetrics
 
@@ -24,10 +27,10 @@ REPO = Path(__file__).resolve().parents[2]
 def test_defaults_and_script(tmp_path: Path) -> None:
     script = tmp_path / "s.cli"
     script.write_text("pingall\n")
-    opts = labmode.parse_options(["--script", str(script), "--defense", "rhm", "--detector"],
+    opts = labopts.parse_options(["--script", str(script), "--defense", "rhm", "--detector"],
                                  "prog")
     assert (opts.topo, opts.defense, opts.detector, opts.script) == ("ics", "rhm", True, script)
-    assert labmode.parse_options(["--cli"], "prog", default_topo="classic").topo == "classic"
+    assert labopts.parse_options(["--cli"], "prog", default_topo="classic").topo == "classic"
 
 
 @pytest.mark.parametrize("argv, needle", [
@@ -42,7 +45,7 @@ def test_defaults_and_script(tmp_path: Path) -> None:
 ])
 def test_bad_options_are_user_errors(argv: list[str], needle: str) -> None:
     with pytest.raises(UserError, match=needle.replace("(", r"\(")):
-        labmode.parse_options(argv, "prog")
+        labopts.parse_options(argv, "prog")
 
 
 @pytest.mark.parametrize("module", ["topologies.ics", "topologies.classic"])
@@ -58,39 +61,47 @@ def test_cli_errors_are_one_line_exit_2(module: str, argv: list[str]) -> None:
 
 
 def test_missing_part_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(labmode, "_module_exists", lambda name: name != "defenses.nat_hop")
-    opts = labmode.LabModeOptions(defense="nat")
-    assert labmode.missing_part(opts) == (
+    monkeypatch.setattr(labopts, "_module_exists", lambda name: name != "defenses.nat_hop")
+    opts = labopts.LabModeOptions(defense="nat")
+    assert labopts.missing_part(opts) == (
         "--defense nat needs the host defense defenses.nat_hop (defenses.nat_hop), which this "
         "checkout does not have yet")
-    assert labmode.missing_part(labmode.LabModeOptions(defense="rhm", detector=True)) is None
+    assert labopts.missing_part(labopts.LabModeOptions(defense="rhm", detector=True)) is None
 
 
 def test_controller_setup_per_defense(tmp_path: Path) -> None:
-    files = labmode.RunFiles.under(tmp_path)
-    assert labmode.controller_setup(labmode.LabModeOptions(), files) == ("l2", ())
-    app, args = labmode.controller_setup(labmode.LabModeOptions(detector=True), files)
+    files = labopts.RunFiles.under(tmp_path)
+
+    def setup(opts: labopts.LabModeOptions) -> tuple[str, tuple[str, ...], list[Path]]:
+        return defenses.controller_setup(opts.defense_settings(), files.plan_path, files.run_dir)
+
+    assert setup(labopts.LabModeOptions())[:2] == ("l2", ())
+    app, args, _ = setup(labopts.LabModeOptions(detector=True))
     assert (app, args) == ("detector", ("--detect-log", str(files.detect_log)))
-    app, args = labmode.controller_setup(
-        labmode.LabModeOptions(defense="rhm", detector=True, hop_interval_s=2.5, seed=7), files)
+    app, args, hop_logs = setup(
+        labopts.LabModeOptions(defense="rhm", detector=True, hop_interval_s=2.5, seed=7))
     assert app == "rhm"
-    assert args == ("--plan", str(files.plan_path), "--hop-log", str(files.hop_log),
-                    "--hop-interval-s", "2.5", "--seed", "7", "--detector", "--detect-log",
-                    str(files.detect_log))
+    assert hop_logs == [defenses.rhm_hop_log(files.run_dir)]
+    assert args == ("--plan", str(files.plan_path), "--hop-interval-s", "2.5", "--seed", "7",
+                    "--flow-idle-s", "10", "--hop-log", str(hop_logs[0]), "--detector",
+                    "--detect-log", str(files.detect_log))
     # nat hops in the hosts: the controller stays a plain learning switch
-    assert labmode.controller_setup(labmode.LabModeOptions(defense="nat"), files)[0] == "l2"
-    nat = labmode.nat_hop_args(labmode.LabModeOptions(defense="nat"), files, "plc1", 100.5)
+    nat_opts = labopts.LabModeOptions(defense="nat")
+    assert setup(nat_opts)[0] == "l2"
+    nat = defenses.nat_hop_args(nat_opts.defense_settings(), files.plan_path, files.run_dir,
+                                "plc1", 100.5)
     assert nat[nat.index("--host") + 1] == "plc1"
     assert nat[nat.index("--start-epoch-s") + 1] == "100.500000"
-    assert nat[nat.index("--log") + 1] == str(files.nat_hop_log("plc1"))
+    assert nat[nat.index("--log") + 1] == str(defenses.nat_hop_log(files.run_dir, "plc1"))
+    assert nat[nat.index("--flow-idle-s") + 1] == "10"
 
 
 def test_run_dir_is_new_each_time(tmp_path: Path) -> None:
     import datetime as dt
 
     now = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
-    first = labmode.new_run_dir(tmp_path, now)
-    second = labmode.new_run_dir(tmp_path, now)
+    first = labopts.new_run_dir(tmp_path, now)
+    second = labopts.new_run_dir(tmp_path, now)
     assert first == tmp_path / "lab" / "20260102T030405Z" and first.is_dir()
     assert second.name == "20260102T030405Z-2"
 
@@ -98,24 +109,24 @@ def test_run_dir_is_new_each_time(tmp_path: Path) -> None:
 # --- command helpers --------------------------------------------------------------------
 def test_switch_aliases_replace_whole_words_only() -> None:
     aliases = {"s1": "hfs1", "s2": "hfs2"}
-    assert labmode.alias_switches("link s1 s2 down", aliases) == "link hfs1 hfs2 down"
-    assert labmode.alias_switches("sh ovs-ofctl dump-flows s1", aliases).endswith(" hfs1")
-    assert labmode.alias_switches("h1 ping -s1 s10 x.s1", aliases) == "h1 ping -s1 s10 x.s1"
-    assert labmode.alias_switches("link s1 s2 down", {}) == "link s1 s2 down"
+    assert labcmds.alias_switches("link s1 s2 down", aliases) == "link hfs1 hfs2 down"
+    assert labcmds.alias_switches("sh ovs-ofctl dump-flows s1", aliases).endswith(" hfs1")
+    assert labcmds.alias_switches("h1 ping -s1 s10 x.s1", aliases) == "h1 ping -s1 s10 x.s1"
+    assert labcmds.alias_switches("link s1 s2 down", {}) == "link s1 s2 down"
 
 
 def test_attack_argv_fills_plan_out_and_targets(tmp_path: Path) -> None:
     plan = ics_plan()
-    argv = labmode.attack_argv("recon", ["--ports", "502"], plan, tmp_path / "p.json",
+    argv = labcmds.attack_argv("recon", ["--ports", "502"], plan, tmp_path / "p.json",
                                tmp_path / "o.json")
     assert argv == ["-m", "attacks.recon", "--plan", str(tmp_path / "p.json"), "--out",
                     str(tmp_path / "o.json"), "--targets", "10.0.0.0/24", "--ports", "502"]
-    argv = labmode.attack_argv("inject", ["--targets", "plc2", "--pump-on"], plan,
+    argv = labcmds.attack_argv("inject", ["--targets", "plc2", "--pump-on"], plan,
                                tmp_path / "p.json", tmp_path / "o.json")
     assert argv[-3:] == ["--targets", "10.0.0.22", "--pump-on"]
-    mitm = labmode.attack_argv("mitm", [], plan, tmp_path / "p.json", tmp_path / "o.json")
+    mitm = labcmds.attack_argv("mitm", [], plan, tmp_path / "p.json", tmp_path / "o.json")
     assert mitm[-2:] == ["--targets", "10.0.0.11,10.0.0.21"]
-    hop = labmode.attack_argv("iphop", ["--targets=plc1,plc2"], plan, tmp_path, tmp_path)
+    hop = labcmds.attack_argv("iphop", ["--targets=plc1,plc2"], plan, tmp_path, tmp_path)
     assert hop[-1] == "--targets=10.0.0.21,10.0.0.22"
 
 
@@ -125,25 +136,25 @@ def test_attack_argv_fills_plan_out_and_targets(tmp_path: Path) -> None:
     ("recon", ["--plan=p.json"], "fills --plan itself"),
 ])
 def test_attack_argv_refusals(tmp_path: Path, name: str, args: list[str], needle: str) -> None:
-    with pytest.raises(labmode.CommandError, match=needle):
-        labmode.attack_argv(name, args, ics_plan(), tmp_path, tmp_path)
+    with pytest.raises(labcmds.CommandError, match=needle):
+        labcmds.attack_argv(name, args, ics_plan(), tmp_path, tmp_path)
 
 
 def test_default_targets_need_the_roles() -> None:
     plan = classic_plan()
-    assert labmode.default_targets("plc", plan) == "10.0.0.4"
-    with pytest.raises(labmode.CommandError, match="no HMI"):
-        labmode.default_targets("hmi+plc", plan)
+    assert labcmds.default_targets("plc", plan) == "10.0.0.4"
+    with pytest.raises(labcmds.CommandError, match="no HMI"):
+        labcmds.default_targets("hmi+plc", plan)
 
 
 def test_read_tail_skips_a_partial_first_line(tmp_path: Path) -> None:
     path = tmp_path / "state.csv"
     path.write_text("t_s,level_cm\n" + "".join(f"{i / 10:.1f},{i}\n" for i in range(1000)))
-    header, lines = labmode.read_tail(path, max_bytes=100)
+    header, lines = labcmds.read_tail(path, max_bytes=100)
     assert header == "t_s,level_cm"
     assert lines[-1] == "99.9,999" and all(line.count(",") == 1 for line in lines)
     assert float(lines[0].split(",")[0]) > 90
-    header, lines = labmode.read_tail(path, max_bytes=10**6)
+    header, lines = labcmds.read_tail(path, max_bytes=10**6)
     assert lines[0] == "0.0,0" and len(lines) == 1000
 
 
@@ -161,7 +172,7 @@ HOP_LINES = [
 
 
 def test_mtd_mapping_and_log() -> None:
-    hops = labviews.hops_from_records(labviews.parse_jsonl(HOP_LINES))
+    hops = hoplog.parse(HOP_LINES)
     assert len(hops) == 3
     lines = labviews.format_mtd("rhm", hops, now_unix_s=1007.5)
     assert lines == [
