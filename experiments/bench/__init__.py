@@ -1,0 +1,83 @@
+"""``bench``: how fast the framework builds, runs and scales, side by side with plain Mininet.
+
+Each part is a condition of the runner, so a part that fails is recorded as a failed run and
+the others go on; ``--parts`` picks some. Every figure is measured on the machine it runs on,
+in the same run, and each part lives in its own module:
+
+- ``bringup`` (:mod:`.bringup`): bring-up + teardown of ``star`` topologies of N hosts
+  (``--sizes``) through the lab lifecycle (controller started, every switch connected),
+  against plain Mininet building the same Topo on the same datapath (``Mininet(...)``,
+  ``start``, ``stop``; no controller wait, never ``mn -c``). Seconds per N for both and the
+  ratio ours/plain.
+- ``recon_wall`` (:mod:`.recon_wall`): the default ``recon`` run in-process through the runner
+  (its own bundle in this trial's raw folder), its wall time broken down by stage (build,
+  controller connect, scans, teardown, the rest of the trial, plotting + report), plus the
+  ``make run`` setup check (dpkg-query of the Makefile's packages + ``ovs-vsctl show``).
+- ``hopping`` (:mod:`.hopping`): rhm hop latency (decision to flows in place, from the hop log)
+  p50/p95 for each protected-host count (``--protected``; a star plan whose first N hosts are
+  protected) while hopping every ``--hop-interval-s``, and the controller's CPU share over
+  the window (``/proc/<pid>/stat`` utime + stime).
+- ``datapath`` (:mod:`.datapath`): RTT (median, p95) between the HMI and PLC 1 of the ICS plan
+  and iperf3 throughput between them, under ``none`` (l2) and ``rhm``; ratios rhm/none.
+- ``scale`` (:mod:`.scale`): ``recon`` (defense none) on the largest star (``--scale-hosts``)
+  and on a ``linear`` chain (``--linear-hosts`` switches); peak memory as the drop of
+  ``/proc/meminfo`` MemAvailable (machine-wide: other work on the machine counts too) and
+  the ovs-vswitchd RSS growth.
+- ``controller`` (:mod:`.controller`): packet-in → flow-mod rate under a burst of new flows
+  (every host of a star of ``--burst-hosts`` sends to every other at once), per engine
+  (``--engines``): flows in the switch over time from ``ovs-ofctl dump-flows``; the rate is
+  flows installed / time to the last new flow.
+
+Everything a part creates goes through the lab runtime's run-state (``lab.lifecycle``), so
+teardown and ``python -m experiments.clean`` remove it. Options and parsers: :mod:`.shared`;
+figures: :mod:`.plots`; ``python -m experiments.bench``: :mod:`.__main__`.
+
+Targets (reported in docs/benchmarks.md, never asserted): ratio ≤ 1.15 at N = 100; default
+recon ≤ 60 s; hop latency p95 ≤ 50 ms at 10 protected hosts; rhm RTT median ≤ 1.10 x none;
+recon completes on 250 hosts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from experiments.bench.bringup import part_bringup
+from experiments.bench.controller import part_controller
+from experiments.bench.datapath import part_datapath
+from experiments.bench.hopping import part_hopping
+from experiments.bench.plots import plot
+from experiments.bench.recon_wall import part_recon_wall
+from experiments.bench.scale import part_scale
+from experiments.bench.shared import PARAMS, PARTS, as_lab_error, conditions
+from experiments.runner import TrialContext
+from experiments.spec import Experiment, TrialResult
+
+__all__ = ["EXPERIMENT", "PARTS", "PART_FUNCS", "trial"]
+
+PART_FUNCS: dict[str, Callable[[TrialContext], TrialResult]] = {
+    "bringup": part_bringup,
+    "recon_wall": part_recon_wall,
+    "hopping": part_hopping,
+    "datapath": part_datapath,
+    "scale": part_scale,
+    "controller": part_controller,
+}
+
+
+def trial(ctx: TrialContext) -> TrialResult:
+    """Run the part named by the trial's condition; its UserErrors fail this run only."""
+    part = ctx.condition or "bringup"
+    with as_lab_error(part):
+        return PART_FUNCS[part](ctx)
+
+
+EXPERIMENT = Experiment(
+    name="bench",
+    description="benchmarks: bring-up vs plain Mininet, recon wall time, hop latency, "
+                "data-path overhead, scale, controller flow set-up rate",
+    params=PARAMS,
+    trial=trial,
+    plot=plot,
+    needs_nmap=True,
+    conditions=conditions,
+)

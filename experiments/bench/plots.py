@@ -1,0 +1,139 @@
+"""The benchmark's figures, drawn from the bundle's CSVs only (``experiments.plot`` redraws)."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+from reporting import plotting
+from reporting.bundle import read_csv
+from reporting.stats import summarize
+
+
+def _mean_by(rows: list[dict[str, str]], key: str, value: str,
+             where: Callable[[dict[str, str]], bool] = lambda r: True
+             ) -> dict[str, tuple[float, float]]:
+    """{``key`` value: (mean, 95% CI half-width or 0)} of the ``value`` column."""
+    groups: dict[str, list[float]] = defaultdict(list)
+    for r in rows:
+        if where(r) and r.get(value):
+            groups[r[key]].append(float(r[value]))
+    out = {}
+    for k, xs in groups.items():
+        s = summarize(xs)
+        out[k] = (s.mean, 0.0 if math.isnan(s.ci95) else s.ci95)
+    return out
+
+
+def _cdf_figure(bundle: Path, stem: str, curves: list[tuple[str, list[float], str | None]],
+                xlabel: str, title: str, legend_title: str | None = None) -> str:
+    """One CDF step line per (label, values, colour or None for the default cycle)."""
+    fig, ax = plotting.figure()
+    for label, values, colour in curves:
+        xs, ys = plotting.cdf(values)
+        ax.step(xs, ys, where="post", label=label, color=colour)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("CDF")
+    ax.set_title(title)
+    ax.legend(fontsize=8, title=legend_title)
+    return plotting.save(fig, bundle, stem)
+
+
+def _plot_bringup(bundle: Path, rows: list[dict[str, str]]) -> tuple[str, str]:
+    fig, ax = plotting.figure()
+    for kind, label in (("ours", "SDN-ICS lab (controller, connected)"),
+                        ("plain", "plain Mininet (no controller)")):
+        m = _mean_by(rows, "n_hosts", "total_s", lambda r, k=kind: r["kind"] == k)
+        ns = sorted(m, key=int)
+        ax.errorbar([int(n) for n in ns], [m[n][0] for n in ns],
+                    yerr=[m[n][1] for n in ns], marker="o", capsize=3, label=label)
+    ax.set_xlabel("hosts in the star")
+    ax.set_ylabel("build + teardown (s), mean ± 95% CI")
+    ax.set_title("Bring-up and teardown: ours vs plain Mininet")
+    ax.legend(fontsize=8)
+    return (plotting.save(fig, bundle, "bringup"),
+            "Seconds to build and tear down a star of N hosts, through the lab "
+            "lifecycle and with plain Mininet, on the same datapath.")
+
+
+def _plot_recon_wall(bundle: Path, rows: list[dict[str, str]]) -> tuple[str, str]:
+    m = _mean_by(rows, "stage", "duration_s")
+    fig, ax = plotting.figure()
+    names = list(m)
+    ax.bar(names, [m[n][0] for n in names], yerr=[m[n][1] for n in names], capsize=3,
+           color="#4477aa")
+    ax.set_ylabel("seconds (summed over the recon run)")
+    ax.set_title("Where the default recon's wall time goes")
+    ax.tick_params(axis="x", labelsize=7)
+    return (plotting.save(fig, bundle, "recon_wall"),
+            "Wall time of the default recon by stage, summed over its trials and "
+            "defenses; plots/report/setup is what the runner spends outside trials.")
+
+
+def _plot_hop_latency(bundle: Path, rows: list[dict[str, str]]) -> tuple[str, str] | None:
+    by: dict[int, list[float]] = defaultdict(list)
+    for r in rows:
+        if r["latency_ms"]:
+            by[int(r["protected"])].append(float(r["latency_ms"]))
+    if not by:
+        return None
+    stem = _cdf_figure(bundle, "hop_latency",
+                       [(f"{k} protected", by[k], None) for k in sorted(by)],
+                       "hop latency, decision to flows in place (ms)",
+                       "rhm hop latency by protected-host count")
+    return stem, ("CDF of rhm hop latency (decision to flows in place) per "
+                  "protected-host count.")
+
+
+def _plot_rtt(bundle: Path, rows: list[dict[str, str]]) -> tuple[str, str]:
+    steady = [r for r in rows if r["seq"] != "1"]
+    curves = []
+    for d in ("none", "rhm"):
+        xs = [float(r["rtt_ms"]) for r in steady if r["defense"] == d and r["rtt_ms"]]
+        if xs:
+            curves.append((d, xs, plotting.color(d)))
+    stem = _cdf_figure(bundle, "rtt_overhead", curves,
+                       "RTT HMI → PLC 1 (ms), first ping excluded",
+                       "Data-path overhead of rhm", legend_title="defense")
+    return stem, "RTT between authorized hosts with and without rhm."
+
+
+def _plot_controller_burst(bundle: Path, rows: list[dict[str, str]]) -> tuple[str, str]:
+    fig, ax = plotting.figure()
+    for eng in sorted({r["engine"] for r in rows}):
+        for tr in sorted({r["trial"] for r in rows if r["engine"] == eng}, key=int):
+            pts = [(float(r["t_s"]), int(r["flows"])) for r in rows
+                   if r["engine"] == eng and r["trial"] == tr]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts],
+                    label=eng if tr == "1" else None, color=plotting.color(eng))
+    ax.set_xlabel("time since the burst started (s)")
+    ax.set_ylabel("flows in the switch")
+    ax.set_title("Flow set-up under a burst of new flows")
+    ax.legend(fontsize=8, title="engine")
+    return (plotting.save(fig, bundle, "controller_burst"),
+            "Flows in the switch over time while every host sends to every other, "
+            "per controller engine.")
+
+
+_PLOTS: tuple[tuple[str, Callable[[Path, list[dict[str, str]]], tuple[str, str] | None]],
+              ...] = (
+    ("bringup.csv", _plot_bringup),
+    ("recon_wall.csv", _plot_recon_wall),
+    ("hop_latency.csv", _plot_hop_latency),
+    ("rtt.csv", _plot_rtt),
+    ("controller_burst.csv", _plot_controller_burst),
+)
+
+
+def plot(bundle: Path) -> list[tuple[str, str]]:
+    """Draw each figure whose CSV the bundle has; (stem, caption) per figure, in order."""
+    out: list[tuple[str, str]] = []
+    for csv_name, draw in _PLOTS:
+        path = bundle / csv_name
+        if path.exists():
+            fig = draw(bundle, read_csv(path))
+            if fig is not None:
+                out.append(fig)
+    return out

@@ -1,0 +1,106 @@
+"""What the benchmark parts share: the part names, the options and their parsers, small I/O."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from common.errors import LabError, UserError
+from experiments.spec import Param
+from lab.lifecycle import SWITCH_PREFIX_ENV
+
+PARTS = ("bringup", "recon_wall", "hopping", "datapath", "scale", "controller")
+
+PARAMS = (
+    Param("parts", "str", ",".join(PARTS),
+          f"benchmark parts to run, comma-separated from {', '.join(PARTS)}, or all"),
+    Param("sizes", "str", "10,50,100,250", "bringup: star host counts (2-250 each)",
+          quick="10,20"),
+    Param("bringup_reps", "int", 1, "bringup: builds per size and kind within one trial",
+          1, 20),
+    Param("recon_trials", "int", 3, "recon_wall: trials of the default recon", 1, 20,
+          quick=1),
+    Param("protected", "str", "2,10,50", "hopping: protected-host counts", quick="2"),
+    Param("hop_interval_s", "float", 1.0, "hopping: rhm hop interval", 0.5, 60),
+    Param("hop_window_s", "float", 20.0, "hopping: measurement window per count", 2, 600,
+          quick=4.0),
+    Param("pings", "int", 50, "datapath: pings per defense", 5, 10000, quick=10),
+    Param("iperf_s", "int", 5, "datapath: iperf3 duration per defense", 1, 120, quick=2),
+    Param("scale_hosts", "int", 250, "scale: star host count recon runs on", 2, 250,
+          quick=20),
+    Param("linear_hosts", "int", 20, "scale: switches (one host each) of the linear chain",
+          2, 250, quick=4),
+    Param("burst_hosts", "int", 20, "controller: star hosts sending the burst", 3, 250,
+          quick=6),
+    Param("engines", "str", "ryu,os-ken", "controller: engines to compare"),
+)
+
+
+def parse_parts(text: str) -> list[str]:
+    """``bringup,hopping`` → ['bringup', 'hopping']; ``all`` → every part, in order."""
+    if text.strip() == "all":
+        return list(PARTS)
+    out: list[str] = []
+    for item in (s.strip() for s in text.split(",")):
+        if item not in PARTS:
+            raise UserError(f"--parts: unknown part {item!r} (choose from "
+                            f"{', '.join(PARTS)}, or all)")
+        if item not in out:
+            out.append(item)
+    return out
+
+
+def parse_counts(text: str, name: str, lo: int = 2, hi: int = 250) -> list[int]:
+    """``10,50`` → [10, 50]; each in [lo, hi]; UserError naming ``name`` otherwise."""
+    out: list[int] = []
+    for item in (s.strip() for s in text.split(",")):
+        try:
+            n = int(item)
+        except ValueError:
+            raise UserError(f"--{name}: {item!r} is not an integer") from None
+        if not lo <= n <= hi:
+            raise UserError(f"--{name}: {n} is out of range ({lo}-{hi})")
+        if n not in out:
+            out.append(n)
+    return out
+
+
+def parse_engines(text: str) -> list[str]:
+    """``ryu,os-ken`` → ['ryu', 'os-ken']; UserError on an unknown or empty list."""
+    engines = [s.strip() for s in text.split(",") if s.strip()]
+    for e in engines:
+        if e not in ("ryu", "os-ken"):
+            raise UserError(f"--engines: unknown engine {e!r} (ryu, os-ken)")
+    if not engines:
+        raise UserError("--engines: name at least one engine")
+    return engines
+
+
+def conditions(cfg: dict[str, Any]) -> list[str]:
+    """The runner's conditions: one per part chosen with ``--parts``."""
+    return parse_parts(cfg["parts"])
+
+
+def read_or_empty(path: str | Path) -> str:
+    """A file's text, or '' when it cannot be read (a process gone, a log not written yet)."""
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+def switch_prefix() -> str:
+    """The bridge-name prefix labs of this process use (see ``SWITCH_PREFIX_ENV``)."""
+    return os.environ.get(SWITCH_PREFIX_ENV, "")
+
+
+@contextmanager
+def as_lab_error(part: str) -> Iterator[None]:
+    """The runner records LabError as a failed run; a UserError would stop the whole run."""
+    try:
+        yield
+    except UserError as exc:
+        raise LabError(f"{part}: {exc}") from None
