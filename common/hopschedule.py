@@ -1,6 +1,6 @@
 """The hop schedule that both moving-target defenses share (pure: no I/O, no framework).
 
-``rhm`` (in the controller, :mod:`controllers.mutation`) and ``nat`` (in each protected host,
+``rhm`` (in the controller, :mod:`controllers.rhm_core`) and ``nat`` (in each protected host,
 :mod:`defenses.nat_hop`) draw virtual addresses from this one schedule, so the same plan,
 seed and interval give the same (time, host, virtual address) sequence under both.
 

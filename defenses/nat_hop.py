@@ -7,7 +7,7 @@ Run inside each protected host (the runner starts it with ``host.popen``)::
         [--start-epoch-s T] [--duration-s N] [--out SUMMARY.json]
     python -m defenses.nat_hop --cleanup --host plc1      # after a crash: tagged state only
 
-The host gets the virtual addresses the controller defense (:mod:`controllers.mutation`) would
+The host gets the virtual addresses the controller defense (:mod:`controllers.rhm_core`) would
 give it for the same plan, seed, interval, jitter and flow idle time; the rules, the ARP
 refusal and the hop semantics are described in :mod:`defenses.nat_rules`. Processes in several
 hosts that get the same ``--start-epoch-s`` (a wall-clock time; the hosts share one kernel

@@ -17,7 +17,7 @@ from the plan's virtual pool, ``R`` its real address):
   MAC) pair is trusted, and drops any ARP the host sends with sender ``R`` to an untrusted
   target; and the trusted peers get permanent neighbour entries (from the plan), so the host
   never *broadcasts* "who has <peer> tell R", which every host on the segment would see.
-- Trusted means what the controller defense (:mod:`controllers.mutation`) trusts: the plan's
+- Trusted means what the controller defense (:mod:`controllers.rhm_core`) trusts: the plan's
   authorized hosts and the other protected hosts, by (IP, MAC) pair.
 
 **A hop** ``V1 -> V2``: ``V2/32`` is added and its DNAT installed, ``V1``'s DNAT is removed
