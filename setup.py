@@ -19,6 +19,7 @@ setup(
         "lab",
         "reporting",
         "experiments",
+        "experiments.bench",
     ],
     install_requires=[
         # The OpenFlow frameworks change their APIs between releases: pin one release each.

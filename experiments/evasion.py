@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from attacks.iphop import default_pool
+from common import jsonlines
 from common.errors import UserError
 from common.hoplog import HopRecord
 from common.plan import AddressPlan
@@ -174,19 +175,7 @@ def first_detection_s(detections: Sequence[dict[str, Any]], mac: str, start_unix
 
 def read_detections(path: Path) -> list[dict[str, Any]]:
     """The detect log's JSON lines (a torn last line is skipped; no file: none)."""
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        return []
-    out = []
-    for line in lines:
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(rec, dict) and "time_unix_s" in rec and "src_mac" in rec:
-            out.append(rec)
-    return out
+    return [r for r in jsonlines.read(path) if "time_unix_s" in r and "src_mac" in r]
 
 
 # --- I/O -------------------------------------------------------------------------------------
