@@ -36,7 +36,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from attacks.modbus_frames import (
-    EXCEPTION_REPLY_BYTES,
     bad_content_frame,
     bad_framing,
     partial_header,
@@ -52,12 +51,12 @@ from common.hostenv import (
     run_attack,
     utc_now_iso,
 )
+from common.modbus import EXCEPTION_REPLY_BYTES, MODBUS_PORT
 from common.scope import ScopeError, expand_targets
 from plc.registers import MAPS, Table
 
 log = logging.getLogger(__name__)
 
-MODBUS_PORT = 502
 DEFAULT_FRAMES = 30_000
 DEFAULT_RATE_FPS = 4_000.0
 DEFAULT_MAX_S = 15.0

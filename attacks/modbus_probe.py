@@ -18,30 +18,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from attacks.modbus_frames import FrameError, parse_reply, read_request, reply_length
 from common.cli import positive_float
 from common.hostenv import AttackContext, AttackOutcome, attack_parser, run_attack, utc_now_iso
-
-READ_INPUT_REGISTERS = 4
+from common.modbus import (
+    MODBUS_PORT,
+    READ_INPUT_REGISTERS,
+    FrameError,
+    parse_reply,
+    read_request,
+    recv_adu,
+)
 
 
 @dataclass
 class ModbusProbeOutcome(AttackOutcome):
     """results: one per target: address, reached (bool), stage reached, latency_ms, error."""
 
-    port: int = 502
+    port: int = MODBUS_PORT
     results: list[dict[str, Any]] = field(default_factory=list)
     reached: int = 0
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError("connection closed by peer")
-        data += chunk
-    return data
 
 
 def probe(address: str, port: int, timeout_s: float) -> dict[str, Any]:
@@ -54,9 +49,7 @@ def probe(address: str, port: int, timeout_s: float) -> dict[str, Any]:
             sock.settimeout(timeout_s)
             result["stage"] = "request"
             sock.sendall(read_request(1, READ_INPUT_REGISTERS, 0, 1))
-            header = _recv_exact(sock, 7)
-            body = _recv_exact(sock, reply_length(header) - 7)
-            reply = parse_reply(header + body)
+            reply = parse_reply(recv_adu(sock, "connection closed by peer"))
             result.update(reached=True, stage="reply", values=list(reply.values),
                           exception_code=reply.exception_code)
     except (OSError, FrameError) as exc:
@@ -67,7 +60,7 @@ def probe(address: str, port: int, timeout_s: float) -> dict[str, Any]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = attack_parser("attacks.modbus_probe", "One Modbus read per target (exploit check).")
-    p.add_argument("--port", type=int, default=502)
+    p.add_argument("--port", type=int, default=MODBUS_PORT)
     p.add_argument("--timeout-s", type=positive_float, default=1.0)
     return p
 

@@ -44,8 +44,6 @@ from typing import Any
 from attacks.recon_parse import (
     Findings,
     local_ipv4_interfaces,
-    modbus_report_server_id,
-    modbus_report_server_id_request,
     parse_nmap_xml,
 )
 from common.cli import choice_list, port_list, positive_float
@@ -58,6 +56,7 @@ from common.hostenv import (
     run_attack,
     utc_now_iso,
 )
+from common.modbus import MODBUS_PORT, describe_report_server_id, report_server_id_request
 from common.scope import ScopeError
 
 log = logging.getLogger(__name__)
@@ -67,7 +66,6 @@ DEFAULT_STAGES = ("discovery", "syn", "modbus")
 ENGINES = ("nmap", "scapy")
 # Modbus/TCP, HTTP, SSH, Siemens S7 (ISO-TSAP), DNP3, EtherNet/IP: what an ICS scan asks first.
 DEFAULT_PORTS = (502, 80, 22, 102, 20000, 44818)
-MODBUS_PORT = 502
 DEFAULT_TIMEOUT_S = 300.0
 DEFAULT_STAGE_TIMEOUT_S = 60.0
 # The scapy engine's bounds: how long it waits for replies and how much it may send.
@@ -573,14 +571,14 @@ def _modbus_probe(address: str, port: int) -> dict[str, Any]:
             result["state"] = "open"
             sock.settimeout(CONNECT_TIMEOUT_S)
             for transaction_id, unit_id in enumerate(MODBUS_UNIT_IDS, start=1):
-                sock.sendall(modbus_report_server_id_request(transaction_id, unit_id))
+                sock.sendall(report_server_id_request(transaction_id, unit_id))
                 try:
                     reply = sock.recv(260)
                 except TimeoutError:
                     continue
                 if not reply:
                     break
-                summary = modbus_report_server_id(reply, transaction_id)
+                summary = describe_report_server_id(reply, transaction_id)
                 if summary is not None:
                     result["service"] = "modbus"
                     result["details"] = {"modbus-report-server-id":

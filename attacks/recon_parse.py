@@ -254,33 +254,3 @@ class Findings:
 
     def to_list(self) -> list[dict[str, Any]]:
         return [self.hosts[a].to_dict() for a in self.addresses()]
-
-
-def modbus_report_server_id(reply: bytes, transaction_id: int) -> str | None:
-    """Decode a Modbus/TCP reply to Report Server ID (function 0x11) as a one-line summary.
-
-    Returns None when ``reply`` is not a Modbus/TCP answer to ``transaction_id``; an exception
-    reply is still Modbus and returns ``"exception 0x.."``.
-    """
-    if len(reply) < 9:
-        return None
-    tid = int.from_bytes(reply[0:2], "big")
-    protocol = int.from_bytes(reply[2:4], "big")
-    length = int.from_bytes(reply[4:6], "big")
-    if tid != transaction_id or protocol != 0 or length < 2 or len(reply) < 6 + length:
-        return None
-    function = reply[7]
-    if function == 0x11 | 0x80:
-        return f"exception 0x{reply[8]:02x}"
-    if function != 0x11:
-        return None
-    count = reply[8]
-    data = reply[9:9 + count]
-    return "server id data: " + "".join(
-        chr(b) if 32 <= b < 127 and b != 0x5C else f"\\x{b:02X}" for b in data)
-
-
-def modbus_report_server_id_request(transaction_id: int, unit_id: int) -> bytes:
-    """The Modbus/TCP request for Report Server ID (function 0x11) to ``unit_id``."""
-    return (transaction_id.to_bytes(2, "big") + b"\x00\x00" + (2).to_bytes(2, "big")
-            + bytes([unit_id, 0x11]))

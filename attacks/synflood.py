@@ -51,13 +51,14 @@ from common.hostenv import (
     run_attack,
     utc_now_iso,
 )
+from common.modbus import MODBUS_PORT
+from common.netstate import host_state_diff, snapshot_host
 from common.plan import AddressPlan
 from common.scope import ScopeError, check_target, expand_targets
 from plc.metrics import RequestRecord, plc_metrics
 
 log = logging.getLogger(__name__)
 
-MODBUS_PORT = 502
 DEFAULT_RATE_PPS = 5_000.0
 DEFAULT_DURATION_S = 10.0
 # Hard ceilings whatever the flags say.
@@ -322,8 +323,6 @@ def _new_outcome(args: argparse.Namespace, targets: tuple[str, ...]) -> FloodOut
 
 
 def _body(ctx: AttackContext) -> None:
-    from attacks.inject import host_state_diff, snapshot_host
-
     args = ctx.args
     outcome = ctx.outcome
     assert isinstance(outcome, FloodOutcome)

@@ -216,6 +216,26 @@ def take_snapshot(sysctls: Sequence[str] = ()) -> NetSnapshot:
     )
 
 
+def snapshot_host() -> NetSnapshot | None:
+    """This namespace's network state, or None (logged) where the tools to read it are missing.
+
+    What an attack that must change nothing on its host takes before it starts.
+    """
+    try:
+        return take_snapshot()
+    except NetStateError as exc:
+        log.warning("cannot snapshot the host's network state: %s", exc)
+        return None
+
+
+def host_state_diff(before: NetSnapshot | None) -> list[str]:
+    """Differences of the network state now vs. ``before`` (a line each; [] = same)."""
+    if before is None:
+        return ["not checked: no snapshot before the attack"]
+    after = snapshot_host()
+    return diff_snapshots(before, after) if after is not None else ["not checked after"]
+
+
 @dataclass
 class Change:
     """One change made to the host; ``undo`` reverts it."""

@@ -31,8 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from attacks.inject import TankImpact, read_state_csv, tank_impact
+from attacks.tank_impact import TankImpact, tank_impact
 from common.errors import LabError, UserError
+from common.groundtruth import GroundTruthRow, read_ground_truth_file
 from common.netstate import parse_iptables_save
 from common.plan import AddressPlan
 from experiments.runner import TrialContext
@@ -269,10 +270,9 @@ def _hmi_records(path: Path) -> list[RequestRecord]:
         return []
 
 
-def _truth(path: Path) -> list[dict[str, float]]:
+def _truth(path: Path) -> list[GroundTruthRow]:
     try:
-        with open(path, newline="") as f:
-            return read_state_csv(f)
+        return read_ground_truth_file(path)
     except OSError:
         return []
 

@@ -16,13 +16,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.modbus import MODBUS_PORT
 from common.plan import AddressPlan
 from lab.lifecycle import Lab
 from plc.metrics import PlcMetrics, records_from_csv
 from plc.metrics import summarize as hmi_summarize
 
 PROCESS_ORDER = ("tank", "pressure")
-MODBUS_PORT = 502
 HMI_MAX_DURATION_S = 24 * 3600  # the HMI is stopped at the end of the trial; this is a bound
 
 

@@ -58,6 +58,12 @@ class Table(StrEnum):
                 Table.HOLDING_REGISTER: 3, Table.INPUT_REGISTER: 4}[self]
 
 
+# The table each Modbus function addresses (reads 1-4, writes 5, 6, 15, 16).
+TABLE_BY_FUNCTION = {1: Table.COIL, 5: Table.COIL, 15: Table.COIL, 2: Table.DISCRETE_INPUT,
+                     3: Table.HOLDING_REGISTER, 6: Table.HOLDING_REGISTER,
+                     16: Table.HOLDING_REGISTER, 4: Table.INPUT_REGISTER}
+READ_FUNCTION_TABLE = {table.read_function: table for table in Table}
+
 UINT16_MAX = 0xFFFF
 
 

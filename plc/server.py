@@ -4,7 +4,7 @@
 [--cycle-ms 100] [--unit-id 1] [--state-csv PATH] [--duration-s S]``
 
 Hostile traffic never reaches pymodbus's own stream parser (which has crash bugs on
-malformed frames in 3.16): each connection's bytes are split into ADUs by :mod:`plc.mbap`;
+malformed frames in 3.16): each connection's bytes are split into ADUs by :mod:`common.modbus`;
 a broken MBAP header closes that connection only; requests that break the Modbus spec or
 the register map are answered with an exception here; only well-formed requests are decoded
 by pymodbus and run against its datastore, one at a time per connection, with any error
@@ -35,11 +35,12 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from plc.mbap import (
+from common.modbus import (
     REPORT_SERVER_ID,
+    WRITE_SINGLE_FUNCTIONS,
     ExceptionCode,
     Frame,
-    FramingError,
+    FrameError,
     adu,
     check_request,
     exception_adu,
@@ -47,17 +48,12 @@ from plc.mbap import (
     split_frames,
 )
 from plc.program import PROGRAMS, PlcProgram, RegisterImage, make_program
-from plc.registers import Table
+from plc.registers import TABLE_BY_FUNCTION, Table
 
 log = logging.getLogger(__name__)
 
 BROADCAST_UNIT_ID = 255  # Modbus/TCP "this device" unit id, answered besides --unit-id
 MAX_PENDING_FRAMES = 32  # per connection; more means a flood, and the connection is dropped
-FC_READ = {Table.COIL: 1, Table.DISCRETE_INPUT: 2, Table.HOLDING_REGISTER: 3,
-           Table.INPUT_REGISTER: 4}
-_FC_TABLE = {1: Table.COIL, 5: Table.COIL, 15: Table.COIL, 2: Table.DISCRETE_INPUT,
-             3: Table.HOLDING_REGISTER, 6: Table.HOLDING_REGISTER,
-             16: Table.HOLDING_REGISTER, 4: Table.INPUT_REGISTER}
 
 
 @dataclass
@@ -94,9 +90,9 @@ def _address_in_map(pdu: bytes, table_sizes: dict[Table, int]) -> bool:
     """Whether a spec-valid request stays inside the register map."""
     fc = pdu[0]
     address, quantity = struct.unpack_from(">HH", pdu, 1)
-    if fc in (5, 6):
+    if fc in WRITE_SINGLE_FUNCTIONS:
         quantity = 1
-    return address + quantity <= table_sizes[_FC_TABLE[fc]]
+    return address + quantity <= table_sizes[TABLE_BY_FUNCTION[fc]]
 
 
 class GuardedHandler(ServerRequestHandler):
@@ -117,7 +113,7 @@ class GuardedHandler(ServerRequestHandler):
         stats = self.guarded_server.stats
         try:
             frames, self._rest = split_frames(self._rest + data)
-        except FramingError as exc:
+        except FrameError as exc:
             stats.framing_errors += 1
             log.debug("dropping connection: %s", exc)
             self.close()
@@ -162,7 +158,7 @@ class GuardedHandler(ServerRequestHandler):
 
 
 class GuardedTcpServer(ModbusTcpServer):
-    """pymodbus's TCP listener and datastore behind the :mod:`plc.mbap` guard.
+    """pymodbus's TCP listener and datastore behind the :mod:`common.modbus` guard.
 
     table_sizes: number of entries of each table (requests beyond get exception 0x02).
     max_connections: at the cap, a new connection evicts a silent one (no request yet), or
@@ -279,7 +275,7 @@ class Plc:
     async def _read(self, table: Table) -> list:
         assert self.server is not None
         count = self.program.register_map.count(table)
-        return await self.server.async_getValues(self.unit_id, FC_READ[table], 0, count)
+        return await self.server.async_getValues(self.unit_id, table.read_function, 0, count)
 
     async def scan_once(self, dt_s: float, t_s: float) -> None:
         """Store -> program -> store, then one CSV row."""

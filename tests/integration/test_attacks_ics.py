@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from attacks.inject import tank_impact
 from attacks.synflood import counter_deltas, flood_effect, parse_proc_netstat
+from attacks.tank_impact import tank_impact
 from common.netstate import parse_iptables_save
 from common.plan import ics_plan
 from lab.devices import Ics, PlcDevice, start_ics, stop_hmi

@@ -28,7 +28,6 @@ pytestmark = pytest.mark.integration
 LOG = logging.getLogger(__name__)
 HOP_INTERVAL_S = 3.0
 FLOW_IDLE_S = 5
-MODBUS_PORT = 502
 ENGINES = ("ryu", "os-ken")
 
 # Inside the attacker: connect to a virtual address, read one register, keep the connection

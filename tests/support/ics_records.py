@@ -6,15 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from attacks.inject import read_state_csv
 from common.cli import wait_until
+from common.groundtruth import GroundTruthRow, read_ground_truth_file
 from plc.metrics import records_from_csv
 
 
-def read_truth(path: Path) -> list[dict[str, float]]:
+def read_truth(path: Path) -> list[GroundTruthRow]:
     """plc.server ground-truth rows (a torn last row is skipped)."""
-    with open(path, newline="") as f:
-        return read_state_csv(f)
+    return read_ground_truth_file(path)
 
 
 def plc_clock_s(path: Path) -> float:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from attacks.inject import tank_impact
+from attacks.tank_impact import tank_impact
 from common.errors import UserError
 from common.plan import ics_plan
 from experiments.attacks_exp import (

@@ -15,23 +15,25 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from attacks.modbus_frames import (
+    bad_content_frame,
+    bad_framing,
+    partial_header,
+    table_sizes_of,
+)
+from attacks.modbus_fuzz import BarrageConfig, run_barrage
+from common.modbus import (
     EXCEPTION_REPLY_BYTES,
     SUPPORTED_FUNCTIONS,
     FrameError,
-    bad_content_frame,
-    bad_framing,
     mbap,
     parse_reply,
-    partial_header,
     read_request,
     reply_length,
-    table_sizes_of,
+    split_frames,
     write_coil_request,
     write_register_request,
 )
-from attacks.modbus_fuzz import BarrageConfig, run_barrage
 from common.plan import ics_plan
-from plc.mbap import FramingError, split_frames
 from plc.registers import PRESSURE_MAP, TANK_MAP, Table
 from tests.support.plc_process import LOOPBACK, PlcProcess
 
@@ -53,7 +55,7 @@ def test_requests_have_the_documented_wire_bytes() -> None:
        count=st.integers(1, 125))
 def test_builders_match_scapy_modbus_layers(tid: int, unit: int, address: int, value: int,
                                             on: bool, fc: int, count: int) -> None:
-    from attacks.inject import scapy_request
+    from attacks.modbus_client import scapy_request
 
     assert write_register_request(tid, address, value, unit) == \
         scapy_request(tid, unit, 6, address, value)
@@ -138,7 +140,7 @@ def test_bad_framing_breaks_the_plc_framing_in_every_way() -> None:
     for seed in range(400):
         try:
             frames, _rest = split_frames(bad_framing(random.Random(seed)))
-        except FramingError:
+        except FrameError:
             outcomes["error"] += 1
             continue
         if not frames:

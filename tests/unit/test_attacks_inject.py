@@ -10,18 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from attacks.inject import (
-    Exchange,
-    PymodbusEngine,
-    ScapyEngine,
-    parse_assignment,
-    read_state_csv,
-    scapy_reply,
-    tank_impact,
-    tank_impact_from_csv,
-    write_plan,
-)
-from attacks.modbus_frames import mbap, write_coil_request
+from attacks.inject_plan import parse_assignment, write_plan
+from attacks.modbus_client import Exchange, PymodbusEngine, ScapyEngine, scapy_reply
+from attacks.tank_impact import tank_impact, tank_impact_from_csv
+from common.groundtruth import read_ground_truth
+from common.modbus import mbap, write_coil_request
 from plc.program import TankProgram
 from plc.registers import PRESSURE_MAP, TANK_MAP
 from tests.support.plc_process import LOOPBACK, PlcProcess
@@ -128,7 +121,7 @@ def test_impact_from_a_csv_with_a_torn_last_line(tmp_path: Path) -> None:
     cols = list(rows[0])
     text = ",".join(cols) + "\n" + "".join(
         ",".join(str(r[c]) for c in cols) + "\n" for r in rows) + "30.1,17"
-    assert len(read_state_csv(io.StringIO(text))) == len(rows)
+    assert len(read_ground_truth(io.StringIO(text))) == len(rows)
     path = tmp_path / "plc1_state.csv"
     path.write_text(text)
     assert tank_impact_from_csv(path, 3.0) == tank_impact(rows, 3.0)

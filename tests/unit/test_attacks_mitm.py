@@ -10,17 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from attacks.mitm import (
-    ModbusRequest,
-    ModbusTracker,
-    TamperSpec,
-    parse_request,
-    parse_response,
-    parse_tamper,
-    rewrite_response_payload,
-    tamper_pdu,
-)
+from attacks.mitm_tamper import TamperSpec, parse_tamper, tamper_pdu
+from attacks.mitm_tracker import ModbusTracker, rewrite_response_payload
 from common.errors import UserError
+from common.modbus import ModbusRequest, parse_request, parse_response
 from common.plan import ics_plan
 from plc.registers import Table
 

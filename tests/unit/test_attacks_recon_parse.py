@@ -15,10 +15,9 @@ from attacks.recon_parse import (
     Findings,
     NmapParseError,
     local_ipv4_interfaces,
-    modbus_report_server_id,
-    modbus_report_server_id_request,
     parse_nmap_xml,
 )
+from common.modbus import describe_report_server_id, report_server_id_request
 
 DATA = Path(__file__).parent / "data"
 SCOPE = frozenset(f"10.0.0.{i}" for i in range(1, 255))
@@ -134,13 +133,13 @@ def test_local_interfaces_from_ip_json() -> None:
 
 
 def test_modbus_report_server_id_round_trip() -> None:
-    request = modbus_report_server_id_request(7, 1)
+    request = report_server_id_request(7, 1)
     assert request == bytes.fromhex("0007 0000 0002 01 11")
     body = b"\x01\xffSDNICS-test"
     reply = bytes.fromhex("0007 0000") + (len(body) + 3).to_bytes(2, "big") + bytes(
         [1, 0x11, len(body)]) + body
-    assert modbus_report_server_id(reply, 7) == r"server id data: \x01\xFFSDNICS-test"
-    assert modbus_report_server_id(reply, 8) is None  # another transaction
+    assert describe_report_server_id(reply, 7) == r"server id data: \x01\xFFSDNICS-test"
+    assert describe_report_server_id(reply, 8) is None  # another transaction
     exception = bytes.fromhex("0007 0000 0003 01 91 01")
-    assert modbus_report_server_id(exception, 7) == "exception 0x01"
-    assert modbus_report_server_id(b"HTTP/1.0 400 Bad request\r\n", 7) is None
+    assert describe_report_server_id(exception, 7) == "exception 0x01"
+    assert describe_report_server_id(b"HTTP/1.0 400 Bad request\r\n", 7) is None

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from plc.mbap import (
+from common.modbus import (
     ExceptionCode,
-    FramingError,
+    FrameError,
     check_request,
     exception_adu,
     split_frames,
@@ -77,7 +77,7 @@ def test_split_frames_cuts_pipelined_and_partial_frames():
                                   adu(1, 1, b"\x03", length=255),
                                   b"\xff" * 12])
 def test_split_frames_refuses_broken_headers(data):
-    with pytest.raises(FramingError):
+    with pytest.raises(FrameError):
         split_frames(data)
 
 
@@ -86,7 +86,7 @@ def test_split_frames_refuses_broken_headers(data):
 def test_split_frames_never_fails_other_than_framing_error(data):
     try:
         frames, rest = split_frames(data)
-    except FramingError:
+    except FrameError:
         return
     assert len(rest) < 7 or struct.unpack_from(">H", rest, 4)[0] + 6 > len(rest)
     for f in frames:
