@@ -43,9 +43,12 @@ def plain_mininet_s(plan: AddressPlan, datapath: str, log_dir: Path) -> dict[str
     try:
         record_planned_network(state, topo)
         t0 = time.monotonic()
+        # What Mininet(build=True) does, with ``net`` bound first: a Ctrl-C in the middle
+        # of the build still stops the nodes made so far.
         net = Mininet(topo=topo, switch=partial(OVSSwitch, datapath=datapath),
                       controller=None, autoSetMacs=False, autoStaticArp=False,
-                      waitConnected=False, cleanup=False)
+                      waitConnected=False, cleanup=False, build=False)
+        net.build()
         out["build_s"] = time.monotonic() - t0
         record_node_shells(state, net)
         t1 = time.monotonic()

@@ -117,9 +117,14 @@ def test_interrupted_plain_bringup_leaves_what_clean_removes(tmp_path: Path, mon
 
     class CrashingMininet:
         def __init__(self, topo, **_kw) -> None:
-            self.hosts = [_Node(h, 4_000_000 + i) for i, h in enumerate(topo.hosts())]
-            self.switches = [_Node(s, 4_100_000) for s in topo.switches()]
+            self.topo = topo
+            self.hosts: list[_Node] = []
+            self.switches: list[_Node] = []
             self.controllers: list[_Node] = []
+
+        def build(self) -> None:
+            self.hosts = [_Node(h, 4_000_000 + i) for i, h in enumerate(self.topo.hosts())]
+            self.switches = [_Node(s, 4_100_000) for s in self.topo.switches()]
 
         def start(self) -> None:
             for path in state_dir.glob("*.json"):
