@@ -13,6 +13,7 @@ help:
 	@echo "make setup   install system packages, start Open vSwitch, create .venv (root)"
 	@echo "make run     setup, then: python -m experiments.run recon"
 	@echo "make test    setup, then the whole test suite (unit + integration)"
+	@echo "make test-unit  the fast tier: unit tests without the load tests (no root)"
 	@echo "make clean   remove what a crashed run left behind (python -m experiments.clean)"
 
 setup: apt ovs venv
@@ -52,7 +53,7 @@ test: setup
 	$(PY) -m pytest tests
 
 test-unit: venv
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest tests/unit -m "not load"
 
 test-integration: setup
 	$(PY) -m pytest tests/integration

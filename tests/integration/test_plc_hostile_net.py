@@ -29,7 +29,7 @@ from tests.support.ics_records import (
     wait_hmi_polls,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.load]
 
 FRAMES = 12_000
 FRAMES_MIN = 10_000

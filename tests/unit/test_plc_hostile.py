@@ -18,9 +18,13 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from attacks.modbus_fuzz import BarrageConfig, run_barrage
 from plc.metrics import plc_metrics, records_from_csv
 from tests.support.plc_process import LOOPBACK, ROOT, PlcProcess
+
+pytestmark = pytest.mark.load
 
 FRAMES_MIN = 10_000
 FRAMES_TARGET = 30_000
