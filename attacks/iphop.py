@@ -46,13 +46,14 @@ from typing import Any
 from common.cli import int_in, port_list, positive_float
 from common.errors import UserError
 from common.hostenv import AttackContext, AttackOutcome, attack_parser, run_attack, utc_now_iso
+from common.modbus import MODBUS_PORT
 from common.netstate import HostChanges, local_interface
 from common.plan import AddressPlan
 from common.scope import ScopeError, expand_targets
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORTS = (502,)
+DEFAULT_PORTS = (MODBUS_PORT,)
 DEFAULT_POOL_SIZE = 8
 DEFAULT_HOP_INTERVAL_S = 2.0
 DEFAULT_DURATION_S = 20.0

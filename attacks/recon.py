@@ -65,7 +65,7 @@ STAGES = ("discovery", "syn", "connect", "version", "modbus")
 DEFAULT_STAGES = ("discovery", "syn", "modbus")
 ENGINES = ("nmap", "scapy")
 # Modbus/TCP, HTTP, SSH, Siemens S7 (ISO-TSAP), DNP3, EtherNet/IP: what an ICS scan asks first.
-DEFAULT_PORTS = (502, 80, 22, 102, 20000, 44818)
+DEFAULT_PORTS = (MODBUS_PORT, 80, 22, 102, 20000, 44818)
 DEFAULT_TIMEOUT_S = 300.0
 DEFAULT_STAGE_TIMEOUT_S = 60.0
 # The scapy engine's bounds: how long it waits for replies and how much it may send.

@@ -25,18 +25,20 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import IO, Any
 
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusIOException
 
+from common.cli import OneLineParser
 from common.errors import UserError
+from common.modbus import MODBUS_PORT
+from plc.cli import number_in
 from plc.metrics import RequestRecord
 from plc.registers import MAPS_BY_ID, RegisterMap, Table
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORT = 502
 _READERS = {Table.COIL: "read_coils", Table.DISCRETE_INPUT: "read_discrete_inputs",
             Table.INPUT_REGISTER: "read_input_registers",
             Table.HOLDING_REGISTER: "read_holding_registers"}
@@ -47,7 +49,7 @@ _WRITERS = {Table.COIL: "write_coil", Table.HOLDING_REGISTER: "write_register"}
 class PlcTarget:
     name: str
     host: str
-    port: int = DEFAULT_PORT
+    port: int = MODBUS_PORT
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ def parse_target(text: str) -> PlcTarget:
         ipaddress.IPv4Address(host)
     except ValueError:
         raise UserError(f"--plc {text!r}: {host!r} is not an IPv4 address") from None
-    port = DEFAULT_PORT
+    port = MODBUS_PORT
     if port_text:
         if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
             raise UserError(f"--plc {text!r}: bad port {port_text!r}")
@@ -275,31 +277,12 @@ class CsvSink:
         self._file.close()
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad argument as one stderr line and exit status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _number(lo: float, hi: float) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"{text} outside {lo:g}..{hi:g}")
-        return value
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m plc.hmi", description="Poll Modbus/TCP PLCs, log requests.")
+    p = OneLineParser(prog="python -m plc.hmi", description="Poll Modbus/TCP PLCs, log requests.")
     p.add_argument("--plc", action="append", required=True, metavar="NAME=IP[:PORT]")
-    p.add_argument("--period-ms", type=_number(1, 60000), default=100.0)
-    p.add_argument("--timeout-ms", type=_number(1, 60000), default=500.0)
-    p.add_argument("--duration-s", type=_number(0.001, 1e9), required=True)
+    p.add_argument("--period-ms", type=number_in(float, 1, 60000), default=100.0)
+    p.add_argument("--timeout-ms", type=number_in(float, 1, 60000), default=500.0)
+    p.add_argument("--duration-s", type=number_in(float, 0.001, 1e9), required=True)
     p.add_argument("--out", type=Path, required=True, help="CSV, one row per request")
     p.add_argument("--writes", type=Path, help="JSON list of {t_s, plc, table, address, value}")
     p.add_argument("--unit-id", type=int, default=1, choices=range(0, 256), metavar="0..255")
@@ -320,8 +303,8 @@ async def _run(hmi: Hmi, duration_s: float) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the exit status (0 ok, 2 bad arguments)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         targets = [parse_target(t) for t in args.plc]
         names = [t.name for t in targets]
         if len(set(names)) != len(names):
@@ -337,7 +320,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as exc:
             raise UserError(f"--out: {exc.strerror}: {args.out}") from None
     except UserError as exc:
-        parser.error(str(exc))
+        sys.stderr.write(f"{parser.prog}: error: {exc}\n")
+        return exc.exit_code
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)

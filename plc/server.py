@@ -29,13 +29,16 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import IO, Any
 
 from pymodbus.server import ModbusTcpServer
 from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from common.cli import OneLineParser
+from common.errors import UserError
 from common.modbus import (
+    MODBUS_PORT,
     REPORT_SERVER_ID,
     WRITE_SINGLE_FUNCTIONS,
     ExceptionCode,
@@ -47,6 +50,7 @@ from common.modbus import (
     report_server_id_adu,
     split_frames,
 )
+from plc.cli import number_in
 from plc.program import PROGRAMS, PlcProgram, RegisterImage, make_program
 from plc.registers import TABLE_BY_FUNCTION, Table
 
@@ -229,7 +233,7 @@ class GuardedTcpServer(ModbusTcpServer):
 class Plc:
     """A running PLC: the guarded server, the scan task and the ground-truth CSV writer."""
 
-    def __init__(self, process: str, host: str = "0.0.0.0", port: int = 502,
+    def __init__(self, process: str, host: str = "0.0.0.0", port: int = MODBUS_PORT,
                  cycle_ms: float = 100.0, unit_id: int = 1,
                  state_csv: Path | None = None, max_connections: int = 64,
                  idle_timeout_s: float = 30.0) -> None:
@@ -349,25 +353,6 @@ async def run(plc: Plc, duration_s: float | None, stop: asyncio.Event | None = N
         await plc.shutdown()
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad argument as one stderr line and exit status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _positive(kind: type, lo: float, hi: float):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"{text} outside {lo:g}..{hi:g}")
-        return value
-    return parse
-
-
 def _ip(text: str) -> str:
     try:
         return str(ipaddress.ip_address(text))
@@ -376,20 +361,20 @@ def _ip(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m plc.server",
+    p = OneLineParser(prog="python -m plc.server",
                 description="Modbus/TCP PLC running a simulated physical process.")
     p.add_argument("--process", required=True, choices=sorted(PROGRAMS))
     p.add_argument("--host", type=_ip, default="0.0.0.0", help="address to listen on")
-    p.add_argument("--port", type=_positive(int, 0, 65535), default=502,
+    p.add_argument("--port", type=number_in(int, 0, 65535), default=MODBUS_PORT,
                    help="TCP port (0: any free port, reported in the ready line)")
-    p.add_argument("--cycle-ms", type=_positive(float, 1, 60000), default=100.0,
+    p.add_argument("--cycle-ms", type=number_in(float, 1, 60000), default=100.0,
                    help="scan cycle period")
-    p.add_argument("--unit-id", type=_positive(int, 0, 254), default=1)
+    p.add_argument("--unit-id", type=number_in(int, 0, 254), default=1)
     p.add_argument("--state-csv", type=Path, help="ground-truth CSV, one row per scan")
-    p.add_argument("--duration-s", type=_positive(float, 0.001, 1e9),
+    p.add_argument("--duration-s", type=number_in(float, 0.001, 1e9),
                    help="stop after this many seconds (default: run until signalled)")
-    p.add_argument("--max-connections", type=_positive(int, 1, 10000), default=64)
-    p.add_argument("--idle-timeout-s", type=_positive(float, 0.1, 1e6), default=30.0)
+    p.add_argument("--max-connections", type=number_in(int, 1, 10000), default=64)
+    p.add_argument("--idle-timeout-s", type=number_in(float, 0.1, 1e6), default=30.0)
     p.add_argument("--log-level", default="INFO",
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
@@ -397,18 +382,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the exit status (0 ok, 1 runtime failure, 2 bad arguments)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        plc = Plc(args.process, args.host, args.port, args.cycle_ms, args.unit_id,
+                  args.state_csv, args.max_connections, args.idle_timeout_s)
+        try:
+            plc.open_csv()
+        except OSError as exc:
+            raise UserError(f"--state-csv: {exc.strerror}: {args.state_csv}") from None
+    except UserError as exc:
+        sys.stderr.write(f"{parser.prog}: error: {exc}\n")
+        return exc.exit_code
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
-    plc = Plc(args.process, args.host, args.port, args.cycle_ms, args.unit_id,
-              args.state_csv, args.max_connections, args.idle_timeout_s)
-    try:
-        plc.open_csv()
-    except OSError as exc:
-        sys.stderr.write(f"python -m plc.server: error: --state-csv: {exc.strerror}: "
-                         f"{args.state_csv}\n")
-        return 2
     try:
         asyncio.run(run(plc, args.duration_s))
     except OSError as exc:
