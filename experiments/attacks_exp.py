@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from attacks.mitm_tamper import parse_tamper
 from attacks.tank_impact import TankImpact, tank_impact
 from common.errors import LabError, UserError
 from common.groundtruth import GroundTruthRow, read_ground_truth_file
@@ -56,23 +57,6 @@ ATTACK_GRACE_S = 40.0  # start-up, restoration and verification beyond the windo
 FALSE_READING_TOLERANCE_CM = 1.0
 TRUTH_SLACK_S = 0.5  # clock alignment error allowed between HMI and PLC records
 
-PARAMS = (
-    Param("attacks", "str", "all", "conditions to run, each trial under each: "
-          "comma-separated from " + ", ".join(CONDITIONS) + ", or all"),
-    Param("window_s", "float", 15.0, "attack window: how long each attack runs (the "
-          "baseline sleeps as long)", 2, 300, quick=5.0),
-    Param("warmup_s", "float", 4.0, "normal operation before the attack", 0, 300, quick=2.0),
-    Param("inject_observe_s", "float", 30.0, "inject: watch the tank this long from the "
-          "attack's start, or until it overflows", 1, 600, quick=16.0),
-    Param("mitm_tamper", "str", "level=1999", "mitm: REGISTER=VALUE falsified in the "
-          "HMI's reads (empty: eavesdrop only)"),
-    Param("flood_rate_pps", "float", 20000.0, "synflood: SYNs per second", 1, 100000),
-    Param("fuzz_rate_fps", "float", 2000.0, "fuzz: frames per second", 1, 100000),
-    Param("plc_cycle_ms", "int", 100, "PLC scan cycle", 10, 10000),
-    Param("hmi_period_ms", "int", 100, "HMI polling period", 10, 60000),
-    Param("hmi_timeout_ms", "int", 500, "HMI request time-out (a later answer is a miss)",
-          10, 60000),
-)
 
 
 # --- pure parts --------------------------------------------------------------------------
@@ -90,8 +74,46 @@ def parse_conditions(text: str) -> list[str]:
     return [c for c in CONDITIONS if c in items]
 
 
+def check_tamper(text: str) -> None:
+    """``--mitm-tamper``: empty, or what ``attacks.mitm --tamper`` accepts."""
+    if text:
+        try:
+            parse_tamper(text)
+        except UserError as exc:
+            raise UserError(f"--mitm-tamper: {exc}") from None
+
+
 def conditions(cfg: dict[str, Any]) -> list[str]:
     return parse_conditions(cfg["attacks"])
+
+
+def check(cfg: dict[str, Any], plan: AddressPlan) -> None:
+    """UserError unless the topology has an HMI, PLCs and an attacker (before anything is
+    created)."""
+    if not plan.hosts_with_role("plc") or not plan.hosts_with_role("hmi") or (
+            plan.attacker is None):
+        raise UserError(f"experiment attacks needs a topology with an HMI, PLCs and an "
+                        f"attacker (ics), not {plan.name}")
+
+
+PARAMS = (
+    Param("attacks", "str", "all", "conditions to run, each trial under each: "
+          "comma-separated from " + ", ".join(CONDITIONS) + ", or all",
+          parse=parse_conditions),
+    Param("window_s", "float", 15.0, "attack window: how long each attack runs (the "
+          "baseline sleeps as long)", 2, 300, quick=5.0),
+    Param("warmup_s", "float", 4.0, "normal operation before the attack", 0, 300, quick=2.0),
+    Param("inject_observe_s", "float", 30.0, "inject: watch the tank this long from the "
+          "attack's start, or until it overflows", 1, 600, quick=16.0),
+    Param("mitm_tamper", "str", "level=1999", "mitm: REGISTER=VALUE falsified in the "
+          "HMI's reads (empty: eavesdrop only)", parse=check_tamper),
+    Param("flood_rate_pps", "float", 20000.0, "synflood: SYNs per second", 1, 100000),
+    Param("fuzz_rate_fps", "float", 2000.0, "fuzz: frames per second", 1, 100000),
+    Param("plc_cycle_ms", "int", 100, "PLC scan cycle", 10, 10000),
+    Param("hmi_period_ms", "int", 100, "HMI polling period", 10, 60000),
+    Param("hmi_timeout_ms", "int", 500, "HMI request time-out (a later answer is a miss)",
+          10, 60000),
+)
 
 
 def attack_args(condition: str, cfg: Mapping[str, Any], plan: AddressPlan, seed: int
@@ -314,12 +336,10 @@ def trial(ctx: TrialContext) -> TrialResult:
     cfg = ctx.config
     cond = ctx.condition or "baseline"
     plan = ctx.plan
-    plcs = plan.hosts_with_role("plc")
-    hmis = plan.hosts_with_role("hmi")
-    if not plcs or not hmis or plan.attacker is None:
-        raise UserError(f"experiment attacks needs a topology with an HMI, PLCs and an "
-                        f"attacker (ics), not {plan.name}")
-    target, hmi, attacker = plcs[0], hmis[0], plan.attacker
+    check(cfg, plan)
+    assert plan.attacker is not None
+    target, hmi = plan.hosts_with_role("plc")[0], plan.hosts_with_role("hmi")[0]
+    attacker = plan.attacker
     raw = ctx.raw_dir
     plan_path = raw / "plan.json"
     plan.save(plan_path)
@@ -523,4 +543,5 @@ EXPERIMENT = Experiment(
     trial=trial,
     plot=plot,
     conditions=conditions,
+    check=check,
 )

@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import random
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
@@ -42,7 +43,7 @@ from common.hoplog import HopRecord
 from common.plan import AddressPlan
 from common.scope import ScopeError, expand_targets
 from experiments import mtd
-from experiments.recon import parse_ports
+from experiments.recon import parse_ports, require_hosts
 from experiments.runner import TrialContext
 from experiments.spec import Experiment, Param, TrialResult
 from lab.devices import hmi_results, start_ics, stop_hmi
@@ -60,7 +61,7 @@ PARAMS = (
           "controller app is rhm --detector)", choices=("none", "rhm")),
     Param("targets", "str", "10.0.0.0/27", "addresses the attacker probes (addresses and "
           "CIDRs inside the plan's subnet), in a seeded random order"),
-    Param("ports", "str", "502,80", "TCP ports probed on every target"),
+    Param("ports", "str", "502,80", "TCP ports probed on every target", parse=parse_ports),
     Param("duration_s", "float", 20.0, "how long the attacker probes", 2, 600, quick=10.0),
     Param("probe_interval_s", "float", 0.05, "pause between probe starts", 0.01, 10),
     Param("probe_timeout_s", "float", 0.2, "wait for an answer per probe (TCP connect)",
@@ -252,17 +253,24 @@ def _attack(lab: Lab, ctx: TrialContext, targets: list[str], ports: list[int],
             "sources_used": outcome.get("sources_used", [])}
 
 
+def _targets(cfg: dict[str, Any], plan: AddressPlan, rng: Any) -> list[str]:
+    """The probe order; UserError when the topology cannot run this configuration."""
+    require_hosts(plan, cfg["defense"])
+    assert plan.attacker is not None
+    # The hopping attacker's pool is never a target (its own addresses).
+    pool = default_pool(plan, cfg["pool_size"])
+    return probe_targets(plan, cfg["targets"], [plan.attacker.ip, *pool], rng)
+
+
+def check(cfg: dict[str, Any], plan: AddressPlan) -> None:
+    """The topology can run this configuration (before anything is created)."""
+    _targets(cfg, plan, random.Random(0))
+
+
 def trial(ctx: TrialContext) -> TrialResult:
     cfg = ctx.config
-    attacker = ctx.plan.attacker
-    if attacker is None:
-        raise UserError(f"topology {ctx.plan.name} has no attacker host")
-    if cfg["defense"] != "none" and not ctx.plan.protected:
-        raise UserError(f"topology {ctx.plan.name} has no protected host for rhm")
+    targets = _targets(cfg, ctx.plan, ctx.rng)
     ports = parse_ports(cfg["ports"])
-    # The hopping attacker's pool is never a target (its own addresses).
-    pool = default_pool(ctx.plan, cfg["pool_size"])
-    targets = probe_targets(ctx.plan, cfg["targets"], [attacker.ip, *pool], ctx.rng)
     raw = ctx.raw_dir
     plan_path = raw / "plan.json"
     ctx.plan.save(plan_path)
@@ -432,4 +440,5 @@ EXPERIMENT = Experiment(
     trial=trial,
     plot=plot,
     conditions=conditions,
+    check=check,
 )

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import LabError, UserError
+from common.plan import AddressPlan
 from experiments.runner import TrialContext
 from experiments.spec import Experiment, Param, TrialResult
 from lab.devices import hmi_results, start_ics, stop_hmi
@@ -71,11 +72,16 @@ def _process_rows(plc: str, process: str, path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def check(cfg: dict[str, Any], plan: AddressPlan) -> None:
+    """UserError unless the topology has an HMI and PLCs (before anything is created)."""
+    if not plan.hosts_with_role("plc") or not plan.hosts_with_role("hmi"):
+        raise UserError(f"experiment ics needs a topology with an HMI and PLCs "
+                        f"(ics), not {plan.name}")
+
+
 def trial(ctx: TrialContext) -> TrialResult:
     cfg = ctx.config
-    if not ctx.plan.hosts_with_role("plc") or not ctx.plan.hosts_with_role("hmi"):
-        raise UserError(f"experiment ics needs a topology with an HMI and PLCs "
-                        f"(ics), not {ctx.plan.name}")
+    check(cfg, ctx.plan)
     ctx.stage("building the network")
     with running_lab(ctx.lab_config()) as lab:
         ctx.stage("starting PLCs and HMI")
@@ -224,4 +230,5 @@ EXPERIMENT = Experiment(
     params=PARAMS,
     trial=trial,
     plot=plot,
+    check=check,
 )

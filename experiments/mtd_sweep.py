@@ -32,6 +32,7 @@ from common.errors import UserError
 from experiments import recon
 from experiments.runner import TrialContext
 from experiments.spec import Experiment, Param, TrialResult
+from lab.fidelity import process_cpu_ticks
 from lab.lifecycle import Lab
 from reporting import plotting
 from reporting.bundle import read_csv
@@ -84,20 +85,6 @@ def conditions(cfg: dict[str, Any]) -> list[str]:
     return [condition_name(v) for v in parse_intervals(cfg["intervals_s"])]
 
 
-def proc_stat_cpu_ticks(stat_text: str) -> int:
-    """utime + stime (clock ticks) from the text of ``/proc/<pid>/stat``.
-
-    The process name (field 2) is in parentheses and may hold spaces or parentheses itself,
-    so fields are counted after its last ``)``: utime and stime are fields 14 and 15.
-    ValueError when the text is not a stat line.
-    """
-    head, sep, rest = stat_text.rpartition(")")
-    fields = rest.split()
-    if not sep or "(" not in head or len(fields) < 13:
-        raise ValueError("not a /proc/<pid>/stat line")
-    return int(fields[11]) + int(fields[12])
-
-
 def cpu_share_pct(ticks_before: int, ticks_after: int, wall_s: float,
                   ticks_per_s: float) -> float:
     """CPU time between two readings as a percentage of one core over ``wall_s`` (NaN when
@@ -122,7 +109,7 @@ class CpuReading:
 
 
 def _read_ticks(pid: int) -> int:
-    return proc_stat_cpu_ticks(Path(f"/proc/{pid}/stat").read_text())
+    return process_cpu_ticks(Path(f"/proc/{pid}/stat").read_text())
 
 
 @contextlib.contextmanager
@@ -151,7 +138,7 @@ def controller_cpu(lab: Lab, reading: CpuReading) -> Iterator[None]:
 PARAMS = (
     Param("intervals_s", "str", "1,2,5,10,30", "hop intervals to sweep, comma-separated "
           f"seconds in [{INTERVAL_LO_S:g}, {INTERVAL_HI_S:g}]; each trial runs every one",
-          quick="1,30"),
+          quick="1,30", parse=parse_intervals),
     Param("defense", "str", "rhm", "moving-target defense whose interval is swept",
           choices=("rhm", "nat")),
     Param("exploit_gap_s", "float", 5.0, "recon-to-exploit gap: seconds from the end of the "
@@ -287,4 +274,5 @@ EXPERIMENT = Experiment(
     plot=plot,
     needs_nmap=True,
     conditions=conditions,
+    check=lambda cfg, plan: recon.require_hosts(plan, cfg["defense"]),
 )

@@ -24,14 +24,17 @@ import datetime as dt
 import json
 import math
 import time
+from argparse import ArgumentTypeError
 from collections import defaultdict
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from common.cli import port_list
 from common.errors import UserError
 from common.hoplog import HopRecord
+from common.plan import AddressPlan
 from experiments import mtd
 from experiments.parsers import ParseError, parse_ping
 from experiments.runner import TrialContext
@@ -50,19 +53,11 @@ STAGES = ("discovery", "syn", "connect", "version", "modbus")
 
 
 def parse_ports(text: str) -> list[int]:
-    ports = []
-    for item in text.split(","):
-        item = item.strip()
-        lo, sep, hi = item.partition("-")
-        try:
-            a = int(lo)
-            b = int(hi) if sep else a
-        except ValueError:
-            raise UserError(f"--ports: {item!r} is not a port or a range LO-HI") from None
-        if not (1 <= a <= b <= 65535):
-            raise UserError(f"--ports: {item!r} is out of range (1-65535)")
-        ports.extend(range(a, b + 1))
-    return sorted(set(ports))
+    """``--ports`` text (ports and LO-HI ranges) → sorted unique ports; UserError when bad."""
+    try:
+        return sorted(port_list(text))
+    except ArgumentTypeError as exc:
+        raise UserError(f"--ports: {exc}") from None
 
 
 def parse_stages(text: str) -> list[str]:
@@ -76,14 +71,16 @@ def parse_stages(text: str) -> list[str]:
 
 
 PARAMS = (
-    Param("ports", "str", DEFAULT_PORTS, "TCP ports to scan (list and LO-HI ranges)"),
-    Param("stages", "str", "discovery,syn,modbus", f"recon stages, from {', '.join(STAGES)}"),
+    Param("ports", "str", DEFAULT_PORTS, "TCP ports to scan (list and LO-HI ranges)",
+          parse=parse_ports),
+    Param("stages", "str", "discovery,syn,modbus", f"recon stages, from {', '.join(STAGES)}",
+          parse=parse_stages),
     Param("scanner", "str", "nmap", "recon engine; both: each trial scans with each engine, "
           "on the same network and seed", choices=("nmap", "scapy", "both")),
     Param("scan_timeout_s", "float", 120.0, "bound on the whole reconnaissance", 5, 3600,
           quick=60.0),
     Param("defense", "str", "none,rhm", "defenses to compare, each trial under each: "
-          "comma-separated from none, rhm, nat, or all"),
+          "comma-separated from none, rhm, nat, or all", parse=mtd.parse_defenses),
     Param("hop_interval_s", "float", 2.0, "moving-target hop interval (rhm, nat)", 0.5, 3600),
     Param("exploit_gap_s", "float", 4.0, "recon-to-exploit gap: seconds from the end of the "
           "scan to the Modbus attempt", 0, 3600),
@@ -98,6 +95,20 @@ def conditions(cfg: dict[str, Any]) -> list[str]:
     if cfg["scanner"] != "both":
         return defenses
     return [f"{d}+{s}" for d in defenses for s in ("nmap", "scapy")]
+
+
+def require_hosts(plan: AddressPlan, defense: str) -> None:
+    """UserError when ``plan`` has no attacker, or no protected host for ``defense``."""
+    if plan.attacker is None:
+        raise UserError(f"topology {plan.name} has no attacker host")
+    if defense != "none" and not plan.protected:
+        raise UserError(f"topology {plan.name} has no protected host for {defense}")
+
+
+def check(cfg: dict[str, Any], plan: AddressPlan) -> None:
+    """The topology can run every condition (before anything is created)."""
+    for condition in conditions(cfg):
+        require_hosts(plan, split_condition(condition, cfg["scanner"])[0])
 
 
 def split_condition(condition: str, scanner: str) -> tuple[str, str]:
@@ -132,11 +143,9 @@ def trial(ctx: TrialContext,
     ports = parse_ports(cfg["ports"])
     stages = parse_stages(cfg["stages"])
     defense, scanner = split_condition(ctx.condition, cfg["scanner"])
+    require_hosts(ctx.plan, defense)
     attacker = ctx.plan.attacker
-    if attacker is None:
-        raise UserError(f"topology {ctx.plan.name} has no attacker host")
-    if defense != "none" and not ctx.plan.protected:
-        raise UserError(f"topology {ctx.plan.name} has no protected host for {defense}")
+    assert attacker is not None
     raw = ctx.raw_dir
     plan_path = raw / "plan.json"
     ctx.plan.save(plan_path)
@@ -420,4 +429,5 @@ EXPERIMENT = Experiment(
     plot=plot,
     needs_nmap=True,
     conditions=conditions,
+    check=check,
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from common.errors import LabError, UserError
 from common.plan import AddressPlan
@@ -50,6 +51,11 @@ def parse_pairs(text: str, plan: AddressPlan) -> list[tuple[str, str]]:
             raise UserError(f"--pairs: {item.strip()!r} pings a host from itself")
         pairs.append((src, dst))
     return pairs
+
+
+def check(cfg: dict[str, Any], plan: AddressPlan) -> None:
+    """The pairs name hosts of the topology (before anything is created)."""
+    parse_pairs(cfg["pairs"], plan)
 
 
 PARAMS = (
@@ -139,4 +145,5 @@ EXPERIMENT = Experiment(
     params=PARAMS,
     trial=trial,
     plot=plot,
+    check=check,
 )

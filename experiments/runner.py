@@ -133,6 +133,9 @@ def run_experiment(exp: Experiment, config: dict[str, Any], out_root: Path,
     engine = platform.resolve_engine(config["engine"])
     plan = plan_for(config["topo"], config["n_hosts"])
     pcap_hosts = parse_pcap_hosts(pcap, plan)
+    conditions = exp.conditions(config) if exp.conditions else [""]
+    if exp.check is not None:
+        exp.check(config, plan)
 
     bundle = Bundle.create(out_root, exp.name)
     bundle.write_json("config.json", {"experiment": exp.name, **config})
@@ -163,7 +166,6 @@ def run_experiment(exp: Experiment, config: dict[str, Any], out_root: Path,
     invalid_trials = 0
     failed = 0
     interrupted = False
-    conditions = exp.conditions(config) if exp.conditions else [""]
     manifest["conditions"] = conditions
     runs = [(t, c) for t in range(1, config["trials"] + 1) for c in conditions]
     progress.start(len(runs))

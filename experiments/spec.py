@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from common.errors import UserError
+from common.plan import AddressPlan
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -35,6 +36,10 @@ class Param:
     lo, hi: inclusive numeric range (None: unbounded).
     choices: allowed values for ``str``.
     quick: the value ``--quick`` uses instead of ``default``.
+    parse: for a list-valued ``str`` (``--ports``, ``--defense``...): the function that parses
+        the text into what the trial uses, raising UserError (one line naming the flag) on bad
+        input. :meth:`convert` runs it, so a bad list fails before anything is created; the
+        config keeps the text as given.
     """
 
     name: str
@@ -45,6 +50,7 @@ class Param:
     hi: float | None = None
     choices: tuple[str, ...] | None = None
     quick: Any = _UNSET
+    parse: Callable[[str], Any] | None = None
 
     @property
     def flag(self) -> str:
@@ -101,6 +107,8 @@ class Param:
                 raise bad
             if self.choices and value not in self.choices:
                 raise bad
+            if self.parse is not None:
+                self.parse(value)
         if self.kind in ("int", "float"):
             if (self.lo is not None and value < self.lo) or (
                     self.hi is not None and value > self.hi):
@@ -151,7 +159,9 @@ class Experiment:
     TrialResult. plot(bundle_dir) draws from the bundle's CSVs only and returns
     (file stem, caption) pairs. conditions(config), when given, names the conditions every
     trial runs under (e.g. defenses): each trial runs once per condition, interleaved, and
-    the summary's metrics are named ``<condition>:<metric>``.
+    the summary's metrics are named ``<condition>:<metric>``. check(config, plan), when given,
+    raises UserError for a configuration the topology cannot run (no attacker, an unknown
+    host); the runner calls it, and ``conditions``, before it creates the bundle.
     """
 
     name: str
@@ -161,6 +171,7 @@ class Experiment:
     plot: Callable[[Path], list[tuple[str, str]]]
     needs_nmap: bool = False
     conditions: Callable[[dict[str, Any]], list[str]] | None = None
+    check: Callable[[dict[str, Any], AddressPlan], None] | None = None
 
     @property
     def all_params(self) -> tuple[Param, ...]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from common.errors import SetupError
+from common.errors import SetupError, UserError
 from experiments import runner
 from experiments.registry import get_experiment
 from experiments.spec import resolve_config
@@ -129,3 +129,55 @@ def test_netem_missing_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(platform, "netem_available", lambda: False)
     with pytest.raises(SetupError, match="netem"):
         platform.detect("auto", need_netem=True)
+
+
+# List options are parsed with the other options, before anything is created: a bad one is
+# one line, exit 2, and no bundle folder (it used to stop midway, leaving a bundle without a
+# summary).
+LIST_CASES = [
+    (["recon", "--defense", "moat"], "moat"),
+    (["recon", "--ports", "0"], "--ports"),
+    (["mtd-sweep", "--intervals-s", "0,x"], "--intervals-s"),
+    (["evasion", "--ports", "80-x"], "--ports"),
+    (["attacks", "--attacks", "baseline,dos"], "dos"),
+    (["attacks", "--mitm-tamper", "level"], "--mitm-tamper"),
+    (["recon", "--stages", "syn"], "discovery"),
+]
+
+
+@pytest.mark.parametrize("args,needle", LIST_CASES, ids=[" ".join(a) for a, _ in LIST_CASES])
+def test_bad_list_option_creates_no_bundle(tmp_path: Path, args: list[str],
+                                           needle: str) -> None:
+    results = tmp_path / "results"
+    res = subprocess.run([sys.executable, "-m", "experiments.run", *args, "--out",
+                          str(results)], cwd=REPO, capture_output=True, text=True, timeout=60,
+                         check=False)
+    assert res.returncode == 2, (res.returncode, res.stderr)
+    lines = [ln for ln in res.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, res.stderr
+    assert needle.lower() in lines[0].lower(), lines[0]
+    assert not results.exists(), sorted(results.rglob("*"))
+
+
+def test_bad_list_in_config_file_is_named(tmp_path: Path) -> None:
+    exp = get_experiment("recon")
+    with pytest.raises(UserError, match="moat"):
+        resolve_config(exp, {"defense": "none,moat"}, {})
+    assert resolve_config(exp, {"defense": "all"}, {})["defense"] == "all"  # text kept
+
+
+@pytest.mark.parametrize("name,flags,needle", [
+    ("recon", {"defense": "rhm", "topo": "star"}, "protected host for rhm"),
+    ("rtt", {"pairs": "h1:nosuch", "topo": "star"}, "nosuch"),
+    ("ics", {"topo": "linear"}, "HMI"),
+])
+def test_topology_checked_before_the_bundle(monkeypatch: pytest.MonkeyPatch,
+                                            tmp_path: Path, name: str, flags: dict,
+                                            needle: str) -> None:
+    monkeypatch.setattr(platform, "require_lab_prerequisites", lambda **_kw: None)
+    monkeypatch.setattr(platform, "detect", lambda *_a, **_kw: None)
+    monkeypatch.setattr(platform, "resolve_engine", lambda engine: engine)
+    exp = get_experiment(name)
+    with pytest.raises(UserError, match=needle):
+        runner.run_experiment(exp, resolve_config(exp, None, flags), tmp_path, ["x"])
+    assert not (tmp_path / name).exists()

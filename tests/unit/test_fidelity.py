@@ -20,6 +20,7 @@ from lab.fidelity import (
     StatReading,
     idle_share,
     parse_proc_stat,
+    process_cpu_ticks,
     run_summary,
     sample_between,
     summarize_samples,
@@ -217,3 +218,20 @@ def test_run_summary_from_trial_records() -> None:
     ])
     assert run_summary(records) == {"monitored_trials": 2, "saturated_trials": [3],
                                     "low_idle_threshold": 0.1, "saturated_share": 0.2}
+
+
+# A real line of /proc/<pid>/stat, with a process name holding a space and a parenthesis.
+STAT = ("4242 (python3 x) y) S 1 4242 4242 0 -1 4194560 5873 0 0 0 "
+        "137 42 0 0 20 0 3 0 123456 1234567 2345 18446744073709551615")
+
+
+def test_proc_stat_ticks_parse_after_the_name() -> None:
+    assert process_cpu_ticks(STAT) == 137 + 42
+    for bad in ("", "4242 python3 S 1", "4242 (x) S 1 2 3"):
+        with pytest.raises(ValueError):
+            process_cpu_ticks(bad)
+
+
+def test_proc_stat_of_this_process_parses() -> None:
+    text = Path("/proc/self/stat").read_text()
+    assert process_cpu_ticks(text) >= 0

@@ -1,5 +1,5 @@
-"""The pure parts of ``mtd-sweep`` and ``evasion``: intervals and condition names, CPU
-accounting from /proc, evasion scoring, and both experiments' plots from CSVs alone."""
+"""The pure parts of ``mtd-sweep`` and ``evasion``: intervals and condition names,
+evasion scoring, and both experiments' plots from CSVs alone."""
 
 from __future__ import annotations
 
@@ -16,10 +16,6 @@ from common.plan import ics_plan
 from experiments import evasion, mtd_sweep
 from experiments.registry import get_experiment
 from experiments.spec import resolve_config
-
-# A real line of /proc/<pid>/stat, with a process name holding a space and a parenthesis.
-STAT = ("4242 (python3 x) y) S 1 4242 4242 0 -1 4194560 5873 0 0 0 "
-        "137 42 0 0 20 0 3 0 123456 1234567 2345 18446744073709551615")
 
 
 # --- mtd-sweep ---------------------------------------------------------------------------------
@@ -50,18 +46,6 @@ def test_conditions_follow_intervals_and_quick() -> None:
     assert quick["stages"] == "discovery,syn" and full["exploit_gap_s"] == 5.0
     with pytest.raises(UserError):
         resolve_config(exp, None, {"defense": "none"})
-
-
-def test_proc_stat_ticks_parse_after_the_name() -> None:
-    assert mtd_sweep.proc_stat_cpu_ticks(STAT) == 137 + 42
-    for bad in ("", "4242 python3 S 1", "4242 (x) S 1 2 3"):
-        with pytest.raises(ValueError):
-            mtd_sweep.proc_stat_cpu_ticks(bad)
-
-
-def test_proc_stat_of_this_process_parses() -> None:
-    text = Path("/proc/self/stat").read_text()
-    assert mtd_sweep.proc_stat_cpu_ticks(text) >= 0
 
 
 def test_cpu_share_pct() -> None:
