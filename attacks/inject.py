@@ -54,13 +54,11 @@ from common.hostenv import (
     AttackContext,
     AttackOutcome,
     attack_parser,
-    load_plan,
     run_attack,
-    utc_now_iso,
+    single_target,
 )
 from common.modbus import MODBUS_PORT, READ_INPUT_REGISTERS
 from common.netstate import host_state_diff, snapshot_host
-from common.scope import ScopeError, expand_targets
 from plc.registers import MAPS, MAPS_BY_ID, Table
 
 log = logging.getLogger(__name__)
@@ -141,12 +139,7 @@ def _validate(args: argparse.Namespace) -> None:
         raise UserError(f"--port {args.port} outside 1..65535")
     if not 0 <= args.unit_id <= 255:
         raise UserError(f"--unit-id {args.unit_id} outside 0..255")
-    try:
-        targets = expand_targets(load_plan(args.plan), args.targets)
-    except ScopeError as exc:
-        raise UserError(str(exc)) from None
-    if len(targets) != 1:
-        raise UserError(f"--targets {args.targets!r}: give exactly one PLC address")
+    single_target(args.plan, args.targets)
     maps = MAPS.values() if args.process == "auto" else [MAPS[args.process]]
     errors = []
     for register_map in maps:
@@ -164,10 +157,8 @@ def _validate(args: argparse.Namespace) -> None:
 
 
 def _new_outcome(args: argparse.Namespace, targets: tuple[str, ...]) -> InjectOutcome:
-    return InjectOutcome(attack="inject", parameters={}, targets=list(targets),
-                         started_at=utc_now_iso(), engine=args.engine, target=targets[0],
-                         port=args.port, unit_id=args.unit_id)
-
+    return InjectOutcome(attack="inject", targets=list(targets), engine=args.engine,
+                         target=targets[0], port=args.port, unit_id=args.unit_id)
 
 
 def _body(ctx: AttackContext) -> None:

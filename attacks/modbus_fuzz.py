@@ -47,12 +47,10 @@ from common.hostenv import (
     AttackContext,
     AttackOutcome,
     attack_parser,
-    load_plan,
     run_attack,
-    utc_now_iso,
+    single_target,
 )
 from common.modbus import EXCEPTION_REPLY_BYTES, MODBUS_PORT
-from common.scope import ScopeError, expand_targets
 from plc.registers import MAPS, Table
 
 log = logging.getLogger(__name__)
@@ -285,17 +283,12 @@ def _validate(args: argparse.Namespace) -> None:
         raise UserError(f"--rate-fps {args.rate_fps:g} above the ceiling {MAX_RATE_FPS:g}")
     if args.max_s > MAX_DURATION_S:
         raise UserError(f"--max-s {args.max_s:g} above the ceiling {MAX_DURATION_S:g}")
-    try:
-        targets = expand_targets(load_plan(args.plan), args.targets)
-    except ScopeError as exc:
-        raise UserError(str(exc)) from None
-    if len(targets) != 1:
-        raise UserError(f"--targets {args.targets!r}: give exactly one PLC address")
+    single_target(args.plan, args.targets)
 
 
 def _new_outcome(args: argparse.Namespace, targets: tuple[str, ...]) -> FuzzOutcome:
-    return FuzzOutcome(attack="modbus_fuzz", parameters={}, targets=list(targets),
-                       started_at=utc_now_iso(), target=targets[0], port=args.port)
+    return FuzzOutcome(attack="modbus_fuzz", targets=list(targets), target=targets[0],
+                       port=args.port)
 
 
 def _body(ctx: AttackContext) -> None:

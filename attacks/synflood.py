@@ -49,12 +49,12 @@ from common.hostenv import (
     attack_parser,
     load_plan,
     run_attack,
-    utc_now_iso,
+    single_target,
 )
 from common.modbus import MODBUS_PORT
 from common.netstate import host_state_diff, snapshot_host
 from common.plan import AddressPlan
-from common.scope import ScopeError, check_target, expand_targets
+from common.scope import ScopeError, check_target
 from plc.metrics import RequestRecord, plc_metrics
 
 log = logging.getLogger(__name__)
@@ -306,19 +306,17 @@ def _validate(args: argparse.Namespace) -> None:
         raise UserError(f"--max-packets {args.max_packets} outside 1..{MAX_PACKETS}")
     if not 1 <= args.port <= 65535:
         raise UserError(f"--port {args.port} outside 1..65535")
+    single_target(args.plan, args.targets, "address")
     plan = load_plan(args.plan)
     try:
-        targets = expand_targets(plan, args.targets)
         spoof_pool(plan, args.spoof_cidr or plan.subnet)
     except ScopeError as exc:
         raise UserError(str(exc)) from None
-    if len(targets) != 1:
-        raise UserError(f"--targets {args.targets!r}: give exactly one address")
 
 
 def _new_outcome(args: argparse.Namespace, targets: tuple[str, ...]) -> FloodOutcome:
-    return FloodOutcome(attack="synflood", parameters={}, targets=list(targets),
-                        started_at=utc_now_iso(), target=targets[0], port=args.port,
+    return FloodOutcome(attack="synflood", targets=list(targets), target=targets[0],
+                        port=args.port,
                         max_packets=args.max_packets)
 
 

@@ -131,6 +131,18 @@ def load_plan(path: Path) -> AddressPlan:
         raise UserError(f"invalid plan {path}: {type(exc).__name__}: {exc}") from None
 
 
+def single_target(plan_path: Path, targets_text: str, what: str = "PLC address") -> str:
+    """The one address ``--targets`` names; UserError when the plan or scope refuses it or it
+    is not exactly one."""
+    try:
+        targets = expand_targets(load_plan(plan_path), targets_text)
+    except ScopeError as exc:
+        raise UserError(str(exc)) from None
+    if len(targets) != 1:
+        raise UserError(f"--targets {targets_text!r}: give exactly one {what}")
+    return targets[0]
+
+
 # --- outcome ----------------------------------------------------------------------------
 def utc_now_iso() -> str:
     """The current UTC time, ISO 8601 with microseconds and a ``Z``."""
@@ -151,9 +163,9 @@ class AttackOutcome:
     """
 
     attack: str
-    parameters: dict[str, Any]
+    parameters: dict[str, Any] = field(default_factory=dict)
     targets: list[str]
-    started_at: str
+    started_at: str = field(default_factory=utc_now_iso)
     ended_at: str | None = None
     duration_s: float | None = None
     interrupted: bool = False

@@ -33,7 +33,7 @@ from pymodbus.exceptions import ConnectionException, ModbusIOException
 from common.cli import OneLineParser
 from common.errors import UserError
 from common.modbus import MODBUS_PORT
-from plc.cli import number_in
+from plc.cli import number_in, report_usage_error, setup_logging
 from plc.metrics import RequestRecord
 from plc.registers import MAPS_BY_ID, RegisterMap, Table
 
@@ -320,11 +320,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as exc:
             raise UserError(f"--out: {exc.strerror}: {args.out}") from None
     except UserError as exc:
-        sys.stderr.write(f"{parser.prog}: error: {exc}\n")
-        return exc.exit_code
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+        return report_usage_error(parser.prog, exc)
+    setup_logging(args.log_level)
     hmi = Hmi(targets, args.period_ms, args.timeout_ms, sink, writes, args.unit_id)
     log.info("hmi polling %s every %g ms for %g s", ", ".join(names), args.period_ms,
              args.duration_s)

@@ -50,7 +50,7 @@ from common.modbus import (
     report_server_id_adu,
     split_frames,
 )
-from plc.cli import number_in
+from plc.cli import number_in, report_usage_error, setup_logging
 from plc.program import PROGRAMS, PlcProgram, RegisterImage, make_program
 from plc.registers import TABLE_BY_FUNCTION, Table
 
@@ -392,11 +392,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as exc:
             raise UserError(f"--state-csv: {exc.strerror}: {args.state_csv}") from None
     except UserError as exc:
-        sys.stderr.write(f"{parser.prog}: error: {exc}\n")
-        return exc.exit_code
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+        return report_usage_error(parser.prog, exc)
+    setup_logging(args.log_level)
     try:
         asyncio.run(run(plc, args.duration_s))
     except OSError as exc:
