@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from common.groundtruth import read_ground_truth_file
 from common.plan import AddressPlan, ics_plan
 from lab.devices import Ics, start_ics, stop_hmi
 from lab.lifecycle import SWITCH_PREFIX_ENV, Lab, LabConfig, running_lab
@@ -161,8 +162,7 @@ def test_mitm_tamper_shows_the_hmi_a_false_level(ics_lab: IcsLab) -> None:
              and r["count"] == "6" and r["outcome"] == "ok"]
     assert any(int(v[2]) == TAMPER_RAW for v in shown)
     state_csv = next(p.state_csv for p in env.ics.plcs if p.name == "plc1")
-    with open(state_csv, newline="") as f:
-        levels_cm = [float(r["level_cm"]) for r in csv.DictReader(f)]
+    levels_cm = [r["level_cm"] for r in read_ground_truth_file(state_csv)]
     assert levels_cm and max(levels_cm) < TAMPER_RAW / 10
     # And afterwards the HMI sees the truth again, through the true MAC.
     assert outcome["restore"]["verified"] and outcome["host_restored"]
