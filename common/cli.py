@@ -8,6 +8,7 @@ lands here once.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import NoReturn, TypeVar
@@ -23,6 +24,16 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UserError(message)
+
+
+def run_main(body: Callable[[], int]) -> int:
+    """Run a CLI's body; a :class:`UserError` becomes one line on stderr (``error: ...``)
+    and its exit code (2, or 3 for a missing prerequisite), never a traceback."""
+    try:
+        return body()
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
 
 
 def int_in(low: int, high: int) -> Callable[[str], int]:

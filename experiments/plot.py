@@ -9,14 +9,9 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import NoReturn
 
+from common.cli import OneLineParser, run_main
 from common.errors import UserError
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UserError(message)
 
 
 def replot(bundle: Path) -> list[tuple[str, str]]:
@@ -37,22 +32,21 @@ def replot(bundle: Path) -> list[tuple[str, str]]:
                         ) from None
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = _Parser(prog="python -m experiments.plot", description=__doc__.splitlines()[0])
-    p.add_argument("bundle", nargs="+", type=Path, help="results bundle folder(s)")
-    try:
-        args = p.parse_args(argv)
-        from reporting.report import write_report
+def _replot_all(args: argparse.Namespace) -> int:
+    from reporting.report import write_report
 
-        for b in args.bundle:
-            for stem, _caption in replot(b):
-                print(f"{b / stem}.png")
-            if (b / "manifest.json").exists():
-                print(write_report(b))
-        return 0
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    for b in args.bundle:
+        for stem, _caption in replot(b):
+            print(f"{b / stem}.png")
+        if (b / "manifest.json").exists():
+            print(write_report(b))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = OneLineParser(prog="python -m experiments.plot", description=__doc__.splitlines()[0])
+    p.add_argument("bundle", nargs="+", type=Path, help="results bundle folder(s)")
+    return run_main(lambda: _replot_all(p.parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -16,20 +16,13 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import NoReturn
 
+from common.cli import OneLineParser
 from common.errors import EXIT_INTERRUPTED, Interrupted, UserError
 from experiments.registry import EXPERIMENTS, get_experiment
 from experiments.spec import Experiment, load_config_file, resolve_config
 
 log = logging.getLogger(__name__)
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises instead of printing usage and exiting."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UserError(message)
 
 
 def _add_runner_options(p: argparse.ArgumentParser) -> None:
@@ -46,7 +39,7 @@ def _add_runner_options(p: argparse.ArgumentParser) -> None:
 
 
 def experiment_parser(exp: Experiment) -> argparse.ArgumentParser:
-    p = _Parser(prog=f"python -m experiments.run {exp.name}", description=exp.description)
+    p = OneLineParser(prog=f"python -m experiments.run {exp.name}", description=exp.description)
     _add_runner_options(p)
     for prm in exp.all_params:
         p.add_argument(prm.flag, dest=prm.name, metavar=prm.kind.upper(),
@@ -56,7 +49,7 @@ def experiment_parser(exp: Experiment) -> argparse.ArgumentParser:
 
 def top_parser() -> argparse.ArgumentParser:
     names = "\n".join(f"  {e.name:<10} {e.description}" for e in EXPERIMENTS.values())
-    p = _Parser(prog="python -m experiments.run",
+    p = OneLineParser(prog="python -m experiments.run",
                 description="Run an SDN-ICS Lab experiment and write a results bundle.",
                 epilog=f"experiments:\n{names}\n  all        every experiment in turn\n\n"
                        "'python -m experiments.run NAME --help' lists NAME's options.",

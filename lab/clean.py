@@ -10,55 +10,48 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
-from typing import NoReturn
 
+from common.cli import OneLineParser, run_main
 from common.errors import UserError
 from lab.runstate import STATE_DIR, all_states
 from lab.teardown import remove_recorded
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UserError(message)
+def _clean(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    if os.geteuid() != 0 and not args.dry_run:
+        raise UserError("cleaning needs root; run: sudo python -m experiments.clean")
+    states = all_states()
+    if not states:
+        print(f"nothing to clean (no run-state records in {STATE_DIR})")
+        return 0
+    total = 0
+    for st in states:
+        if st.owner_alive() and not args.force:
+            print(f"{st.run_id}: owner pid {st.owner_pid} is still running; left alone "
+                  "(use --force to clean it anyway)")
+            continue
+        if args.dry_run:
+            print(f"{st.run_id}: would remove {len(st.processes)} process(es), "
+                  f"bridges {st.bridges}, {len(st.interfaces)} interface(s)")
+            continue
+        removed = remove_recorded(st)
+        st.remove()
+        total += removed.total()
+        print(f"{st.run_id}: removed {removed.describe()}")
+    if not args.dry_run:
+        print(f"removed {total} item(s) in all")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = _Parser(prog="python -m experiments.clean", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m experiments.clean", description=__doc__.splitlines()[0])
     p.add_argument("--force", action="store_true",
                    help="also clean records whose owning run is still alive")
     p.add_argument("--dry-run", action="store_true", help="only list what would be removed")
-    try:
-        args = p.parse_args(argv)
-        logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-        import os
-
-        if os.geteuid() != 0 and not args.dry_run:
-            raise UserError("cleaning needs root; run: sudo python -m experiments.clean")
-        states = all_states()
-        if not states:
-            print(f"nothing to clean (no run-state records in {STATE_DIR})")
-            return 0
-        total = 0
-        for st in states:
-            if st.owner_alive() and not args.force:
-                print(f"{st.run_id}: owner pid {st.owner_pid} is still running; left alone "
-                      "(use --force to clean it anyway)")
-                continue
-            if args.dry_run:
-                print(f"{st.run_id}: would remove {len(st.processes)} process(es), "
-                      f"bridges {st.bridges}, {len(st.interfaces)} interface(s)")
-                continue
-            removed = remove_recorded(st)
-            st.remove()
-            total += removed.total()
-            print(f"{st.run_id}: removed {removed.describe()}")
-        if not args.dry_run:
-            print(f"removed {total} item(s) in all")
-        return 0
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    return run_main(lambda: _clean(p.parse_args(argv)))
 
 
 if __name__ == "__main__":

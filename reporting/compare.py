@@ -19,8 +19,9 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
+from common.cli import OneLineParser, run_main
 from common.errors import UserError
 from common.files import atomic_write_text
 from reporting.bundle import read_json_object, utc_stamp
@@ -220,28 +221,22 @@ def compare(paths: list[Path], out_dir: Path) -> tuple[str, Path]:
     return format_table(bundles, metrics), out_dir
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UserError(message)
+def _compare_cli(args: argparse.Namespace) -> int:
+    out = args.out or Path("results") / "compare" / utc_stamp()
+    table, out_dir = compare(args.bundle, out)
+    print(table)
+    print(f"\ncomparison: {out_dir / CSV_NAME}, {out_dir / PLOT_STEM}.png")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = _Parser(prog="python -m experiments.compare",
-                description="Put the metrics several results bundles share side by side.")
+    p = OneLineParser(prog="python -m experiments.compare",
+                      description="Put the metrics several results bundles share side by side.")
     p.add_argument("bundle", nargs="+", type=Path, help="results bundle folders (two or more)")
     p.add_argument("--out", type=Path, default=None,
                    help="where comparison.csv and the plot go (default: "
                         "results/compare/<UTC timestamp>)")
-    try:
-        args = p.parse_args(argv)
-        out = args.out or Path("results") / "compare" / utc_stamp()
-        table, out_dir = compare(args.bundle, out)
-        print(table)
-        print(f"\ncomparison: {out_dir / CSV_NAME}, {out_dir / PLOT_STEM}.png")
-        return 0
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    return run_main(lambda: _compare_cli(p.parse_args(argv)))
 
 
 if __name__ == "__main__":

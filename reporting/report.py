@@ -23,8 +23,9 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
+from common.cli import OneLineParser, run_main
 from common.errors import UserError
 from common.files import atomic_write_text
 from reporting.bundle import read_json_object
@@ -559,23 +560,18 @@ def write_report(bundle_dir: Path) -> Path:
     return out
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UserError(message)
+def _write_reports(args: argparse.Namespace) -> int:
+    for b in args.bundle:
+        print(write_report(b))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = _Parser(prog="python -m experiments.report",
-                description="(Re)write the self-contained report.html of results bundle(s).")
+    p = OneLineParser(prog="python -m experiments.report",
+                      description="(Re)write the self-contained report.html of results "
+                                  "bundle(s).")
     p.add_argument("bundle", nargs="+", type=Path, help="results bundle folder(s)")
-    try:
-        args = p.parse_args(argv)
-        for b in args.bundle:
-            print(write_report(b))
-        return 0
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    return run_main(lambda: _write_reports(p.parse_args(argv)))
 
 
 if __name__ == "__main__":
