@@ -24,6 +24,7 @@ from experiments.spec import Experiment, TrialResult
 from lab import fidelity, platform
 from lab.lifecycle import LabConfig
 from reporting.bundle import Bundle, git_commit, package_versions
+from reporting.manifest import Manifest, TrialRecord
 from reporting.report import write_report
 from reporting.stats import summarize
 
@@ -141,24 +142,13 @@ def run_experiment(exp: Experiment, config: dict[str, Any], out_root: Path,
     bundle.write_json("config.json", {"experiment": exp.name, **config})
     plan.save(bundle.path / "plan.json")
     started = dt.datetime.now(dt.UTC)
-    manifest: dict[str, Any] = {
-        "experiment": exp.name,
-        "command": command,
-        "git_commit": git_commit(),
-        "started_utc": started.isoformat(),
-        "ended_utc": None,
-        "seed": config["seed"],
-        "platform": plat.to_dict(),
-        "controller": {"engine": engine, "version": engine_version(engine)},
-        "packages": package_versions(PACKAGES),
-        "topology": plan.name,
-        "trials_requested": config["trials"],
-        "trials": [],
-        "validity": {},
-        "interrupted": False,
-        "complete": False,
-    }
-    bundle.write_json("manifest.json", manifest)
+    manifest = Manifest(
+        experiment=exp.name, command=command, git_commit=git_commit(),
+        started_utc=started.isoformat(), seed=config["seed"], platform=plat.to_dict(),
+        controller={"engine": engine, "version": engine_version(engine)},
+        packages=package_versions(PACKAGES), topology=plan.name,
+        trials_requested=config["trials"])
+    bundle.write_json("manifest.json", manifest.to_dict())
     say(f"{exp.name}: {config['trials']} trial(s) on topology {plan.name}, engine {engine}, "
         f"datapath {plat.datapath}; bundle {bundle.path}")
 
@@ -166,7 +156,7 @@ def run_experiment(exp: Experiment, config: dict[str, Any], out_root: Path,
     invalid_trials = 0
     failed = 0
     interrupted = False
-    manifest["conditions"] = conditions
+    manifest.conditions = conditions
     runs = [(t, c) for t in range(1, config["trials"] + 1) for c in conditions]
     progress.start(len(runs))
     try:
@@ -184,9 +174,7 @@ def run_experiment(exp: Experiment, config: dict[str, Any], out_root: Path,
             label = f"trial {trial}" + (f" [{cond}]" if cond else "")
             t0 = time.monotonic()
             progress.trial_started(index, label)
-            record: dict[str, Any] = {"trial": trial, "seed": ctx.seed}
-            if cond:
-                record["condition"] = cond
+            record = TrialRecord(trial=trial, seed=ctx.seed, condition=cond)
             keys = {"trial": trial, **({"condition": cond} if cond else {})}
             mon = fidelity.FidelityMonitor()
             try:
@@ -194,14 +182,14 @@ def run_experiment(exp: Experiment, config: dict[str, Any], out_root: Path,
                     result: TrialResult = exp.trial(ctx)
             except (LabError, OSError, ValueError, RuntimeError, KeyError) as exc:
                 failed += 1
-                record.update(status="failed", error=f"{type(exc).__name__}: {exc}",
-                              duration_s=time.monotonic() - t0,
-                              fidelity=mon.summary().to_dict())
+                record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"
+                record.duration_s = time.monotonic() - t0
+                record.fidelity = mon.summary().to_dict()
                 mon.write_csv(ctx.raw_dir / "fidelity.csv")
                 (ctx.raw_dir / "error.txt").write_text(traceback.format_exc())
-                manifest["trials"].append(record)
-                bundle.write_json("manifest.json", manifest)
-                progress.trial_done(index, f"FAILED: {record['error']}")
+                manifest.trials.append(record)
+                bundle.write_json("manifest.json", manifest.to_dict())
+                progress.trial_done(index, f"FAILED: {record.error}")
                 if fail_fast:
                     break
                 continue
@@ -214,21 +202,22 @@ def run_experiment(exp: Experiment, config: dict[str, Any], out_root: Path,
                 for k, v in result.metrics.items()))
             for check, ok in result.validity.items():
                 name = f"{cond}:{check}" if cond else check
-                manifest["validity"].setdefault(name, []).append(bool(ok))
+                manifest.record_validity(name, ok)
             if valid:
                 for k, v in result.metrics.items():
                     per_trial.setdefault(f"{cond}:{k}" if cond else k, []).append(v)
             else:
                 invalid_trials += 1
-            record.update(status="ok" if valid else "invalid", duration_s=duration,
-                          timeline=result.timeline, fidelity=mon.summary().to_dict())
+            record.status = "ok" if valid else "invalid"
+            record.duration_s, record.timeline = duration, result.timeline
+            record.fidelity = mon.summary().to_dict()
             if not valid:
-                record["invalid_checks"] = [k for k, ok in result.validity.items() if not ok]
+                record.invalid_checks = [k for k, ok in result.validity.items() if not ok]
             mon.write_csv(ctx.raw_dir / "fidelity.csv")
-            manifest["trials"].append(record)
-            bundle.write_json("manifest.json", manifest)
-            saturated = " (host CPU saturated)" if record["fidelity"]["saturated"] else ""
-            progress.trial_done(index, f"{record['status']} in {duration:.1f} s{saturated}")
+            manifest.trials.append(record)
+            bundle.write_json("manifest.json", manifest.to_dict())
+            saturated = " (host CPU saturated)" if record.fidelity["saturated"] else ""
+            progress.trial_done(index, f"{record.status} in {duration:.1f} s{saturated}")
     except (KeyboardInterrupt, Interrupted):
         interrupted = True
         progress.finish()
@@ -238,10 +227,10 @@ def run_experiment(exp: Experiment, config: dict[str, Any], out_root: Path,
 
     summary = {
         "experiment": exp.name,
-        "trials_completed": len(manifest["trials"]) - failed,
+        "trials_completed": len(manifest.trials) - failed,
         "trials_failed": failed,
         "trials_invalid": invalid_trials,
-        "failures": [t["error"] for t in manifest["trials"] if t["status"] == "failed"],
+        "failures": [t.error for t in manifest.trials if t.status == "failed"],
         "metrics": {k: summarize(v).to_dict() for k, v in per_trial.items()},
     }
     bundle.write_json("summary.json", summary)
@@ -252,12 +241,9 @@ def run_experiment(exp: Experiment, config: dict[str, Any], out_root: Path,
         except Exception as exc:  # a plot bug must not lose the measured data
             log.exception("plotting failed")
             say(f"plotting failed: {exc}")
-    manifest.update(ended_utc=dt.datetime.now(dt.UTC).isoformat(), interrupted=interrupted,
-                    complete=not interrupted,
-                    plots=[{"stem": p, "caption": c} for p, c in plots])
-    manifest["validity"] = {k: all(v) for k, v in manifest["validity"].items()}
-    manifest["fidelity"] = fidelity.run_summary(manifest["trials"])
-    bundle.write_json("manifest.json", manifest)
+    manifest.finish(dt.datetime.now(dt.UTC).isoformat(), interrupted, plots,
+                    fidelity.run_summary(manifest.trial_dicts()))
+    bundle.write_json("manifest.json", manifest.to_dict())
     try:
         write_report(bundle.path)
     except Exception as exc:  # a report bug must not lose the measured data

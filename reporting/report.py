@@ -29,6 +29,7 @@ from common.cli import OneLineParser, run_main
 from common.errors import UserError
 from common.files import atomic_write_text
 from reporting.bundle import read_json_object
+from reporting.manifest import MANIFEST_KEYS, Manifest
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +40,9 @@ ERROR_TAIL_LINES = 20
 NA = "\u2013"  # what a missing or non-finite number shows
 
 # Manifest keys rendered in their own section; anything else lands under "other entries".
-_KNOWN_KEYS = {"experiment", "command", "git_commit", "started_utc", "ended_utc", "seed",
-               "platform", "controller", "packages", "topology", "trials_requested", "trials",
-               "validity", "interrupted", "complete", "plots", "fidelity"}
+# The manifest keys shown in their own sections; the rest is listed as "other entries"
+# (``conditions`` among them: it has no section of its own).
+_KNOWN_KEYS = set(MANIFEST_KEYS) - {"conditions"}
 _PLATFORM_LABELS = {
     "kernel": "kernel",
     "ovs_version": "Open vSwitch version",
@@ -183,24 +184,6 @@ def _trial_records(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     return [t for t in trials if isinstance(t, dict)] if isinstance(trials, list) else []
 
 
-def _validity(manifest: dict[str, Any]) -> dict[str, tuple[int, int | None]]:
-    """check → (trials passed, trials checked).
-
-    Mid-run the runner stores one bool per trial; at the end one bool for all trials, then
-    the count is unknown: (1, None) passed in every trial, (0, None) failed in at least one.
-    """
-    out: dict[str, tuple[int, int | None]] = {}
-    raw = manifest.get("validity")
-    if not isinstance(raw, dict):
-        return out
-    for name, value in raw.items():
-        if isinstance(value, list):
-            out[str(name)] = (sum(1 for v in value if v), len(value))
-        else:
-            out[str(name)] = (1 if value else 0, None)
-    return out
-
-
 def _check_failed(ok: int, n: int | None) -> bool:
     return ok < n if n is not None else ok == 0
 
@@ -214,7 +197,7 @@ def _status_banners(b: BundleFiles) -> list[str]:
     trials = _trial_records(m)
     failed = [t for t in trials if t.get("status") == "failed"]
     invalid = [t for t in trials if t.get("status") == "invalid"]
-    checks = _validity(m)
+    checks = Manifest.from_dict(m).validity_counts()
     bad_checks = [name for name, (ok, n) in checks.items() if _check_failed(ok, n)]
     out = []
     if bad_checks or invalid:
@@ -304,7 +287,7 @@ def _plain(value: Any) -> Any:
 
 
 def _section_validity(b: BundleFiles) -> str:
-    checks = _validity(b.manifest)
+    checks = Manifest.from_dict(b.manifest).validity_counts()
     parts = ['<h2 id="validity">Validity checks</h2>']
     if not checks:
         parts.append('<p class="muted">This experiment declares no validity check (or no '
