@@ -10,6 +10,8 @@ as the default. Also works with ``mn --custom topologies/classic.py --topo class
 
 from __future__ import annotations
 
+from functools import partial
+
 from topologies.base import hand_over_to_lab_mode
 from topologies.ics import ClassicTopo
 
@@ -17,14 +19,8 @@ TOPOS = {"classic": ClassicTopo}
 topos = TOPOS  # the name `mn --custom` looks for
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Lab mode on the ``classic`` topology: hands over to ``python -m lab`` (:mod:`lab.mode`).
-
-    An ``exec``, not an import: topologies import nothing above the neutral layer, so that
-    ``mn --custom`` loads only the graph.
-    """
-    return hand_over_to_lab_mode("classic", argv)
-
+# Lab mode on the classic topology: main(argv=None) -> exit status, as in topologies.ics.
+main = partial(hand_over_to_lab_mode, "classic")
 
 if __name__ == "__main__":
     raise SystemExit(main())

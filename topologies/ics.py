@@ -33,11 +33,7 @@ topos = TOPOS  # the name `mn --custom` looks for
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Lab mode on the ``ics`` topology: hands over to ``python -m lab`` (:mod:`lab.mode`).
-
-    An ``exec``, not an import: topologies import nothing above the neutral layer, so that
-    ``mn --custom`` loads only the graph.
-    """
+    """Lab mode on the ICS (``python -m lab``; an exec keeps topologies free of lab imports)."""
     return hand_over_to_lab_mode("ics", argv)
 
 
