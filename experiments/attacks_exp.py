@@ -26,13 +26,14 @@ import re
 import time
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from attacks.mitm_tamper import parse_tamper
 from attacks.tank_impact import TankImpact, tank_impact
+from common.cli import wait_until
 from common.errors import LabError, UserError
 from common.groundtruth import GroundTruthRow, read_ground_truth_file
 from common.netstate import parse_iptables_save
@@ -299,12 +300,9 @@ def _truth(path: Path) -> list[GroundTruthRow]:
         return []
 
 
-def _wait_for(predicate: Any, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise LabError(f"{what} within {timeout_s:g} s")
-        time.sleep(0.1)
+def _wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    if not wait_until(predicate, timeout_s, interval_s=0.1):
+        raise LabError(f"{what} within {timeout_s:g} s")
 
 
 def _read_clocks(hmi_csv: Path, state_csv: Path) -> Clocks:
@@ -380,13 +378,17 @@ def trial(ctx: TrialContext) -> TrialResult:
             outcome = run.outcome(outcome_path)
         end_mono = time.monotonic()
         if cond == "inject":
-            stop_mono = start_mono + cfg["inject_observe_s"]
             ctx.stage("watching the tank until it overflows")
-            while time.monotonic() < stop_mono and not any(
-                    r.get("alarm_overflow", 0) >= 1 for r in _truth(dev.state_csv)[-5:]):
+
+            def overflowed() -> bool:
+                if any(r.get("alarm_overflow", 0) >= 1 for r in _truth(dev.state_csv)[-5:]):
+                    return True
                 if dev.proc.poll() is not None:
                     raise LabError(f"PLC {dev.name} died during the attack")
-                time.sleep(0.2)
+                return False
+
+            wait_until(overflowed, start_mono + cfg["inject_observe_s"] - time.monotonic(),
+                       interval_s=0.2)
         observe_end_mono = time.monotonic()
         stop_hmi(lab, ics)
         rules_after = _iptables(lab, attacker.name)

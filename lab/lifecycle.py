@@ -27,6 +27,7 @@ from typing import IO, TYPE_CHECKING
 from mininet.node import OVSSwitch, RemoteController
 from mininet.util import quietRun
 
+from common.cli import wait_until
 from common.errors import LabError, SetupError
 from common.plan import AddressPlan
 from lab.runstate import RunState
@@ -280,18 +281,20 @@ class Lab:
                      proc: subprocess.Popen[bytes] | None = None) -> None:
         """Poll a process log until ``needle`` appears; LabError on timeout or early exit."""
         path = self.cfg.log_dir / log_name
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+
+        def seen() -> bool:
             try:
                 if needle in path.read_text(errors="replace"):
-                    return
+                    return True
             except OSError:
                 pass
             if proc is not None and proc.poll() is not None:
                 raise LabError(f"{log_name}: process exited with {proc.returncode} before "
                                f"'{needle}': {_tail(path)}")
-            time.sleep(0.05)
-        raise LabError(f"{log_name}: no '{needle}' within {timeout_s:g} s: {_tail(path)}")
+            return False
+
+        if not wait_until(seen, timeout_s, interval_s=0.05):
+            raise LabError(f"{log_name}: no '{needle}' within {timeout_s:g} s: {_tail(path)}")
 
     # --- controller ----------------------------------------------------------------------
     def controller_alive(self) -> bool:

@@ -11,10 +11,10 @@ import logging
 import os
 import signal
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common.cli import wait_until
 from lab.runstate import ProcessRecord, RunState, pid_alive
 
 log = logging.getLogger(__name__)
@@ -53,11 +53,8 @@ def stop_pid(rec: ProcessRecord, grace_s: float = 3.0) -> bool:
             os.kill(rec.pid, signal.SIGHUP)
     except ProcessLookupError:
         return False
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        if not pid_alive(rec.pid, rec.start_ticks):
-            return True
-        time.sleep(0.05)
+    if wait_until(lambda: not pid_alive(rec.pid, rec.start_ticks), grace_s, interval_s=0.05):
+        return True
     try:
         os.kill(rec.pid, signal.SIGKILL)
     except ProcessLookupError:
