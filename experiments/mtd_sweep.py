@@ -32,6 +32,7 @@ from common.errors import UserError
 from experiments import recon
 from experiments.runner import TrialContext
 from experiments.spec import Experiment, Param, TrialResult
+from lab.defenses import DEFENSES
 from lab.fidelity import process_cpu_ticks
 from lab.lifecycle import Lab
 from reporting import plotting
@@ -140,7 +141,7 @@ PARAMS = (
           f"seconds in [{INTERVAL_LO_S:g}, {INTERVAL_HI_S:g}]; each trial runs every one",
           quick="1,30", parse=parse_intervals),
     Param("defense", "str", "rhm", "moving-target defense whose interval is swept",
-          choices=("rhm", "nat")),
+          choices=tuple(d for d in DEFENSES if d != "none")),
     Param("exploit_gap_s", "float", 5.0, "recon-to-exploit gap: seconds from the end of the "
           "scan to the Modbus attempt", 0, 3600),
     *(dataclasses.replace(recon.EXPERIMENT.param(n), quick="discovery,syn") if n == "stages"
