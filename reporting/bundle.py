@@ -143,6 +143,19 @@ def read_json_object(path: Path) -> dict[str, Any] | None:
     return data
 
 
+def read_bundle_json(bundle: Path, name: str, what: str = "") -> dict[str, Any]:
+    """``bundle/name`` as a dict; UserError (one line) when ``bundle`` is not a directory or
+    the file is missing, saying the folder is not a results bundle ``what`` (e.g. "with a
+    summary")."""
+    if not bundle.is_dir():
+        raise UserError(f"{bundle} is not a directory")
+    data = read_json_object(bundle / name)
+    if data is None:
+        raise UserError(f"{bundle} is not a results bundle{' ' + what if what else ''} "
+                        f"(no {name})")
+    return data
+
+
 def read_csv(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))

@@ -24,7 +24,7 @@ from typing import Any
 from common.cli import OneLineParser, run_main
 from common.errors import UserError
 from common.files import atomic_write_text
-from reporting.bundle import read_json_object, utc_stamp
+from reporting.bundle import read_bundle_json, read_json_object, utc_stamp
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +66,7 @@ def _float(value: Any) -> float:
 def load_summary(bundle: Path) -> BundleSummary:
     """Read one bundle; UserError when it is not a results bundle with a summary."""
     bundle = Path(bundle)
-    if not bundle.is_dir():
-        raise UserError(f"{bundle} is not a directory")
-    summary = read_json_object(bundle / "summary.json")
-    if summary is None:
-        raise UserError(f"{bundle} is not a results bundle with a summary (no summary.json)")
+    summary = read_bundle_json(bundle, "summary.json", "with a summary")
     raw = summary.get("metrics")
     if not isinstance(raw, dict):
         raise UserError(f"{bundle / 'summary.json'}: no 'metrics' object")

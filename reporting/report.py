@@ -28,7 +28,7 @@ from typing import Any
 from common.cli import OneLineParser, run_main
 from common.errors import UserError
 from common.files import atomic_write_text
-from reporting.bundle import read_json_object
+from reporting.bundle import read_bundle_json, read_json_object
 from reporting.manifest import MANIFEST_KEYS, Manifest
 
 log = logging.getLogger(__name__)
@@ -153,11 +153,7 @@ class BundleFiles:
 def load_bundle(bundle: Path) -> BundleFiles:
     """Read the files the report needs; UserError when ``bundle`` is not a results bundle."""
     bundle = Path(bundle)
-    if not bundle.is_dir():
-        raise UserError(f"{bundle} is not a directory")
-    manifest = read_json_object(bundle / "manifest.json")
-    if manifest is None:
-        raise UserError(f"{bundle} is not a results bundle (no manifest.json)")
+    manifest = read_bundle_json(bundle, "manifest.json")
     files = BundleFiles(path=bundle, manifest=manifest,
                         config=read_json_object(bundle / "config.json") or {},
                         summary=read_json_object(bundle / "summary.json"))
