@@ -1,0 +1,134 @@
+"""The recon stages run by the nmap binary, parsed from its XML (the format python-nmap reads).
+
+- ``discovery``: ``-sn -n``; ``syn``: ``-sS -n -Pn``; ``connect``: ``-sT``;
+- ``version``: ``-sV``, bounded by ``--host-timeout``;
+- ``modbus``: the ``modbus-discover`` script on 502/tcp, bounded by ``--script-timeout`` and
+  ``--host-timeout``.
+
+nmap is started with ``subprocess`` rather than ``nmap.PortScanner.scan()`` because
+python-nmap keeps the child process private: a SIGTERM during its scan would leave nmap
+running in the namespace. Here the child is always terminated in a ``finally``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+from collections.abc import Sequence
+
+from attacks.recon_parse import parse_nmap_xml
+from attacks.recon_run import (
+    MIN_STAGE_BUDGET_S,
+    Engine,
+    ReconRun,
+    StageRecord,
+    StageTimeout,
+    modbus_targets,
+    skip,
+    version_targets,
+)
+from common.modbus import MODBUS_PORT
+
+log = logging.getLogger(__name__)
+
+NMAP_KILL_GRACE_S = 5.0
+
+
+class NmapEngine(Engine):
+    """Stages through the nmap binary (see the module docstring)."""
+
+    name = "nmap"
+
+    def __init__(self, run: ReconRun) -> None:
+        super().__init__(run)
+        self.nmap_path = shutil.which("nmap")
+        if self.nmap_path is None:
+            raise RuntimeError("nmap not found on PATH (apt-get install nmap)")
+
+    def version(self) -> str:
+        import nmap  # python-nmap; imported here so the scapy engine does not need it
+
+        major, minor = nmap.PortScanner(nmap_search_path=(self.nmap_path,)).nmap_version()
+        return f"nmap {major}.{minor}"
+
+    def _nmap(self, record: StageRecord, hosts: Sequence[str], options: list[str]) -> None:
+        """Run nmap on ``hosts`` with ``options``, save its XML, merge what it found."""
+        self.run.check_targets(hosts)
+        budget_s = self.run.stage_budget_s()
+        if budget_s < MIN_STAGE_BUDGET_S:
+            raise StageTimeout(f"time budget exhausted before the stage ({budget_s:.1f} s)")
+        target_file = self.run.work_dir / f"targets_{record.name}.txt"
+        target_file.write_text("\n".join(hosts) + "\n")
+        command = [self.nmap_path or "nmap", "-oX", "-", *options, "-iL", str(target_file)]
+        record.command = command
+        record.targets = len(hosts)
+        log.debug("running %s", " ".join(command))
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        timed_out = False
+        try:
+            try:
+                xml_text, err_text = proc.communicate(timeout=budget_s)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                proc.terminate()
+                xml_text, err_text = proc.communicate(timeout=NMAP_KILL_GRACE_S)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        record.raw_file = self.run.save_raw(record.name, "xml", xml_text)
+        if timed_out:
+            raise StageTimeout(f"nmap ran over the stage budget of {budget_s:.1f} s")
+        if proc.returncode != 0:
+            raise RuntimeError(f"nmap exited {proc.returncode}: "
+                               f"{err_text.strip().splitlines()[-1:] or ''}")
+        parsed = parse_nmap_xml(xml_text)
+        at_s = self.run.ctx.elapsed_s()
+        record.hosts_up = sum(1 for h in parsed.hosts if h.is_alive and not h.is_self
+                              and self.run.findings.accepts(h.address))
+        self.run.findings.merge_nmap(parsed, at_s, record.name)
+
+    def stage_discovery(self, record: StageRecord) -> None:
+        self._nmap(record, self.run.ctx.targets, ["-sn", "-n"])
+
+    def _port_scan(self, record: StageRecord, scan_type: str) -> None:
+        hosts = self.run.live_hosts()
+        if not hosts:
+            return skip(record, "no live hosts")
+        record.ports = list(self.run.args.ports)
+        self._nmap(record, hosts, [scan_type, "-n", "-Pn", "-p",
+                                   ",".join(map(str, self.run.args.ports))])
+
+    def stage_syn(self, record: StageRecord) -> None:
+        self._port_scan(record, "-sS")
+
+    def stage_connect(self, record: StageRecord) -> None:
+        self._port_scan(record, "-sT")
+
+    def stage_version(self, record: StageRecord) -> None:
+        hosts, ports = version_targets(self.run)
+        if not hosts:
+            return skip(record, "no live hosts with open ports")
+        record.ports = ports
+        host_timeout_s = nmap_bound_s(self.run.stage_budget_s())
+        self._nmap(record, hosts, ["-sV", "-n", "-Pn", "--host-timeout", f"{host_timeout_s}s",
+                                   "-p", ",".join(map(str, ports))])
+
+    def stage_modbus(self, record: StageRecord) -> None:
+        hosts = modbus_targets(self.run)
+        if not hosts:
+            return skip(record, f"no live host with {MODBUS_PORT}/tcp open")
+        record.ports = [MODBUS_PORT]
+        host_timeout_s = nmap_bound_s(self.run.stage_budget_s())
+        script_timeout_s = max(1, host_timeout_s // 2)
+        self._nmap(record, hosts, ["-sT", "-n", "-Pn", "-p", str(MODBUS_PORT),
+                                   "--script", "modbus-discover",
+                                   "--script-timeout", f"{script_timeout_s}s",
+                                   "--host-timeout", f"{host_timeout_s}s"])
+
+
+def nmap_bound_s(budget_s: float) -> int:
+    """nmap's own --host-timeout for a stage: short enough that nmap ends before we kill it."""
+    return max(1, int(budget_s * 0.8))
