@@ -35,6 +35,7 @@ LOCK_RETRIES=${DEBIAN13_LOCK_RETRIES:-20}
 LOCK_WAIT_S=30
 
 MOUNTED=()   # mount points this script made, in mount order
+CHROOT_CA=
 
 say() { printf 'debian13: %s\n' "$*" >&2; }
 
@@ -71,11 +72,22 @@ mirror() {  # the Debian mirror of this machine's apt sources (deb822 or one-lin
     echo "${uri:-http://deb.debian.org/debian}"
 }
 
-in_chroot() {  # run a bash command inside the chroot with a clean environment
-    chroot "$ROOT" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
+in_chroot() {  # run a bash command inside Debian 13 with a clean environment
+    # Not a plain chroot: Mininet starts every process in a host with `mnexec -a PID`, which
+    # enters the host's mount namespace, and entering a mount namespace resets the root
+    # directory to that namespace's root: the host machine's /, not the chroot (measured:
+    # "mnexec: /opt/sdn-ics-lab: No such file or directory"). So the command runs in its own
+    # mount namespace whose root IS the Debian 13 tree (pivot_root, as containers do); the
+    # hosts' namespaces Mininet creates inside it inherit that root. The namespace, and the
+    # mounts copied into it, end with the command.
+    unshare --mount --propagation private -- /bin/sh -c \
+        'cd "$1" && shift && mkdir -p .sdnics-oldroot && pivot_root . .sdnics-oldroot \
+         && umount -l /.sdnics-oldroot && exec chroot . "$@"' sh "$ROOT" \
+        /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
         PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
         SDNICS_SWITCH_PREFIX="$SWITCH_PREFIX" PIP_DISABLE_PIP_VERSION_CHECK=1 \
-        /bin/bash -c "$1"
+        ${CHROOT_CA:+PIP_CERT=$CHROOT_CA} \
+        /bin/bash -c "cd / && $1"
 }
 
 if [[ $(id -u) != 0 ]]; then say "run as root (sudo make test-debian13)"; exit 3; fi
@@ -125,6 +137,11 @@ for dir in proc sys dev run; do
     mount --make-rslave "$ROOT/$dir"
 done
 cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null || true
+# pip inside reaches PyPI the way the host does: with the host's CA bundle (a TLS-inspecting
+# proxy's CA lives there on some networks, and the chroot's own bundle lacks it).
+HOST_CA=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}
+CHROOT_CA=/etc/ssl/sdnics-host-ca.crt
+if [[ -r $HOST_CA ]]; then cp -L "$HOST_CA" "$ROOT$CHROOT_CA"; else CHROOT_CA=; fi
 
 # 3. The project, copied in afresh (the committed HEAD by default); the venv is cached.
 rm -rf --one-file-system "${ROOT:?}$APP"
