@@ -23,12 +23,12 @@ from pathlib import Path
 import pytest
 
 from common.plan import AddressPlan, HostSpec, SwitchSpec, mac_for
+from tests.support.engines import ENGINE_PARAMS
 
 pytestmark = pytest.mark.integration
 
 LOG = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
-ENGINES = ("ryu", "os-ken")
 READY_TIMEOUT_S = 20.0
 CONNECT_TIMEOUT_S = 20.0
 ERROR_MARKERS = ("HANDLER EXCEPTION", "Traceback")
@@ -150,7 +150,7 @@ s.sendall(b"sdn-ics"); s.settimeout(5); print("REPLY", s.recv(64).decode())
 
 
 @pytest.mark.skipif(SKIP is not None, reason=SKIP or "")
-@pytest.mark.parametrize("controller", ENGINES, indirect=True)
+@pytest.mark.parametrize("controller", ENGINE_PARAMS, indirect=True)
 def test_engine_forwards_real_network(controller: tuple[int, Path], tmp_path: Path) -> None:
     from mininet.net import Mininet
     from mininet.node import OVSSwitch, RemoteController

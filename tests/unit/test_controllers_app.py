@@ -25,6 +25,7 @@ from controllers.flowspec import (
 )
 from controllers.handlers import HANDLER_EXCEPTION_MARKER, fail_loudly
 from controllers.pipeline import LEARNED_COOKIE
+from tests.support.engines import needs_ryu
 
 
 # --- ryu_compat ------------------------------------------------------------------------------
@@ -46,6 +47,7 @@ def test_cli_install_uninstall(tmp_path: Path) -> None:
     assert ryu_compat.main(["--install", "--site-packages", str(tmp_path / "nope")]) == 2
 
 
+@needs_ryu
 def test_hook_is_lazy_and_lets_ryu_wsgi_import(tmp_path: Path) -> None:
     ryu_compat.install(tmp_path)
     # Run with -S so only the .pth under test is processed (the venv may hold one too), and
@@ -199,8 +201,9 @@ def test_l2_app_counts_a_failing_handler(engine: Any, caplog: pytest.LogCaptureF
     assert HANDLER_EXCEPTION_MARKER in caplog.text
 
 
-@pytest.mark.parametrize(("engine_name", "base"), [("ryu", "ryu.base.app_manager.RyuApp"),
-                                                   ("os-ken", "os_ken.base.app_manager.OSKenApp")])
+@pytest.mark.parametrize(("engine_name", "base"), [
+    pytest.param("ryu", "ryu.base.app_manager.RyuApp", marks=needs_ryu),
+    ("os-ken", "os_ken.base.app_manager.OSKenApp")])
 def test_engine_forced_by_environment(engine_name: str, base: str) -> None:
     probe = (
         "import sys\n"

@@ -14,6 +14,7 @@ import pytest
 
 from controllers import __main__ as launcher
 from controllers.registry import APPS
+from tests.support.engines import ENGINE_PARAMS
 
 REPO = Path(__file__).resolve().parents[2]
 READY = "controller ready engine="
@@ -90,7 +91,7 @@ def test_main_returns_2_in_process(capsys: pytest.CaptureFixture[str]) -> None:
     assert "loopback" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("engine", ["ryu", "os-ken"])
+@pytest.mark.parametrize("engine", ENGINE_PARAMS)
 def test_ready_line_then_clean_exit_on_sigterm(engine: str, tmp_path: Path) -> None:
     port = free_port()
     log = tmp_path / "controller.log"
