@@ -5,6 +5,9 @@ column per process variable, named by the register map (``level_cm``, ``pump_on`
 numbers. Which columns a row has depends on the process (tank or pressure station), so a
 row is a mapping from column name to value, with ``t_s`` typed as a field.
 
+A file the PLC is still writing can be read whole (:func:`read_ground_truth_file`) or, to
+bound the work on a long run, from its last bytes only (:func:`read_ground_truth_tail`).
+
 What it cannot do: read a row that is not all numbers (a torn last line, which the PLC is
 still writing, is skipped, as is any other row that does not parse).
 """
@@ -12,6 +15,7 @@ still writing, is skipped, as is any other row that does not parse).
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,3 +62,24 @@ def read_ground_truth_file(path: Path) -> list[GroundTruthRow]:
     """:func:`read_ground_truth` of a file (OSError when it cannot be opened)."""
     with open(path, newline="") as f:
         return read_ground_truth(f)
+
+
+def read_ground_truth_tail(path: Path, max_bytes: int) -> list[GroundTruthRow]:
+    """The rows in the last ``max_bytes`` of a ground-truth file the PLC may still be writing.
+
+    The header is the file's first line (no rows until it is complete); a tail that starts
+    mid-line drops that partial line, and a torn last line is skipped. OSError when the file
+    cannot be opened.
+    """
+    with open(path, "rb") as f:
+        header = f.readline()
+        if not header.endswith(b"\n"):
+            return []
+        size = f.seek(0, os.SEEK_END)
+        start = max(len(header), size - max_bytes)
+        # One byte before the tail: a newline there means the tail starts on a whole line.
+        f.seek(start - 1)
+        chunk = f.read()
+    body = chunk[chunk.find(b"\n") + 1:]
+    return read_ground_truth([header.decode(errors="replace"),
+                              *body.decode(errors="replace").splitlines()])

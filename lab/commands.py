@@ -8,7 +8,6 @@ What each command prints is built by :mod:`lab.views`; attacks run through
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import sys
@@ -21,6 +20,7 @@ from mininet.cli import CLI
 from mininet.log import output
 
 from common import jsonlines
+from common.groundtruth import read_ground_truth_tail
 from common.plan import AddressPlan
 from lab import views as labviews
 from lab.defenses import RunningDefense
@@ -101,25 +101,6 @@ def attack_argv(name: str, user_args: Sequence[str], plan: AddressPlan, plan_pat
     if not has_targets:
         args = ["--targets", default_targets(ATTACK_TARGETS[name], plan), *args]
     return ["-m", f"attacks.{name}", "--plan", str(plan_path), "--out", str(out_path), *args]
-
-
-def read_tail(path: Path, max_bytes: int = CSV_TAIL_BYTES) -> tuple[str, list[str]]:
-    """(first line, last lines) of a growing text file, reading at most ``max_bytes`` of its end.
-
-    The first tail line is dropped when the tail starts mid-line.
-    """
-    with open(path, "rb") as f:
-        header = f.readline()
-        size = f.seek(0, os.SEEK_END)
-        start = max(len(header), size - max_bytes)
-        f.seek(start)
-        chunk = f.read()
-    lines = chunk.decode(errors="replace").splitlines()
-    if start > len(header) and lines:
-        lines = lines[1:]
-    header_text = header.decode(errors="replace").rstrip("\r\n")
-    return header_text, lines
-
 
 
 # --- the prompt -------------------------------------------------------------------------
@@ -257,11 +238,11 @@ class LabCli(CLI):
         lines: list[str] = []
         for dev in self.ics.plcs:
             try:
-                header, tail = read_tail(dev.state_csv)
+                rows = read_ground_truth_tail(dev.state_csv, CSV_TAIL_BYTES)
             except OSError as exc:
                 lines.append(f"{dev.name}: no state yet ({exc.strerror})")
                 continue
-            view = labviews.plc_view(dev.name, dev.ip, dev.process, header, tail)
+            view = labviews.plc_view(dev.name, dev.ip, dev.process, rows)
             if view is None:
                 lines.append(f"{dev.name}: no complete state row yet")
             else:

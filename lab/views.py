@@ -18,12 +18,12 @@ hopped yet (both are empty), or show a PLC whose CSV has no complete row yet.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from common.groundtruth import GroundTruthRow
 from common.hoplog import HopRecord
 from plc.metrics import PlcMetrics
 from plc.registers import MAPS, RegisterMap, Table
@@ -94,63 +94,45 @@ def format_mtd_log(hops: Sequence[HopRecord], n_lines: int = DEFAULT_HOP_LOG_LIN
 class PlcView:
     """A PLC's latest ground-truth row and, for trends, the row about TREND_WINDOW_S before.
 
-    row / earlier: CSV column -> text value; earlier is None when the CSV is too short.
+    earlier: None when the rows do not reach back that far.
     """
 
     name: str
     ip: str
     process: str
-    row: dict[str, str]
-    earlier: dict[str, str] | None
+    row: GroundTruthRow
+    earlier: GroundTruthRow | None
 
 
-def plc_view(name: str, ip: str, process: str, header: str,
-             tail_lines: Sequence[str]) -> PlcView | None:
-    """A view from the CSV header line and the file's last lines; None without a full row.
-
-    A torn last line (the PLC is writing it) or a partial first line (the tail began
-    mid-line) is skipped.
-    """
-    columns = next(csv.reader([header]), [])
-    rows = []
-    for fields in csv.reader(tail_lines):
-        if len(fields) == len(columns) and fields and fields[0] != columns[0]:
-            try:
-                float(fields[0])
-            except ValueError:
-                continue
-            rows.append(dict(zip(columns, fields, strict=True)))
+def plc_view(name: str, ip: str, process: str,
+             rows: Sequence[GroundTruthRow]) -> PlcView | None:
+    """A view from the last ground-truth rows, oldest first; None without a row."""
     if not rows:
         return None
     last = rows[-1]
-    target = float(last["t_s"]) - TREND_WINDOW_S
-    earlier = next((r for r in reversed(rows) if float(r["t_s"]) <= target), None)
+    target = last.t_s - TREND_WINDOW_S
+    earlier = next((r for r in reversed(rows) if r.t_s <= target), None)
     return PlcView(name=name, ip=ip, process=process, row=last, earlier=earlier)
 
 
-def _value(reg_column: str, unit: str, row: dict[str, str]) -> str:
-    text = row.get(reg_column, "")
-    try:
-        value = float(text)
-    except ValueError:
-        return text or "?"
+def _value(reg_column: str, unit: str, row: GroundTruthRow) -> str:
+    value = row.get(reg_column)
+    if value is None:
+        return "?"
     shown = f"{value:.2f}".rstrip("0").rstrip(".") if unit else f"{value:g}"
     return f"{shown} {unit}" if unit else shown
 
 
-def _bit(row: dict[str, str], column: str) -> bool:
-    try:
-        return float(row.get(column, "0")) != 0
-    except ValueError:
-        return False
+def _bit(row: GroundTruthRow, column: str) -> bool:
+    return row.get(column, 0.0) != 0
 
 
 def format_plc(view: PlcView) -> list[str]:
     """Process values (with their change over the trend window), coils, setpoints, alarms."""
     rmap: RegisterMap | None = MAPS.get(view.process)
-    head = f"{view.name} ({view.ip}, {view.process}) t={float(view.row['t_s']):.1f} s"
+    head = f"{view.name} ({view.ip}, {view.process}) t={view.row.t_s:.1f} s"
     if rmap is None:
-        return [head] + [f"  {k} = {v}" for k, v in view.row.items() if k != "t_s"]
+        return [head] + [f"  {k} = {v:g}" for k, v in view.row.items() if k != "t_s"]
     lines = [head]
     values = []
     for reg in rmap.table(Table.INPUT_REGISTER):
@@ -159,10 +141,9 @@ def format_plc(view: PlcView) -> list[str]:
         text = f"{reg.name} {_value(reg.column, reg.unit, view.row)}"
         if view.earlier is not None:
             try:
-                delta = float(view.row[reg.column]) - float(view.earlier[reg.column])
-                dt_s = float(view.row["t_s"]) - float(view.earlier["t_s"])
-                text += f" ({delta:+.2f} in {dt_s:.0f} s)"
-            except (KeyError, ValueError):
+                delta = view.row[reg.column] - view.earlier[reg.column]
+                text += f" ({delta:+.2f} in {view.row.t_s - view.earlier.t_s:.0f} s)"
+            except KeyError:
                 pass
         values.append(text)
     lines.append("  process:   " + ", ".join(values))

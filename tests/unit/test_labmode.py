@@ -13,6 +13,7 @@ import pytest
 
 from common import hoplog
 from common.errors import UserError
+from common.groundtruth import read_ground_truth
 from common.plan import classic_plan, ics_plan
 from lab import commands as labcmds
 from lab import defenses
@@ -147,17 +148,6 @@ def test_default_targets_need_the_roles() -> None:
         labcmds.default_targets("hmi+plc", plan)
 
 
-def test_read_tail_skips_a_partial_first_line(tmp_path: Path) -> None:
-    path = tmp_path / "state.csv"
-    path.write_text("t_s,level_cm\n" + "".join(f"{i / 10:.1f},{i}\n" for i in range(1000)))
-    header, lines = labcmds.read_tail(path, max_bytes=100)
-    assert header == "t_s,level_cm"
-    assert lines[-1] == "99.9,999" and all(line.count(",") == 1 for line in lines)
-    assert float(lines[0].split(",")[0]) > 90
-    header, lines = labcmds.read_tail(path, max_bytes=10**6)
-    assert lines[0] == "0.0,0" and len(lines) == 1000
-
-
 # --- views ------------------------------------------------------------------------------
 HOP_LINES = [
     json.dumps({"time_unix_s": 1000.0, "t_s": 0.0, "seq": 1, "host": "plc1",
@@ -206,15 +196,16 @@ def test_plc_view_shows_values_trend_coils_setpoints_alarms() -> None:
         {"t_s": 6.0, "level_cm": 110.25, "pump_on": 1, "level_high_sp_cm": 160,
          "level_low_sp_cm": 40, "alarm_high_high": 1},
     ])
-    view = labviews.plc_view("plc1", "10.0.0.21", "tank", header, [*lines, "7.0,1"])
-    assert view is not None and view.row["t_s"] == "6"
+    rows = read_ground_truth([header, *lines, "7.0,1"])
+    view = labviews.plc_view("plc1", "10.0.0.21", "tank", rows)
+    assert view is not None and view.row["t_s"] == 6
     text = labviews.format_plc(view)
     assert text[0] == "plc1 (10.0.0.21, tank) t=6.0 s"
     assert text[1].startswith("  process:   level 110.25 cm (+10.25 in 5 s)")
     assert "pump_on=on" in text[2] and "valve_open=off" in text[2]
     assert "level_high_sp 160 cm, level_low_sp 40 cm" in text[3]
     assert text[4] == "  alarms:    alarm_high_high"
-    assert labviews.plc_view("plc1", "x", "tank", header, ["t_s,level"]) is None
+    assert labviews.plc_view("plc1", "x", "tank", read_ground_truth([header, "t_s,level"])) is None
 
 
 def test_hmi_table_has_availability_and_latency() -> None:
