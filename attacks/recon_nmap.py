@@ -18,16 +18,7 @@ import subprocess
 from collections.abc import Sequence
 
 from attacks.recon_parse import parse_nmap_xml
-from attacks.recon_run import (
-    MIN_STAGE_BUDGET_S,
-    Engine,
-    ReconRun,
-    StageRecord,
-    StageTimeout,
-    modbus_targets,
-    skip,
-    version_targets,
-)
+from attacks.recon_run import MIN_STAGE_BUDGET_S, Engine, ReconRun, StageRecord, StageTimeout, skip
 from common.modbus import MODBUS_PORT
 
 log = logging.getLogger(__name__)
@@ -108,7 +99,7 @@ class NmapEngine(Engine):
         self._port_scan(record, "-sT")
 
     def stage_version(self, record: StageRecord) -> None:
-        hosts, ports = version_targets(self.run)
+        hosts, ports = self.run.version_targets()
         if not hosts:
             return skip(record, "no live hosts with open ports")
         record.ports = ports
@@ -117,7 +108,7 @@ class NmapEngine(Engine):
                                    "-p", ",".join(map(str, ports))])
 
     def stage_modbus(self, record: StageRecord) -> None:
-        hosts = modbus_targets(self.run)
+        hosts = self.run.modbus_targets()
         if not hosts:
             return skip(record, f"no live host with {MODBUS_PORT}/tcp open")
         record.ports = [MODBUS_PORT]

@@ -1,8 +1,8 @@
 """The recon stage plan and its records: what a run knows, how a stage is timed and recorded.
 
 Both engines (:mod:`attacks.recon_nmap`, :mod:`attacks.recon_scapy`) run their stages inside
-:func:`stage`, against one :class:`ReconRun`, and pick their hosts and ports with
-:func:`version_targets` and :func:`modbus_targets`; the outcome records (:class:`ReconOutcome`,
+:func:`stage`, against one :class:`ReconRun`, which also picks the hosts and ports of the later
+stages from what the earlier ones found; the outcome records (:class:`ReconOutcome`,
 :class:`StageRecord`) are what ``python -m attacks.recon`` writes as JSON.
 """
 
@@ -128,6 +128,24 @@ class ReconRun:
         if outside:
             raise ScopeError(f"refusing to probe {outside[0]}: not in the expanded targets")
 
+    def version_targets(self) -> tuple[list[str], list[int]]:
+        """Hosts and ports for version detection: the open ones, or all ports when none known."""
+        port_stages = {"syn", "connect"} & set(self.args.stages)
+        hosts = self.live_hosts()
+        if not port_stages:
+            return hosts, list(self.args.ports)
+        hosts = [h for h in hosts if self.findings.open_ports(h)]
+        ports = sorted({p for h in hosts for p in self.findings.open_ports(h)})
+        return hosts, ports
+
+    def modbus_targets(self) -> list[str]:
+        """Hosts to ask for Modbus: with 502 open, or every live host when no port scan ran."""
+        port_stages = {"syn", "connect", "version"} & set(self.args.stages)
+        hosts = self.live_hosts()
+        if not port_stages:
+            return hosts
+        return [h for h in hosts if MODBUS_PORT in self.findings.open_ports(h)]
+
 
 @contextmanager
 def stage(run: ReconRun, name: str) -> Iterator[StageRecord]:
@@ -189,23 +207,3 @@ class Engine:
 
     def stage_fn(self, name: str) -> Callable[[StageRecord], None]:
         return getattr(self, f"stage_{name}")
-
-
-def version_targets(run: ReconRun) -> tuple[list[str], list[int]]:
-    """Hosts and ports for version detection: the open ones, or all ports when none known."""
-    port_stages = {"syn", "connect"} & set(run.args.stages)
-    hosts = run.live_hosts()
-    if not port_stages:
-        return hosts, list(run.args.ports)
-    hosts = [h for h in hosts if run.findings.open_ports(h)]
-    ports = sorted({p for h in hosts for p in run.findings.open_ports(h)})
-    return hosts, ports
-
-
-def modbus_targets(run: ReconRun) -> list[str]:
-    """Hosts to ask for Modbus: those with 502 open, or every live host when no port scan ran."""
-    port_stages = {"syn", "connect", "version"} & set(run.args.stages)
-    hosts = run.live_hosts()
-    if not port_stages:
-        return hosts
-    return [h for h in hosts if MODBUS_PORT in run.findings.open_ports(h)]

@@ -20,16 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from attacks.recon_run import (
-    MIN_STAGE_BUDGET_S,
-    Engine,
-    ReconRun,
-    StageRecord,
-    StageTimeout,
-    modbus_targets,
-    skip,
-    version_targets,
-)
+from attacks.recon_run import MIN_STAGE_BUDGET_S, Engine, ReconRun, StageRecord, StageTimeout, skip
 from common.modbus import MODBUS_PORT, describe_report_server_id, report_server_id_request
 
 # The scapy engine's bounds: how long it waits for replies and how much it may send.
@@ -161,7 +152,7 @@ class ScapyEngine(Engine):
                             connect_probe)
 
     def stage_version(self, record: StageRecord) -> None:
-        hosts, ports = version_targets(self.run)
+        hosts, ports = self.run.version_targets()
         pairs = [(h, p) for h in hosts for p in ports
                  if not self.run.findings.open_ports(h) or p in self.run.findings.open_ports(h)]
         if not pairs:
@@ -170,7 +161,7 @@ class ScapyEngine(Engine):
         self._connect_stage(record, pairs, banner_probe)
 
     def stage_modbus(self, record: StageRecord) -> None:
-        hosts = modbus_targets(self.run)
+        hosts = self.run.modbus_targets()
         if not hosts:
             return skip(record, f"no live host with {MODBUS_PORT}/tcp open")
         record.ports = [MODBUS_PORT]
