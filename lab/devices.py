@@ -2,9 +2,10 @@
 
 The PLC hosts of the plan, in order, run the processes of :data:`PROCESS_ORDER` (PLC 1 the
 water tank, PLC 2 the pressure loop, then alternating), each a real pymodbus server on port
-502 writing its ground-truth state to a CSV in the trial's raw folder. The HMI polls every PLC
-from the HMI host and records every request; its figures go into the results of any
-experiment that brings the ICS up.
+502 writing its ground-truth state to a CSV in the trial's raw folder and every Modbus request
+it serves to its request log next to it (:func:`common.requestlog.log_path`). The HMI polls
+every PLC from the HMI host and records every request; its figures go into the results of
+any experiment that brings the ICS up.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from common.modbus import MODBUS_PORT
 from common.plan import AddressPlan
+from common.requestlog import log_path
 from lab.lifecycle import Lab
 from plc.metrics import PlcMetrics, records_from_csv
 from plc.metrics import summarize as hmi_summarize
@@ -34,6 +36,7 @@ class PlcDevice:
     port: int
     state_csv: Path
     proc: subprocess.Popen[bytes]
+    request_log: Path | None = None
 
 
 @dataclass
@@ -66,11 +69,13 @@ def start_plcs(lab: Lab, raw_dir: Path, cycle_ms: int = 100,
     devices = []
     for name, process in plc_processes(lab.plan).items():
         csv_path = raw_dir / f"{name}_state.csv"
+        requests = log_path(raw_dir, name)
         proc = lab.python(name, "plc.server", [
             "--process", process, "--host", "0.0.0.0", "--port", str(MODBUS_PORT),
-            "--cycle-ms", str(cycle_ms), "--state-csv", str(csv_path)], f"{name}.log")
+            "--cycle-ms", str(cycle_ms), "--state-csv", str(csv_path),
+            "--request-log", str(requests), "--name", name], f"{name}.log")
         devices.append(PlcDevice(name, lab.plan.host(name).ip, process, MODBUS_PORT,
-                                 csv_path, proc))
+                                 csv_path, proc, requests))
     for dev in devices:
         lab.wait_for_log(f"{dev.name}.log", "plc ready", ready_timeout_s, dev.proc)
     return devices

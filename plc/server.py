@@ -1,14 +1,17 @@
 """A Modbus/TCP PLC: pymodbus 3.16 TCP server + a fixed-rate scan cycle + ground-truth CSV.
 
 ``python -m plc.server --process tank|pressure [--host 0.0.0.0] [--port 502]
-[--cycle-ms 100] [--unit-id 1] [--state-csv PATH] [--duration-s S]``
+[--cycle-ms 100] [--unit-id 1] [--state-csv PATH] [--request-log PATH] [--name PLC]
+[--duration-s S]``
 
 Hostile traffic never reaches pymodbus's own stream parser (which has crash bugs on
 malformed frames in 3.16): each connection's bytes are split into ADUs by :mod:`common.modbus`;
 a broken MBAP header closes that connection only; requests that break the Modbus spec or
 the register map are answered with an exception here; only well-formed requests are decoded
 by pymodbus and run against its datastore, one at a time per connection, with any error
-confined to that connection. Connections are capped (silent ones are evicted first) and
+confined to that connection. With ``--request-log`` every request that reached this point
+is recorded (:mod:`common.requestlog`: client address and port, unit, function, answered).
+Connections are capped (silent ones are evicted first) and
 idle ones reaped, so floods of half-open connections cannot lock out the HMI. The scan
 cycle is a separate task that nothing on the network side can stop.
 """
@@ -50,6 +53,7 @@ from common.modbus import (
     report_server_id_adu,
     split_frames,
 )
+from common.requestlog import RequestLogWriter, RequestRecord
 from plc.cli import number_in, report_usage_error, setup_logging
 from plc.program import PROGRAMS, PlcProgram, RegisterImage, make_program
 from plc.registers import TABLE_BY_FUNCTION, Table
@@ -111,10 +115,17 @@ class GuardedHandler(ServerRequestHandler):
         self.created_s = time.monotonic()
         self.last_request_s = self.created_s
         self.served = 0
+        self.peer: tuple[str, int] = ("", 0)  # client (ip, port), known from the first bytes
+        self.local_port = 0
 
     def data_received(self, data: bytes) -> None:
         """Replace pymodbus's parser: split into ADUs, drop the connection on a bad header."""
         stats = self.guarded_server.stats
+        if not self.peer[0] and self.transport:
+            peer = self.transport.get_extra_info("peername")
+            local = self.transport.get_extra_info("sockname")
+            self.peer = (str(peer[0]), int(peer[1])) if peer else ("", 0)
+            self.local_port = int(local[1]) if local else 0
         try:
             frames, self._rest = split_frames(self._rest + data)
         except FrameError as exc:
@@ -142,11 +153,14 @@ class GuardedHandler(ServerRequestHandler):
             except Exception:  # one bad request must not take the PLC down
                 self.guarded_server.stats.handler_errors += 1
                 log.exception("request failed; closing that connection")
+                self.guarded_server.log_request(self, frame, b"", False)
                 self.close()
                 return
+            answered = bool(self.transport)
             if self.transport:
                 self.transport.write(adu)
                 self.served += 1
+            self.guarded_server.log_request(self, frame, adu, answered)
 
     def close(self, reconnect: bool = False) -> None:
         if self._worker and not self._worker.done() and \
@@ -180,6 +194,21 @@ class GuardedTcpServer(ModbusTcpServer):
         self.max_connections = max_connections
         self.idle_timeout_s = idle_timeout_s
         self.stats = GuardStats()
+        self.request_log: RequestLogWriter | None = None
+        self.name = ""
+
+    def log_request(self, handler: GuardedHandler, frame: Frame, reply: bytes,
+                    answered: bool) -> None:
+        """One request-log record (when a log is open): who asked what, answered or not."""
+        if self.request_log is None:
+            return
+        client_ip, client_port = handler.peer
+        code = reply[8] if answered and len(reply) > 8 and reply[7] & 0x80 else 0
+        self.request_log.write(RequestRecord(
+            t_unix_s=round(time.time(), 6), plc=self.name, client_ip=client_ip,
+            client_port=client_port, unit_id=frame.unit_id, function=frame.function_code,
+            transaction_id=frame.transaction_id, answered=answered, exception_code=code,
+            listen_port=handler.local_port))
 
     def callback_new_connection(self) -> GuardedHandler:
         """Accept a connection, making room under the cap first."""
@@ -236,7 +265,8 @@ class Plc:
     def __init__(self, process: str, host: str = "0.0.0.0", port: int = MODBUS_PORT,
                  cycle_ms: float = 100.0, unit_id: int = 1,
                  state_csv: Path | None = None, max_connections: int = 64,
-                 idle_timeout_s: float = 30.0) -> None:
+                 idle_timeout_s: float = 30.0, request_log: Path | None = None,
+                 name: str = "") -> None:
         self.program: PlcProgram = make_program(process)
         self.process = process
         self.host, self.requested_port = host, port
@@ -245,10 +275,18 @@ class Plc:
         self.state_csv = state_csv
         self.max_connections = max_connections
         self.idle_timeout_s = idle_timeout_s
+        self.request_log_path = request_log
+        self.name = name
+        self._request_log: RequestLogWriter | None = None
         self.server: GuardedTcpServer | None = None
         self.overruns = 0
         self._csv_file: IO[str] | None = None
         self._csv: Any = None  # csv.writer has no public type
+
+    def open_request_log(self) -> None:
+        """Open the request log for appending (raises OSError)."""
+        if self.request_log_path is not None:
+            self._request_log = RequestLogWriter(self.request_log_path)
 
     def open_csv(self) -> None:
         """Create the ground-truth CSV and write its header (raises OSError)."""
@@ -272,6 +310,8 @@ class Plc:
                                        self.unit_id, (self.host, self.requested_port),
                                        self.max_connections, self.idle_timeout_s,
                                        f"SDN-ICS-Lab PLC {self.process}".encode())
+        self.server.request_log = self._request_log
+        self.server.name = self.name or self.process
         if not await self.server.listen():
             raise OSError(f"cannot listen on {self.host}:{self.requested_port}")
         return self.server.port
@@ -325,6 +365,8 @@ class Plc:
             log.info("plc stopped process=%s scans=%d overruns=%d guard=%s", self.process,
                      self.program.scan_count, self.overruns, self.server.stats)
         self.close_csv()
+        if self._request_log is not None:
+            self._request_log.close()
 
 
 async def run(plc: Plc, duration_s: float | None, stop: asyncio.Event | None = None) -> None:
@@ -371,6 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="scan cycle period")
     p.add_argument("--unit-id", type=number_in(int, 0, 254), default=1)
     p.add_argument("--state-csv", type=Path, help="ground-truth CSV, one row per scan")
+    p.add_argument("--request-log", type=Path,
+                   help="JSON-lines log of every Modbus request served (common.requestlog)")
+    p.add_argument("--name", default="", help="PLC name in the request log (default: process)")
     p.add_argument("--duration-s", type=number_in(float, 0.001, 1e9),
                    help="stop after this many seconds (default: run until signalled)")
     p.add_argument("--max-connections", type=number_in(int, 1, 10000), default=64)
@@ -386,11 +431,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         plc = Plc(args.process, args.host, args.port, args.cycle_ms, args.unit_id,
-                  args.state_csv, args.max_connections, args.idle_timeout_s)
+                  args.state_csv, args.max_connections, args.idle_timeout_s,
+                  args.request_log, args.name)
         try:
             plc.open_csv()
         except OSError as exc:
             raise UserError(f"--state-csv: {exc.strerror}: {args.state_csv}") from None
+        try:
+            plc.open_request_log()
+        except OSError as exc:
+            raise UserError(f"--request-log: {exc.strerror}: {args.request_log}") from None
     except UserError as exc:
         return report_usage_error(parser.prog, exc)
     setup_logging(args.log_level)
