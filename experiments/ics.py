@@ -20,7 +20,8 @@ from common.plan import AddressPlan
 from experiments.runner import TrialContext
 from experiments.spec import Experiment, Param, TrialResult
 from lab.devices import hmi_results, start_ics, stop_hmi
-from lab.lifecycle import exit_description, running_lab
+from lab.lifecycle import running_lab
+from lab.processes import exit_description
 from plc.registers import TANK_MAP
 from reporting import plotting
 from reporting.bundle import read_csv

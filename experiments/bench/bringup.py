@@ -22,7 +22,8 @@ from common.plan import AddressPlan, star_plan
 from experiments.bench.shared import parse_counts, switch_prefix
 from experiments.runner import TrialContext
 from experiments.spec import TrialResult
-from lab.lifecycle import record_node_shells, record_planned_network, running_lab
+from lab.lifecycle import running_lab
+from lab.network import record_node_shells, record_planned_network
 from lab.runstate import RunState
 from lab.teardown import remove_recorded
 from reporting.stats import summarize

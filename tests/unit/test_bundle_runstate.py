@@ -14,8 +14,8 @@ import pytest
 from common.errors import UserError
 from common.plan import plan_for
 from experiments.runner import summary_table, trial_seed
-from lab.lifecycle import planned_interfaces
 from lab.lock import RunLock
+from lab.network import planned_interfaces
 from lab.runstate import RunState, pid_alive, proc_start_ticks
 from reporting.bundle import Bundle
 from topologies.base import PlanTopo
