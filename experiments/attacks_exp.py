@@ -17,50 +17,55 @@ false against the ground truth; what the attacker got (exchanges seen, writes ac
 packets or frames sent). Validity: the attack exited cleanly, the attacker's iptables rules
 are as before, and the HMI's and PLC 1's ARP entries for each other hold the real MACs
 after the attack; a condition failing one is invalid, not scored.
+
+This module is the options and the trial; the figures are computed in
+:mod:`experiments.attacks_scoring` (pure) and drawn in :mod:`experiments.attacks_plots`.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import time
-from bisect import bisect_left, bisect_right
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from attacks.mitm_tamper import parse_tamper
-from attacks.tank_impact import TankImpact, tank_impact
+from attacks.tank_impact import tank_impact
 from common.cli import wait_until
 from common.errors import LabError, UserError
 from common.groundtruth import GroundTruthRow, read_ground_truth_file
 from common.netstate import parse_iptables_save
 from common.plan import AddressPlan
+from experiments.attacks_plots import plot
+from experiments.attacks_scoring import (
+    CONDITIONS,
+    arp_restored,
+    attacker_metrics,
+    deviation_metrics,
+    false_reading_share,
+    hmi_readings,
+    neighbor_mac,
+    window_figures,
+    window_records,
+)
 from experiments.runner import TrialContext
 from experiments.spec import Experiment, Param, TrialResult
 from lab.devices import start_ics, stop_hmi
 from lab.hostrun import run_in_host
 from lab.lifecycle import Lab, running_lab
-from plc.metrics import RequestRecord, plc_metrics, records_from_csv
+from plc.metrics import RequestRecord, records_from_csv
 from plc.registers import TANK_MAP
-from reporting import plotting
-from reporting.bundle import read_csv
-from reporting.stats import summarize
 
-CONDITIONS = ("baseline", "inject", "mitm", "synflood", "fuzz")
 ATTACK_MODULES = {"inject": "attacks.inject", "mitm": "attacks.mitm",
                   "synflood": "attacks.synflood", "fuzz": "attacks.modbus_fuzz"}
 LEVEL = TANK_MAP.get("level")
 HMI_READY_TIMEOUT_S = 20.0
 ATTACK_GRACE_S = 40.0  # start-up, restoration and verification beyond the window
-FALSE_READING_TOLERANCE_CM = 1.0
-TRUTH_SLACK_S = 0.5  # clock alignment error allowed between HMI and PLC records
 
 
-
-# --- pure parts --------------------------------------------------------------------------
+# --- options and attack arguments ----------------------------------------------------------
 def parse_conditions(text: str) -> list[str]:
     """``--attacks`` text → conditions in canonical order; UserError names an unknown one."""
     items = [s.strip() for s in text.split(",") if s.strip()]
@@ -143,130 +148,6 @@ def attack_args(condition: str, cfg: Mapping[str, Any], plan: AddressPlan, seed:
                 f"{cfg['fuzz_rate_fps']:g}", "--max-s", window, "--half-open", "50",
                 "--seed", str(seed)]
     raise ValueError(f"unknown condition {condition!r}")
-
-
-def window_records(records: Iterable[RequestRecord], start_t_s: float, end_t_s: float
-                   ) -> list[RequestRecord]:
-    """The HMI records whose request started in ``[start_t_s, end_t_s)`` (HMI clock)."""
-    return [r for r in records if start_t_s <= r.t_s < end_t_s]
-
-
-def window_figures(records: Sequence[RequestRecord], plc: str, start_t_s: float,
-                   end_t_s: float) -> dict[str, float]:
-    """HMI figures of ``plc`` over a window: polls, availability, latency p50/p95, outage.
-
-    A window without polls has availability NaN (not 0: nothing was asked).
-    """
-    m = plc_metrics(plc, window_records(records, start_t_s, end_t_s))
-    return {"polls": float(m.polls), "availability": m.availability,
-            "latency_p50_ms": m.latency_p50_ms, "latency_p95_ms": m.latency_p95_ms,
-            "longest_outage_s": m.longest_outage_s, "timeouts": float(m.timeouts),
-            "connection_errors": float(m.connection_errors)}
-
-
-def hmi_readings(records: Iterable[RequestRecord], plc: str, function: str, address: int,
-                 resolution: float) -> list[tuple[float, float]]:
-    """(t_s, engineering value) of one register in every answered HMI read that covers it.
-
-    address: the register's address; reads start at ``r.address`` and hold ``r.count``
-    values, space-separated raw integers in ``r.values``.
-    """
-    out = []
-    for r in records:
-        if r.plc != plc or r.function != function or r.outcome != "ok" or not r.values:
-            continue
-        index = address - r.address
-        values = r.values.split()
-        if 0 <= index < len(values):
-            try:
-                out.append((r.t_s, int(values[index]) * resolution))
-            except ValueError:
-                continue
-    return out
-
-
-def false_reading_share(readings: Sequence[tuple[float, float]],
-                        truth: Sequence[tuple[float, float]], offset_s: float,
-                        tolerance: float = FALSE_READING_TOLERANCE_CM,
-                        slack_s: float = TRUTH_SLACK_S) -> float:
-    """Share of readings no ground-truth value near their time explains.
-
-    readings: (HMI time, value the HMI was shown). truth: (PLC time, true value), sorted by
-    time. offset_s: PLC clock minus HMI clock. A reading is true when some truth row within
-    ``slack_s`` of its PLC time is within ``tolerance`` of it; readings with no truth row in
-    reach are not counted. NaN when none is counted.
-    """
-    times = [t for t, _v in truth]
-    false = counted = 0
-    for t_hmi, value in readings:
-        t = t_hmi + offset_s
-        near = truth[bisect_left(times, t - slack_s):bisect_right(times, t + slack_s)]
-        if not near:
-            continue
-        counted += 1
-        if min(abs(value - v) for _t, v in near) > tolerance:
-            false += 1
-    return false / counted if counted else math.nan
-
-
-def deviation_metrics(impact: TankImpact) -> dict[str, float]:
-    """Scalar tank metrics from an impact: excursion over/under the band and times to it.
-
-    Times that never happened are left out (a metric is a number, not "never").
-    """
-    out = {
-        "tank_max_over_high_sp_cm": max(0.0, impact.max_level_cm - impact.high_sp_cm),
-        "tank_max_under_low_sp_cm": max(0.0, impact.low_sp_cm - impact.min_level_cm),
-        "tank_left_band": float(impact.left_band),
-        "tank_spilled_l": impact.spilled_l,
-        "tank_observed_s": impact.observed_s,
-    }
-    for key, value in (("tank_above_high_sp_after_s", impact.above_high_sp_after_s),
-                       ("tank_alarm_high_high_after_s", impact.alarm_high_high_after_s),
-                       ("tank_overflow_after_s", impact.alarm_overflow_after_s)):
-        if value is not None:
-            out[key] = value
-    return out
-
-
-def attacker_metrics(condition: str, outcome: Mapping[str, Any]) -> dict[str, float]:
-    """What the attacker learned or changed, from its outcome JSON."""
-    if condition == "inject":
-        return {"inject_writes_accepted": float(outcome.get("writes_ok", 0)),
-                "inject_writes_refused": float(outcome.get("writes_refused", 0))}
-    if condition == "mitm":
-        tamper = outcome.get("tamper") or {}
-        return {"mitm_modbus_exchanges": float(outcome.get("exchange_count", 0)),
-                "mitm_frames_intercepted": float(sum(
-                    (outcome.get("intercepted_frames") or {}).values())),
-                "mitm_responses_tampered": float(tamper.get("responses_rewritten", 0))}
-    if condition == "synflood":
-        flood = outcome.get("flood") or {}
-        return {"flood_packets_sent": float(flood.get("packets", 0)),
-                "flood_rate_pps": float(flood.get("rate_pps", 0.0))}
-    if condition == "fuzz":
-        barrage = outcome.get("barrage") or {}
-        return {"fuzz_frames_sent": float(barrage.get("frames", 0)),
-                "fuzz_connections": float(barrage.get("connections", 0))}
-    return {}
-
-
-_LLADDR = re.compile(r"\blladdr\s+([0-9a-fA-F:]{17})")
-
-
-def neighbor_mac(ip_neigh_text: str, ip: str) -> str | None:
-    """The MAC an ``ip neigh show`` output maps ``ip`` to; None when absent or unresolved."""
-    for line in ip_neigh_text.splitlines():
-        fields = line.split()
-        if fields and fields[0] == ip:
-            m = _LLADDR.search(line)
-            return m.group(1).lower() if m else None
-    return None
-
-
-def arp_restored(entries: Mapping[str, str | None], expected: Mapping[str, str]) -> bool:
-    """Every entry (victim:ip → MAC or None) is absent or the real MAC ``expected[key]``."""
-    return all(mac is None or mac == expected[key].lower() for key, mac in entries.items())
 
 
 # --- I/O ---------------------------------------------------------------------------------
@@ -443,98 +324,6 @@ def _score(ctx: TrialContext, cond: str, clocks: Clocks, start_mono: float, end_
         tables={"hmi_window": window_rows, "tank": tank_rows},
         metrics={k: v for k, v in metrics.items() if not math.isnan(v)},
         validity=validity, timeline=timeline)
-
-
-# --- plots (from the CSVs only) ------------------------------------------------------------
-def plot(bundle: Path) -> list[tuple[str, str]]:
-    return plot_hmi_bars(bundle) + plot_tank(bundle)
-
-
-def _metric_values(bundle: Path) -> dict[str, dict[str, list[float]]]:
-    """condition → metric → values of valid trials."""
-    out: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    path = bundle / "metrics.csv"
-    if not path.exists():
-        return {}
-    for r in read_csv(path):
-        if r.get("valid") in ("false", "False") or not r["value"]:
-            continue
-        out[r.get("condition") or "baseline"][r["metric"]].append(float(r["value"]))
-    return out
-
-
-def plot_hmi_bars(bundle: Path) -> list[tuple[str, str]]:
-    values = _metric_values(bundle)
-    conds = [c for c in CONDITIONS if c in values] + sorted(set(values) - set(CONDITIONS))
-    if not conds:
-        return []
-    import matplotlib.pyplot as plt
-
-    with plt.rc_context(plotting.STYLE):
-        fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.6))
-    for ax, metric, label in ((axes[0], "hmi_availability", "HMI availability (share)"),
-                              (axes[1], "hmi_latency_p95_ms", "HMI latency p95 (ms)")):
-        sums = [summarize(values[c].get(metric, [])) for c in conds]
-        means = [0.0 if math.isnan(s.mean) else s.mean for s in sums]
-        errs = [0.0 if math.isnan(s.ci95) else s.ci95 for s in sums]
-        ax.bar(conds, means, yerr=errs, capsize=4,
-               color=[plotting.color(c) for c in conds])
-        for i, s in enumerate(sums):
-            if s.n == 0:
-                ax.annotate("n/a", (i, 0), ha="center", va="bottom", fontsize=7)
-        ax.set_ylabel(label)
-        ax.tick_params(axis="x", labelsize=8)
-        if metric == "hmi_availability":
-            ax.set_ylim(0, 1.1)
-    fig.suptitle("HMI during the attack window on the target PLC (mean ± 95% CI)",
-                 fontsize=10)
-    return [(plotting.save(fig, bundle, "hmi_per_attack"),
-             "HMI availability (share of polls of the target PLC answered in time) and "
-             "latency p95 during each attack's window, next to the no-attack baseline over "
-             "the same window length; mean over valid trials, 95% CI error bars.")]
-
-
-def plot_tank(bundle: Path) -> list[tuple[str, str]]:
-    path = bundle / "tank.csv"
-    if not path.exists():
-        return []
-    rows = read_csv(path)
-    first = min((int(r["trial"]) for r in rows), default=None)
-    series: dict[str, list[dict[str, str]]] = defaultdict(list)
-    for r in rows:
-        if int(r["trial"]) == first and r.get("condition") in ("baseline", "inject"):
-            series[r["condition"]].append(r)
-    if not series:
-        return []
-    fig, ax = plotting.figure()
-    for cond in ("baseline", "inject"):
-        pts = series.get(cond)
-        if not pts:
-            continue
-        xs = [float(r["t_rel_s"]) for r in pts]
-        ax.plot(xs, [float(r["level_cm"]) for r in pts], label=f"{cond}: level",
-                color=plotting.color(cond))
-    # The band as it stood before the attack, across the longer series (the injection
-    # writes no setpoint, so both series share it).
-    longest = max(series.values(), key=len)
-    xs = [float(r["t_rel_s"]) for r in longest]
-    ax.plot(xs, [float(longest[0]["level_high_sp_cm"])] * len(xs), linestyle="--",
-            color="black", linewidth=1, label="high setpoint")
-    ax.plot(xs, [float(longest[0]["level_low_sp_cm"])] * len(xs), linestyle=":",
-            color="black", linewidth=1, label="low setpoint")
-    end = next((float(r["attack_end_rel_s"]) for r in series.get("inject", [])), None)
-    if end is not None:
-        ax.axvspan(0.0, end, color="red", alpha=0.08, label="injection held")
-    ax.axvline(0.0, color="red", linewidth=0.8)
-    ax.set_xlabel("time from the attack's start (s, PLC clock)")
-    ax.set_ylabel("tank level (cm)")
-    ax.set_title(f"Tank level, baseline vs. command injection (trial {first}, ground truth)")
-    ax.legend(fontsize=7, loc="upper left")
-    return [(plotting.save(fig, bundle, "tank_inject_vs_baseline"),
-             "Ground-truth tank level logged by PLC 1 in the first trial, without attack and "
-             "under Modbus command injection (pump forced on, valve closed, auto mode off "
-             "from t = 0; shaded while the writes were held), with the high and low "
-             "setpoints of the band.")]
 
 
 EXPERIMENT = Experiment(

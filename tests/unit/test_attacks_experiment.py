@@ -12,18 +12,16 @@ import pytest
 from attacks.tank_impact import tank_impact
 from common.errors import UserError
 from common.plan import ics_plan
-from experiments.attacks_exp import (
+from experiments.attacks_exp import EXPERIMENT, attack_args, parse_conditions
+from experiments.attacks_plots import plot
+from experiments.attacks_scoring import (
     CONDITIONS,
-    EXPERIMENT,
     arp_restored,
-    attack_args,
     attacker_metrics,
     deviation_metrics,
     false_reading_share,
     hmi_readings,
     neighbor_mac,
-    parse_conditions,
-    plot,
     window_figures,
     window_records,
 )
