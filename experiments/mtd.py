@@ -27,6 +27,7 @@ from lab.defenses import (
     start_defense,
 )
 from lab.lifecycle import Lab
+from reporting.stats import Proportion
 
 __all__ = ["DEFENSES", "DefenseSettings", "RunningDefense", "controller_setup",
            "start_defense"]
@@ -116,8 +117,8 @@ def score_findings(findings: Sequence[Finding], spans: Sequence[AddressSpan],
     truth = set(truth)
     owners = {f.address: owner_at(spans, f.address, f.found_unix_s) for f in findings}
     hit = [o for o in owners.values() if o is not None]
-    precision = len(hit) / len(owners) if owners else math.nan
-    recall = len(set(hit) & truth) / len(truth) if truth else math.nan
+    precision = Proportion(len(hit), len(owners))
+    recall = Proportion(len(set(hit) & truth), len(truth))
     return FindingsScore(precision, recall, owners)
 
 
@@ -132,7 +133,7 @@ def valid_share(findings: Sequence[Finding], spans: Sequence[AddressSpan],
         then = owner_at(spans, f.address, f.found_unix_s)
         if then is not None and owner_at(spans, f.address, t_unix_s) == then:
             ok += 1
-    return ok / len(findings)
+    return Proportion(ok, len(findings))
 
 
 def staleness_curve(findings: Sequence[Finding], spans: Sequence[AddressSpan],

@@ -45,7 +45,7 @@ from lab.hostrun import run_in_host
 from lab.lifecycle import Lab, running_lab
 from reporting import plotting
 from reporting.bundle import read_csv
-from reporting.stats import percentile, summarize
+from reporting.stats import Proportion, percentile, summarize
 
 # Modbus/TCP, S7comm, DNP3, EtherNet/IP, plus the usual IT suspects.
 DEFAULT_PORTS = "22,80,102,443,502,20000,44818"
@@ -250,7 +250,7 @@ def _score(ctx: TrialContext, defense: str, outcome: dict, findings: dict[str, d
         exploit_rows.append({"address": r["address"], "owner_when_found": owners.get(
             r["address"]) or "", "owner_at_exploit": owner or "", "reached": r.get("reached"),
             "latency_ms": r.get("latency_ms"), "error": r.get("error", "")})
-    success = len(reached_hosts & plc_names) / len(plc_names) if plc_names else math.nan
+    success = Proportion(len(reached_hosts & plc_names), len(plc_names))
 
     horizon_s = cfg["exploit_gap_s"] + 2 * cfg["hop_interval_s"]
     offsets = [round(0.25 * i, 2) for i in range(int(horizon_s / 0.25) + 1)]

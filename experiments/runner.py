@@ -9,24 +9,33 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 import random
 import time
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.errors import Interrupted, LabError, UserError
+from common.errors import Interrupted, LabError
 from common.plan import AddressPlan, plan_for
 from experiments.progress import Progress, QuietProgress
 from experiments.spec import Experiment, TrialResult
 from lab import fidelity, platform
+from lab.capture import CaptureSpec, parse_capture
 from lab.lifecycle import LabConfig
 from reporting.bundle import Bundle, git_commit, package_versions
 from reporting.manifest import Manifest, TrialRecord
 from reporting.report import write_report
-from reporting.stats import summarize
+from reporting.stats import format_estimate
+from reporting.summary import (
+    NO_CONDITION,
+    ConditionTrials,
+    build_summary,
+    condition_trials,
+    metric_entries,
+    paired_entries,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +73,7 @@ class TrialContext:
     engine: str
     datapath: str
     progress: Progress = field(default_factory=QuietProgress)
-    pcap_hosts: tuple[str, ...] = ()
+    capture: CaptureSpec | None = None
     condition: str = ""
     rng: random.Random = field(init=False)
 
@@ -84,7 +93,7 @@ class TrialContext:
             "link_delay_ms": self.config["link_delay_ms"],
             "link_loss_pct": self.config["link_loss_pct"],
             "connect_timeout_s": self.config["connect_timeout_s"],
-            "pcap_hosts": self.pcap_hosts,
+            "capture": self.capture,
         }
         opts.update(overrides)
         return LabConfig(**opts)
@@ -99,32 +108,72 @@ class RunOutcome:
     interrupted: bool
 
 
-def _fmt(v: float) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    return f"{v:.4g}"
+def condition_order(conditions: list[str], seed: int) -> list[str]:
+    """The order a trial runs its conditions in: shuffled from the trial's own seed, so that
+    no condition always runs first (warm caches, a drifting host) and a rerun repeats it."""
+    order = list(conditions)
+    random.Random(f"sdnics-order:{seed}").shuffle(order)
+    return order
 
 
-def summary_table(summary: dict[str, Any]) -> str:
-    """The end-of-run table: metric, mean, 95% CI, n."""
-    rows = [("metric", "mean", "95% CI ±", "n")]
-    for name, s in summary["metrics"].items():
-        rows.append((name, _fmt(s["mean"]), _fmt(s["ci95"]), str(s["n"])))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                       for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
              for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
+def _interval_cells(st: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(estimate with its interval, k/n or n, method) of one summary entry."""
+    text = format_estimate(st)
+    if st.get("kind") == "proportion":
+        est, _, kn = text.rpartition(" ")
+        return est, f"{kn} ({st.get('trials')} trials)", str(st.get("method", ""))
+    return text, f"n={st.get('n')}", str(st.get("method", ""))
+
+
+def _p(value: Any) -> str:
+    return "-" if not isinstance(value, int | float) else f"{value:.3g}"
+
+
+def summary_table(summary: Mapping[str, Any]) -> str:
+    """The end-of-run table: per condition and metric the estimate with its 95% interval,
+    k/n (proportions) or n, and the interval's method; then premise failures and the paired
+    tests between conditions."""
+    rows = [("condition", "metric", "estimate [95% interval]", "k/n or n", "method")]
+    for e in metric_entries(summary):
+        rows.append((e.condition, e.metric, *_interval_cells(e.stats)))
+    if len(rows) == 1:
+        return "no metric scored (no trial completed with its premise intact)"
+    lines = _table(rows)
+    for cond, t in condition_trials(summary).items():
+        if t.get("premise_failed"):
+            checks = ", ".join(f"{c} {n}x" for c, n in (t.get("failed_checks") or {}).items())
+            lines.append(f"{cond}: premise failed in {t['premise_failed']} trial(s) "
+                         f"({checks}); their metrics are not scored")
+    paired = paired_entries(summary)
+    if paired:
+        prow = [("paired (same seeds)", "metric", "b - a", "95% interval", "p", "method")]
+        for p in paired:
+            lo, hi = p.get("ci_low"), p.get("ci_high")
+            interval = f"[{lo:.3g}, {hi:.3g}]" if lo is not None and hi is not None else (
+                p.get("note") or "-")
+            prow.append((f"{p['b']} vs {p['a']}", str(p["metric"]), _p(p.get("mean_diff")),
+                         interval, _p(p.get("p_value")),
+                         f"{p.get('method')} (n={p.get('n_pairs')})"))
+        lines += ["", *_table(prow)]
     return "\n".join(lines)
 
 
 def run_experiment(exp: Experiment, config: dict[str, Any], out_root: Path,
                    command: list[str], progress: Progress | None = None,
-                   fail_fast: bool = False, pcap: str = "") -> RunOutcome:
+                   fail_fast: bool = False, pcap: str | None = None) -> RunOutcome:
     """Run every trial of ``exp`` with a resolved ``config`` and write the bundle.
 
-    pcap: comma-separated host names (or ``all``) whose interface is captured with tcpdump
-    into each trial's ``raw/trial-NNN/pcap/``.
+    pcap: what tcpdump captures into each trial's ``raw/trial-NNN/pcap/`` (host names, switch
+    ports, ``hosts``, ``trunks``, ``all``: :func:`lab.capture.parse_capture`; the OpenFlow
+    channel always); None: no capture.
     """
     progress = progress or QuietProgress()
     say = progress.message
@@ -133,7 +182,7 @@ def run_experiment(exp: Experiment, config: dict[str, Any], out_root: Path,
     plat = platform.detect(config["datapath"], need_netem=need_netem)
     engine = platform.resolve_engine(config["engine"])
     plan = plan_for(config["topo"], config["n_hosts"])
-    pcap_hosts = parse_pcap_hosts(pcap, plan)
+    capture = parse_capture(pcap, plan) if pcap is not None else None
     conditions = exp.conditions(config) if exp.conditions else [""]
     if exp.check is not None:
         exp.check(config, plan)
@@ -152,12 +201,16 @@ def run_experiment(exp: Experiment, config: dict[str, Any], out_root: Path,
     say(f"{exp.name}: {config['trials']} trial(s) on topology {plan.name}, engine {engine}, "
         f"datapath {plat.datapath}; bundle {bundle.path}")
 
-    per_trial: dict[str, list[float]] = {}
-    invalid_trials = 0
+    by_condition = {c or NO_CONDITION: ConditionTrials.empty() for c in conditions}
     failed = 0
     interrupted = False
     manifest.conditions = conditions
-    runs = [(t, c) for t in range(1, config["trials"] + 1) for c in conditions]
+    runs = []
+    for t in range(1, config["trials"] + 1):
+        order = condition_order(conditions, trial_seed(config["seed"], t))
+        if len(order) > 1:
+            manifest.condition_order = [*(manifest.condition_order or []), order]
+        runs += [(t, c) for c in order]
     progress.start(len(runs))
     try:
         for index, (trial, cond) in enumerate(runs, start=1):
@@ -170,7 +223,7 @@ def run_experiment(exp: Experiment, config: dict[str, Any], out_root: Path,
                                seed=trial_seed(config["seed"], trial),
                                raw_dir=raw_dir, plan=plan, engine=engine,
                                datapath=plat.datapath, progress=progress,
-                               pcap_hosts=pcap_hosts, condition=cond)
+                               capture=capture, condition=cond)
             label = f"trial {trial}" + (f" [{cond}]" if cond else "")
             t0 = time.monotonic()
             progress.trial_started(index, label)
@@ -182,6 +235,7 @@ def run_experiment(exp: Experiment, config: dict[str, Any], out_root: Path,
                     result: TrialResult = exp.trial(ctx)
             except (LabError, OSError, ValueError, RuntimeError, KeyError) as exc:
                 failed += 1
+                by_condition[cond or NO_CONDITION].failed += 1
                 record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"
                 record.duration_s = time.monotonic() - t0
                 record.fidelity = mon.summary().to_dict()
@@ -204,10 +258,10 @@ def run_experiment(exp: Experiment, config: dict[str, Any], out_root: Path,
                 name = f"{cond}:{check}" if cond else check
                 manifest.record_validity(name, ok)
             if valid:
-                for k, v in result.metrics.items():
-                    per_trial.setdefault(f"{cond}:{k}" if cond else k, []).append(v)
+                by_condition[cond or NO_CONDITION].add_scored(trial, result.metrics)
             else:
-                invalid_trials += 1
+                by_condition[cond or NO_CONDITION].add_premise_failed(
+                    [k for k, ok in result.validity.items() if not ok])
             record.status = "ok" if valid else "invalid"
             record.duration_s, record.timeline = duration, result.timeline
             record.fidelity = mon.summary().to_dict()
@@ -225,17 +279,12 @@ def run_experiment(exp: Experiment, config: dict[str, Any], out_root: Path,
     else:
         progress.finish()
 
-    summary = {
-        "experiment": exp.name,
-        "trials_completed": len(manifest.trials) - failed,
-        "trials_failed": failed,
-        "trials_invalid": invalid_trials,
-        "failures": [t.error for t in manifest.trials if t.status == "failed"],
-        "metrics": {k: summarize(v).to_dict() for k, v in per_trial.items()},
-    }
+    summary = build_summary(exp.name, by_condition,
+                            [t.error or "" for t in manifest.trials if t.status == "failed"],
+                            config.get("proportion_ci", "wilson"))
     bundle.write_json("summary.json", summary)
     plots: list[tuple[str, str]] = []
-    if per_trial and not interrupted:
+    if any(c.scored for c in by_condition.values()) and not interrupted:
         try:
             plots = exp.plot(bundle.path)
         except Exception as exc:  # a plot bug must not lose the measured data
@@ -251,18 +300,3 @@ def run_experiment(exp: Experiment, config: dict[str, Any], out_root: Path,
         say(f"report failed: {exc}")
     bundle.link_latest(out_root)
     return RunOutcome(bundle.path, summary, failed, summary["trials_completed"], interrupted)
-
-
-def parse_pcap_hosts(text: str, plan: AddressPlan) -> tuple[str, ...]:
-    """``--pcap`` value → host names; ``all`` is every host of the plan."""
-    if not text:
-        return ()
-    if text == "all":
-        return tuple(h.name for h in plan.hosts)
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    known = {h.name for h in plan.hosts}
-    for n in names:
-        if n not in known:
-            raise UserError(f"--pcap: no host {n!r} in topology {plan.name} "
-                            f"(hosts: {', '.join(sorted(known))}, or 'all')")
-    return names

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+from reporting.stats import Proportion
 
 
 @dataclass(frozen=True)
@@ -21,13 +22,12 @@ class HostScore:
 
     @property
     def precision(self) -> float:
-        n = len(self.true_positives) + len(self.false_positives)
-        return len(self.true_positives) / n if n else math.nan
+        return Proportion(len(self.true_positives),
+                          len(self.true_positives) + len(self.false_positives))
 
     @property
     def recall(self) -> float:
-        n = len(self.true_positives) + len(self.missed)
-        return len(self.true_positives) / n if n else math.nan
+        return Proportion(len(self.true_positives), len(self.true_positives) + len(self.missed))
 
 
 def score_hosts(found: Iterable[str], truth: Iterable[str]) -> HostScore:
@@ -45,7 +45,7 @@ class PortScore:
 
     @property
     def recall(self) -> float:
-        return self.found_expected / self.expected if self.expected else math.nan
+        return Proportion(self.found_expected, self.expected)
 
 
 def score_ports(found: Mapping[str, Iterable[int]], truth: Mapping[str, Iterable[int]],

@@ -19,6 +19,7 @@ import yaml
 
 from common.errors import UserError
 from common.plan import AddressPlan
+from reporting.stats import PROPORTION_METHODS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -60,12 +61,24 @@ class Param:
         if self.choices:
             return "one of " + ", ".join(self.choices)
         if self.kind in ("int", "float"):
-            lo = "-inf" if self.lo is None else f"{self.lo:g}"
-            hi = "inf" if self.hi is None else f"{self.hi:g}"
+            lo = "-inf" if self.lo is None else self.number_text(self.lo)
+            hi = "inf" if self.hi is None else self.number_text(self.hi)
             return f"{'an integer' if self.kind == 'int' else 'a number'} in [{lo}, {hi}]"
         if self.kind == "bool":
             return "true or false"
         return "a string"
+
+    def number_text(self, value: float) -> str:
+        """``2147483647`` for an ``int`` parameter (never ``2.14748e+09``), ``0.5`` for a float."""
+        return str(int(value)) if self.kind == "int" else f"{value:g}"
+
+    def default_text(self) -> str:
+        """The default as ``--help`` shows it: ``on``/``off``, ``30``, ``""`` for empty text."""
+        if self.kind == "bool":
+            return "on" if self.default else "off"
+        if self.kind in ("int", "float") and isinstance(self.default, int | float):
+            return self.number_text(self.default)
+        return str(self.default) if self.default != "" else '""'
 
     def convert(self, value: Any, source: str) -> Any:
         """Validate and convert ``value``; UserError naming the key and the allowed range."""
@@ -132,6 +145,9 @@ COMMON_PARAMS: tuple[Param, ...] = (
     Param("link_loss_pct", "float", 0.0, "added link loss (needs netem)", 0, 100),
     Param("connect_timeout_s", "float", 30.0,
           "how long to wait for every switch to connect to the controller", 1, 600),
+    Param("proportion_ci", "str", "wilson",
+          "interval method of proportion metrics (docs/statistics.md)",
+          choices=PROPORTION_METHODS),
 )
 
 
@@ -141,7 +157,10 @@ class TrialResult:
 
     tables: tidy rows per table name (each row a flat dict, units in column names); the
         runner adds the ``trial`` column and appends them to ``<table>.csv``.
-    metrics: scalar metrics of this trial (``host_recall``, ``rtt_avg_ms``...).
+    metrics: scalar metrics of this trial (``host_recall``, ``rtt_avg_ms``...). A value that
+        is a ``reporting.stats.Proportion`` (k of n) declares the metric a proportion: the
+        summary pools its counts and gives a Wilson or Clopper-Pearson interval; a plain float
+        is continuous (Student t). A 0/1 outcome of one attempt is ``Proportion(k, 1)``.
     validity: named checks this trial's premise needs; a False marks its metrics invalid.
     """
 

@@ -23,6 +23,7 @@ from common.requestlog import log_path
 from lab.lifecycle import Lab
 from plc.metrics import PlcMetrics, records_from_csv
 from plc.metrics import summarize as hmi_summarize
+from reporting.stats import Proportion
 
 PROCESS_ORDER = ("tank", "pressure")
 HMI_MAX_DURATION_S = 24 * 3600  # the HMI is stopped at the end of the trial; this is a bound
@@ -123,10 +124,11 @@ def hmi_results(metrics: list[PlcMetrics]) -> tuple[list[dict[str, Any]], dict[s
     scalars: dict[str, float] = {}
     polls = sum(m.polls for m in metrics)
     if polls:
-        scalars["hmi_availability"] = sum(m.polls_ok for m in metrics) / polls
+        scalars["hmi_availability"] = Proportion(sum(m.polls_ok for m in metrics), polls)
     for m in metrics:
         p = f"hmi_{m.plc}"
-        scalars[f"{p}_availability"] = m.availability
+        scalars[f"{p}_availability"] = (Proportion(m.polls_ok, m.polls) if m.polls
+                                         else m.availability)
         scalars[f"{p}_latency_p50_ms"] = m.latency_p50_ms
         scalars[f"{p}_latency_p95_ms"] = m.latency_p95_ms
         scalars[f"{p}_longest_outage_s"] = m.longest_outage_s

@@ -16,8 +16,8 @@ from typing import Any
 # Every top-level key the runner writes, in the order it writes them.
 MANIFEST_KEYS = ("experiment", "command", "git_commit", "started_utc", "ended_utc", "seed",
                  "platform", "controller", "packages", "topology", "trials_requested",
-                 "trials", "validity", "interrupted", "complete", "conditions", "plots",
-                 "fidelity")
+                 "trials", "validity", "interrupted", "complete", "conditions",
+                 "condition_order", "plots", "fidelity")
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -90,7 +90,8 @@ class Manifest:
 
     validity: check name → one bool per trial while the run goes on, one bool for all trials
         once it ended (see :meth:`finish`). conditions, plots, fidelity: None until the runner
-        knows them (then written, in that order, after ``complete``).
+        knows them (then written, in that order, after ``complete``). condition_order: the
+        order the conditions ran in, one list per trial (shuffled per trial from its seed).
     """
 
     experiment: str
@@ -109,6 +110,7 @@ class Manifest:
     interrupted: bool = False
     complete: bool = False
     conditions: list[str] | None = None
+    condition_order: list[list[str]] | None = None
     plots: list[dict[str, str]] | None = None
     fidelity: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -155,7 +157,7 @@ class Manifest:
             "trials": self.trial_dicts(), "validity": self.validity,
             "interrupted": self.interrupted, "complete": self.complete,
         }
-        for key in ("conditions", "plots", "fidelity"):
+        for key in ("conditions", "condition_order", "plots", "fidelity"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         out.update(self.extra)
@@ -173,6 +175,7 @@ class Manifest:
         command = data.get("command")
         plots = data.get("plots")
         conditions = data.get("conditions")
+        order = data.get("condition_order")
         return cls(
             experiment=str(data.get("experiment") or ""),
             command=[str(c) for c in command] if isinstance(command, list) else [],
@@ -186,6 +189,8 @@ class Manifest:
             validity=_dict(data.get("validity")),
             interrupted=bool(data.get("interrupted")), complete=bool(data.get("complete")),
             conditions=[str(c) for c in conditions] if isinstance(conditions, list) else None,
+            condition_order=[[str(c) for c in o] for o in order if isinstance(o, list)]
+            if isinstance(order, list) else None,
             plots=[_dict(p) for p in plots if isinstance(p, Mapping)]
             if isinstance(plots, list) else None,
             fidelity=_dict(data["fidelity"]) if isinstance(data.get("fidelity"), Mapping)
