@@ -23,6 +23,14 @@ ROLES = ("hmi", "ews", "historian", "plc", "attacker", "host")
 
 MAX_SCALE_HOSTS = 250
 
+# Protocols a PLC of the plan can speak (a second ICS protocol is planned: the plan and the
+# plant-file schema take its name here).
+PROTOCOLS = ("modbus",)
+MODBUS_TCP_PORT = 502  # the same number as common.modbus.MODBUS_PORT, kept import-free here
+DEFAULT_SCAN_CYCLE_MS = 100.0
+DEFAULT_HMI_PERIOD_MS = 100.0
+DEFAULT_HMI_TIMEOUT_MS = 500.0
+
 
 class PlanError(ValueError):
     """An address plan was asked for something it cannot hold."""
@@ -59,6 +67,48 @@ class SwitchSpec:
 
 
 @dataclass(frozen=True)
+class PlcSpec:
+    """What one PLC host runs.
+
+    host: the PLC's host name (role ``plc``).
+    process: the process model's kind (``tank``, ``pressure``, ``dosing``: plc.program).
+    protocol: one of :data:`PROTOCOLS`.
+    port: the TCP port it serves.
+    scan_cycle_ms: the PLC's scan-cycle period.
+    params: process-model parameters as sorted (name, value) pairs; empty: the kind's
+        defaults.
+    """
+
+    host: str
+    process: str
+    protocol: str = "modbus"
+    port: int = MODBUS_TCP_PORT
+    scan_cycle_ms: float = DEFAULT_SCAN_CYCLE_MS
+    params: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class OperatorAction:
+    """One scheduled operator write from an HMI, in engineering units, by register name."""
+
+    t_s: float
+    plc: str
+    register: str
+    value: float
+
+
+@dataclass(frozen=True)
+class HmiSpec:
+    """What one HMI host polls, how often, and the operator's scheduled writes."""
+
+    host: str
+    polls: tuple[str, ...]
+    period_ms: float = DEFAULT_HMI_PERIOD_MS
+    timeout_ms: float = DEFAULT_HMI_TIMEOUT_MS
+    actions: tuple[OperatorAction, ...] = ()
+
+
+@dataclass(frozen=True)
 class AddressPlan:
     """Everything a run needs to know about who is where.
 
@@ -68,6 +118,8 @@ class AddressPlan:
     trunks: switch-to-switch links as (switch, switch) pairs, in order.
     virtual_pool: spare addresses a moving-target defense may hand out; never a host's
         real address.
+    plcs: what each PLC host runs; a PLC host without an entry runs the default process
+        (lab.devices). hmis: what each HMI polls; empty: the first HMI polls every PLC.
     """
 
     name: str
@@ -76,6 +128,8 @@ class AddressPlan:
     switches: tuple[SwitchSpec, ...]
     trunks: tuple[tuple[str, str], ...] = ()
     virtual_pool: tuple[str, ...] = field(default=())
+    plcs: tuple[PlcSpec, ...] = ()
+    hmis: tuple[HmiSpec, ...] = ()
 
     def __post_init__(self) -> None:
         net = self.network
@@ -103,6 +157,25 @@ class AddressPlan:
                 raise PlanError(f"virtual address {v} is outside {self.subnet}")
             if v in seen_ip:
                 raise PlanError(f"virtual address {v} is {seen_ip[v]}'s real address")
+        self._check_devices()
+
+    def _check_devices(self) -> None:
+        roles = {h.name: h.role for h in self.hosts}
+        plc_names: set[str] = set()
+        for p in self.plcs:
+            if roles.get(p.host) != "plc":
+                raise PlanError(f"plc entry {p.host}: no host of role plc has that name")
+            if p.host in plc_names:
+                raise PlanError(f"plc {p.host}: two entries")
+            if p.protocol not in PROTOCOLS:
+                raise PlanError(f"plc {p.host}: unknown protocol {p.protocol!r}")
+            plc_names.add(p.host)
+        for m in self.hmis:
+            if roles.get(m.host) != "hmi":
+                raise PlanError(f"hmi entry {m.host}: no host of role hmi has that name")
+            for name in (*m.polls, *(a.plc for a in m.actions)):
+                if roles.get(name) != "plc":
+                    raise PlanError(f"hmi {m.host}: {name!r} is not a PLC")
 
     # --- queries -------------------------------------------------------------------------
     @property
@@ -150,6 +223,13 @@ class AddressPlan:
         skip = set(exclude)
         return {h.ip: h for h in self.hosts if h.name not in skip}
 
+    def plc_spec(self, name: str) -> PlcSpec | None:
+        """What PLC ``name`` runs, when the plan says (None: the default process)."""
+        for p in self.plcs:
+            if p.host == name:
+                return p
+        return None
+
     def __iter__(self) -> Iterator[HostSpec]:
         return iter(self.hosts)
 
@@ -172,6 +252,8 @@ class AddressPlan:
             switches=tuple(SwitchSpec(**s) for s in data["switches"]),
             trunks=tuple((a, b) for a, b in data.get("trunks", ())),
             virtual_pool=tuple(data.get("virtual_pool", ())),
+            plcs=tuple(_plc_from_dict(p) for p in data.get("plcs", ())),
+            hmis=tuple(_hmi_from_dict(m) for m in data.get("hmis", ())),
         )
 
     @classmethod
@@ -181,6 +263,15 @@ class AddressPlan:
     @classmethod
     def load(cls, path: Path) -> AddressPlan:
         return cls.from_json(Path(path).read_text())
+
+
+def _plc_from_dict(data: dict) -> PlcSpec:
+    return PlcSpec(**{**data, "params": tuple((k, float(v)) for k, v in data.get("params", ()))})
+
+
+def _hmi_from_dict(data: dict) -> HmiSpec:
+    return HmiSpec(**{**data, "polls": tuple(data.get("polls", ())),
+                      "actions": tuple(OperatorAction(**a) for a in data.get("actions", ()))})
 
 
 def mac_for(index: int) -> str:
@@ -230,6 +321,8 @@ def ics_plan(subnet: str = DEFAULT_SUBNET) -> AddressPlan:
         switches=(SwitchSpec("s1", dpid_for(1)), SwitchSpec("s2", dpid_for(2))),
         trunks=(("s1", "s2"),),
         virtual_pool=_pool(net, 100, 199, {h.ip for h in hosts}),
+        plcs=(PlcSpec("plc1", "tank"), PlcSpec("plc2", "pressure")),
+        hmis=(HmiSpec("hmi", polls=("plc1", "plc2")),),
     )
 
 
@@ -243,7 +336,8 @@ def classic_plan(subnet: str = DEFAULT_SUBNET) -> AddressPlan:
     )
     return AddressPlan(name="classic", subnet=subnet, hosts=hosts,
                        switches=(SwitchSpec("s1", dpid_for(1)),),
-                       virtual_pool=_pool(net, 100, 199, {h.ip for h in hosts}))
+                       virtual_pool=_pool(net, 100, 199, {h.ip for h in hosts}),
+                       plcs=(PlcSpec("h4", "tank"),))
 
 
 def _check_scale(n_hosts: int) -> None:

@@ -164,3 +164,70 @@ class PressureProcess:
         """The pump turns but moves (almost) no water: it heats up."""
         return (self.speed_pct >= self.params.deadhead_speed_pct
                 and self.flow_lps < self.params.deadhead_flow_lps)
+
+
+@dataclass(frozen=True)
+class DosingParams:
+    """Chlorine dosing into a contact tank that the treated water flows through.
+
+    A metering pump doses hypochlorite at ``pump_max_mg_s * speed``; the tank is well mixed
+    (``dC/dt = (dose - Q C) / V - decay C``); the flow ``Q`` varies around its mean with a
+    sine of ``flow_period_s``.
+    decay_per_s: first-order chlorine demand of the water.
+    overdose_mg_l: concentration above which the water is unsafe to drink.
+    """
+
+    contact_volume_l: float = 2000.0
+    flow_mean_lps: float = 40.0
+    flow_swing_pct: float = 25.0
+    flow_period_s: float = 90.0
+    pump_max_mg_s: float = 200.0
+    pump_tau_s: float = 1.0
+    decay_per_s: float = 0.0005
+    overdose_mg_l: float = 4.0
+
+
+@dataclass
+class DosingProcess:
+    """State of the dosing station; ``pump_cmd_pct`` and ``pump_enabled`` are the inputs.
+
+    dosed_g: chlorine dosed since start (what an attack that runs the pump wastes).
+    """
+
+    params: DosingParams = field(default_factory=DosingParams)
+    chlorine_mg_l: float = 1.0
+    pump_speed_pct: float = 20.0
+    pump_cmd_pct: float = 20.0
+    pump_enabled: bool = True
+    flow_lps: float = 0.0
+    dosed_g: float = 0.0
+    time_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.flow_lps = self._flow_at(self.time_s)
+
+    def _flow_at(self, t_s: float) -> float:
+        p = self.params
+        return p.flow_mean_lps * (1.0 + p.flow_swing_pct / 100.0 * math.sin(
+            2.0 * math.pi * t_s / p.flow_period_s))
+
+    def step(self, dt_s: float) -> None:
+        """Advance the contact tank by ``dt_s`` seconds with the current pump command."""
+        p = self.params
+        n, h = _substeps(dt_s)
+        target = min(100.0, max(0.0, self.pump_cmd_pct)) if self.pump_enabled else 0.0
+        alpha = h / (p.pump_tau_s + h)
+        for _ in range(n):
+            self.pump_speed_pct += alpha * (target - self.pump_speed_pct)
+            self.flow_lps = max(0.0, self._flow_at(self.time_s))
+            dose_mg_s = p.pump_max_mg_s * self.pump_speed_pct / 100.0
+            self.dosed_g += dose_mg_s * h / 1000.0
+            change = ((dose_mg_s - self.flow_lps * self.chlorine_mg_l) / p.contact_volume_l
+                      - p.decay_per_s * self.chlorine_mg_l)
+            self.chlorine_mg_l = max(0.0, self.chlorine_mg_l + change * h)
+            self.time_s += h
+
+    @property
+    def overdose(self) -> bool:
+        """Chlorine above the safe limit."""
+        return self.chlorine_mg_l > self.params.overdose_mg_l

@@ -9,8 +9,10 @@ whole PLC can be run and tested without a network.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 
+from common.plant import ProcessKind
 from plc.logic import (
     PressureInputs,
     PressureLogicState,
@@ -18,8 +20,15 @@ from plc.logic import (
     pressure_logic,
     tank_logic,
 )
-from plc.process import PressureProcess, TankProcess
-from plc.registers import PRESSURE_MAP, TANK_MAP, RegisterMap, Table
+from plc.process import (
+    DosingParams,
+    DosingProcess,
+    PressureParams,
+    PressureProcess,
+    TankParams,
+    TankProcess,
+)
+from plc.registers import DOSING_MAP, PRESSURE_MAP, TANK_MAP, RegisterMap, Table
 
 
 @dataclass
@@ -207,13 +216,119 @@ class PressureProgram(PlcProgram):
         return {self.register_map.get(k).column: v for k, v in self._measurements().items()}
 
 
-PROGRAMS: dict[str, type[PlcProgram]] = {"tank": TankProgram, "pressure": PressureProgram}
+@dataclass(frozen=True)
+class DosingOutputs:
+    speed_cmd_pct: float
+    alarm_high_high: bool
+    alarm_low_low: bool
+    alarm_overdose: bool
 
 
-def make_program(process: str) -> PlcProgram:
-    """A fresh program for a process name (a key of :data:`PROGRAMS`)."""
+def dosing_logic(chlorine_mg_l: float, flow_lps: float, enable: bool, auto_mode: bool,
+                 setpoint_mg_l: float, hh_alarm_mg_l: float, ll_alarm_mg_l: float,
+                 manual_speed_pct: float, kp_pct_per_mg_l: float, dose_ratio: float,
+                 overdose: bool) -> DosingOutputs:
+    """Flow-paced dosing (speed = ratio x flow x setpoint) plus a proportional trim on the
+    measured residual; manual mode takes the manual speed, a disabled pump stops."""
+    if not enable:
+        speed = 0.0
+    elif not auto_mode:
+        speed = manual_speed_pct
+    else:
+        speed = (dose_ratio * flow_lps * setpoint_mg_l
+                 + kp_pct_per_mg_l * (setpoint_mg_l - chlorine_mg_l))
+    return DosingOutputs(
+        speed_cmd_pct=min(100.0, max(0.0, speed)),
+        alarm_high_high=chlorine_mg_l >= hh_alarm_mg_l,
+        alarm_low_low=chlorine_mg_l <= ll_alarm_mg_l,
+        alarm_overdose=overdose,
+    )
+
+
+class DosingProgram(PlcProgram):
+    """The chlorine dosing station under flow-paced control."""
+
+    register_map = DOSING_MAP
+
+    def __init__(self, process: DosingProcess | None = None) -> None:
+        self.process = process or DosingProcess(
+            chlorine_mg_l=DOSING_MAP.get("chlorine").default)
+        super().__init__()
+
+    def _scan(self, image: RegisterImage, dt_s: float) -> None:
+        c, h, p = image.coils, image.holding_registers, self.process
+        out = dosing_logic(
+            chlorine_mg_l=p.chlorine_mg_l, flow_lps=p.flow_lps,
+            enable=bool(self._eng(c, "dosing_enable")),
+            auto_mode=bool(self._eng(c, "auto_mode")),
+            setpoint_mg_l=self._eng(h, "chlorine_sp"),
+            hh_alarm_mg_l=self._eng(h, "chlorine_hh_alarm"),
+            ll_alarm_mg_l=self._eng(h, "chlorine_ll_alarm"),
+            manual_speed_pct=self._eng(h, "manual_speed"),
+            kp_pct_per_mg_l=self._eng(h, "kp"), dose_ratio=self._eng(h, "dose_ratio"),
+            overdose=p.overdose)
+        p.pump_enabled = bool(self._eng(c, "dosing_enable"))
+        p.pump_cmd_pct = out.speed_cmd_pct
+        p.step(dt_s)
+        for name in ("alarm_high_high", "alarm_low_low", "alarm_overdose"):
+            self._set(image, name, getattr(out, name))
+        for name, value in self._measurements().items():
+            self._set(image, name, value)
+
+    def _measurements(self) -> dict[str, float]:
+        p = self.process
+        return {"chlorine": p.chlorine_mg_l, "flow": p.flow_lps,
+                "pump_speed": p.pump_speed_pct, "dosed": p.dosed_g}
+
+    def truth(self) -> dict[str, float]:
+        return {self.register_map.get(k).column: v for k, v in self._measurements().items()}
+
+
+PROGRAMS: dict[str, type[PlcProgram]] = {"tank": TankProgram, "pressure": PressureProgram,
+                                         "dosing": DosingProgram}
+
+# Each kind's parameter dataclass (what a plant file's ``process.params`` may set).
+PARAMS: dict[str, type] = {"tank": TankParams, "pressure": PressureParams,
+                           "dosing": DosingParams}
+
+
+def process_kinds() -> dict[str, ProcessKind]:
+    """What a plant file may ask of each process kind (common.plant validates against it)."""
+    kinds = {}
+    for name, program in PROGRAMS.items():
+        reg_map = program.register_map
+        kinds[name] = ProcessKind(
+            name=name,
+            params=tuple(f.name for f in fields(PARAMS[name])),
+            writable=tuple(r.name for r in reg_map.registers if r.table.writable),
+            registers=tuple((r.name, str(r.table), r.address) for r in reg_map.registers))
+    return kinds
+
+
+def make_program(process: str, params: Mapping[str, float] | None = None) -> PlcProgram:
+    """A fresh program for a process name (a key of :data:`PROGRAMS`).
+
+    params: process-model parameters (fields of the kind's entry in :data:`PARAMS`); the
+        others keep their defaults. ValueError names an unknown one.
+    """
     try:
-        return PROGRAMS[process]()
+        program_cls = PROGRAMS[process]
     except KeyError:
         raise ValueError(f"unknown process {process!r} "
                          f"(choose from {', '.join(PROGRAMS)})") from None
+    if not params:
+        return program_cls()
+    known = {f.name for f in fields(PARAMS[process])}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ValueError(f"process {process}: unknown parameter {unknown[0]!r} "
+                         f"(choose from {', '.join(sorted(known))})")
+    model_params = PARAMS[process](**{k: float(v) for k, v in params.items()})
+    if process == "tank":
+        return TankProgram(TankProcess(params=model_params,
+                                       level_cm=TANK_MAP.get("level").default))
+    if process == "pressure":
+        return PressureProgram(PressureProcess(
+            params=model_params, pressure_bar=PRESSURE_MAP.get("pressure").default))
+    return DosingProgram(DosingProcess(params=model_params,
+                                       chlorine_mg_l=DOSING_MAP.get("chlorine").default))

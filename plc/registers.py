@@ -220,7 +220,38 @@ PRESSURE_MAP = RegisterMap(
     ),
 )
 
-MAPS: dict[str, RegisterMap] = {m.process: m for m in (TANK_MAP, PRESSURE_MAP)}
+DOSING_MAP = RegisterMap(
+    process="dosing",
+    process_id=3,
+    description="Chlorine dosing station: a metering pump doses hypochlorite into a contact "
+                "tank whose through-flow varies; flow-paced dosing with a proportional trim "
+                "on the measured residual chlorine.",
+    registers=(
+        Register("dosing_enable", C, 0, "metering pump allowed to run", default=1),
+        Register("auto_mode", C, 1, "1: flow-paced control of the pump; 0: manual speed "
+                 "(holding register manual_speed)", default=1),
+        Register("alarm_high_high", DI, 0, "chlorine >= high-high alarm limit"),
+        Register("alarm_low_low", DI, 1, "chlorine <= low-low alarm limit"),
+        Register("alarm_overdose", DI, 2, "chlorine above the safe limit (4 mg/l)"),
+        Register("process_id", IR, 0, "process identifier, always 3 (dosing)", default=3),
+        Register("scan_count", IR, 1, "PLC scan cycles since start, modulo 65536"),
+        Register("chlorine", IR, 2, "residual chlorine in the contact tank", "mg_l", 0.01,
+                 1.0),
+        Register("flow", IR, 3, "water flow through the contact tank", "lps", 0.1),
+        Register("pump_speed", IR, 4, "actual metering pump speed", "pct", 0.1),
+        Register("dosed", IR, 5, "chlorine dosed since start (saturates)", "g", 1.0),
+        Register("chlorine_sp", HR, 0, "residual chlorine setpoint", "mg_l", 0.01, 1.0),
+        Register("chlorine_hh_alarm", HR, 1, "high-high alarm limit", "mg_l", 0.01, 2.0),
+        Register("chlorine_ll_alarm", HR, 2, "low-low alarm limit", "mg_l", 0.01, 0.3),
+        Register("manual_speed", HR, 3, "pump speed command in manual mode", "pct", 0.1,
+                 0.0),
+        Register("kp", HR, 4, "proportional trim gain", "pct_per_mg_l", 0.1, 20.0),
+        Register("dose_ratio", HR, 5, "flow pacing: pump speed per (l/s x mg/l of setpoint)",
+                 "pct_per_g_s", 0.01, 0.5),
+    ),
+)
+
+MAPS: dict[str, RegisterMap] = {m.process: m for m in (TANK_MAP, PRESSURE_MAP, DOSING_MAP)}
 MAPS_BY_ID: dict[int, RegisterMap] = {m.process_id: m for m in MAPS.values()}
 
 _TABLE_TITLES = {C: "Coils (FC 1 read, FC 5/15 write)",
