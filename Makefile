@@ -2,12 +2,15 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
+# What `make run` needs (no browser). Debian names; tools/apt-install.sh maps Ubuntu's.
 APT_PACKAGES := mininet openvswitch-switch nmap iputils-ping iptables ethtool tcpdump \
-	iperf3 hping3 mbpoll iproute2 procps python3-venv python3-dev chromium nftables
+	iperf3 mbpoll iproute2 procps python3-venv python3-dev nftables
+# What only `make test` adds: Chromium (report.html in a real browser), tshark (captures).
+APT_TEST_PACKAGES := chromium tshark
 STAMP_APT := $(VENV)/.apt-stamp
 STAMP_PIP := $(VENV)/.pip-stamp
 
-.PHONY: setup apt ovs venv run test test-unit test-integration lint clean help
+.PHONY: setup apt apt-test ovs venv run test test-unit test-integration lint clean help
 
 help:
 	@echo "make setup   install system packages, start Open vSwitch, create .venv (root)"
@@ -20,14 +23,10 @@ setup: apt ovs venv
 
 # Idempotent: apt-get runs only when a package is missing.
 apt:
-	@if [ "$$(id -u)" != 0 ]; then echo "make setup: run as root (sudo make setup)" >&2; exit 1; fi
-	@missing=""; for p in $(APT_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	else echo "system packages: present"; fi
+	@sh tools/apt-install.sh $(APT_PACKAGES)
+
+apt-test:
+	@sh tools/apt-install.sh $(APT_TEST_PACKAGES)
 
 # No systemd here: start ovsdb-server and ovs-vswitchd by hand when they are not running.
 ovs:
@@ -48,14 +47,14 @@ $(STAMP_PIP): setup.py $(VENV)/bin/python
 run: setup
 	$(PY) -m experiments.run recon
 
-test: setup
+test: setup apt-test
 	$(PY) -m ruff check .
 	$(PY) -m pytest tests
 
 test-unit: venv
 	$(PY) -m pytest tests/unit -m "not load"
 
-test-integration: setup
+test-integration: setup apt-test
 	$(PY) -m pytest tests/integration
 
 lint: venv
