@@ -20,7 +20,7 @@ from pathlib import Path
 from common.cli import OneLineParser
 from common.errors import EXIT_INTERRUPTED, Interrupted, UserError
 from experiments.registry import EXPERIMENTS, get_experiment
-from experiments.spec import Experiment, load_config_file, resolve_config
+from experiments.spec import Experiment, Param, load_config_file, resolve_config
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +33,38 @@ def _add_runner_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failed trial")
-    p.add_argument("--pcap", metavar="HOSTS", default="",
-                   help="capture these hosts' traffic with tcpdump into raw/ "
-                        "(comma-separated host names, or 'all')")
+    p.add_argument("--pcap", metavar="WHAT", nargs="?", const="all", default=None,
+                   help="capture full frames with tcpdump into each trial's raw/.../pcap/: "
+                        "comma-separated host names, switch ports (s1-eth1), 'hosts', "
+                        "'trunks' or 'all' (the default when WHAT is left out); the OpenFlow "
+                        "channel is always captured (docs/captures.md)")
+
+
+def add_param_option(p: argparse.ArgumentParser, prm: Param) -> None:
+    """One experiment parameter as a flag: ``--x/--no-x`` for a boolean, ``{a,b}`` for a
+    choice, ``N`` (integer) or ``X`` (number) with its range and default otherwise.
+
+    Every flag defaults to None (not given), so a config file's value is not overridden.
+    """
+    if prm.kind == "bool":
+        p.add_argument(prm.flag, dest=prm.name, action=argparse.BooleanOptionalAction,
+                       default=None, help=f"{prm.help} [default {prm.default_text()}]")
+        return
+    if prm.choices:
+        metavar = "{" + ",".join(prm.choices) + "}"
+        detail = f"default {prm.default_text()}"
+    else:
+        metavar = {"int": "N", "float": "X"}.get(prm.kind, "TEXT")
+        detail = ("" if prm.kind == "str" else f"{prm.allowed()}; ") + \
+            f"default {prm.default_text()}"
+    p.add_argument(prm.flag, dest=prm.name, metavar=metavar, help=f"{prm.help} [{detail}]")
 
 
 def experiment_parser(exp: Experiment) -> argparse.ArgumentParser:
     p = OneLineParser(prog=f"python -m experiments.run {exp.name}", description=exp.description)
     _add_runner_options(p)
     for prm in exp.all_params:
-        p.add_argument(prm.flag, dest=prm.name, metavar=prm.kind.upper(),
-                       help=f"{prm.help} [{prm.allowed()}; default {prm.default}]")
+        add_param_option(p, prm)
     return p
 
 

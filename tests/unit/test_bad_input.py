@@ -48,7 +48,7 @@ CASES = [
     ("experiments.run", ["rtt", "--interval-s", "0"], "interval_s"),
     ("experiments.run", ["ics", "--duration-s", "0"], "duration_s"),
     ("experiments.run", ["ics", "--hmi-period-ms", "5"], "hmi_period_ms"),
-    ("experiments.run", ["ics", "--operator-write", "maybe"], "operator_write"),
+    ("experiments.run", ["ics", "--operator-write=maybe"], "operator-write"),
     ("experiments.run", ["recon", "--wat"], "unrecognized"),
     ("experiments.run", ["recon", "--config", "{bad.yaml}"], "YAML"),
     ("experiments.run", ["recon", "--config", "{bad.toml}"], "TOML"),

@@ -111,3 +111,49 @@ def test_bad_config_key_via_cli(tmp_path: Path) -> None:
     res = run_cli("recon", "--config", str(cfg))
     assert res.returncode == 2
     assert "unknown key 'hop_speed'" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_boolean_params_are_x_and_no_x_flags() -> None:
+    from experiments.run import experiment_parser
+
+    exp = get_experiment("ics")
+    parser = experiment_parser(exp)
+    assert parser.parse_args([]).operator_write is None  # not given: the file or default wins
+    assert parser.parse_args(["--operator-write"]).operator_write is True
+    off = parser.parse_args(["--no-operator-write"]).operator_write
+    assert off is False
+    assert resolve_config(exp, {"operator_write": True}, {"operator_write": off})[
+        "operator_write"] is False
+    assert resolve_config(exp, {"operator_write": False}, {"operator_write": None})[
+        "operator_write"] is False
+    with pytest.raises(UserError, match="operator-write"):
+        parser.parse_args(["--operator-write=maybe"])
+
+
+def test_help_lists_choices_and_prints_integers_as_integers() -> None:
+    res = run_cli("ics", "--help")
+    assert res.returncode == 0, res.stderr
+    text = " ".join(res.stdout.split())  # argparse wraps lines
+    assert "--operator-write, --no-operator-write" in text
+    assert "--topo {ics,classic,star,linear}" in text
+    assert "--engine {auto,ryu,os-ken}" in text
+    assert "[0, 2147483647]" in text and "e+0" not in text
+    assert "--pcap [WHAT]" in text
+
+
+def test_int_param_texts() -> None:
+    seed = get_experiment("recon").param("seed")
+    assert seed.allowed() == "an integer in [0, 2147483647]"
+    assert seed.default_text() == "1"
+    assert get_experiment("rtt").param("connect_timeout_s").default_text() == "30"
+    with pytest.raises(UserError, match=r"\[0, 2147483647\]"):
+        resolve_config(get_experiment("recon"), {"seed": -1}, {})
+
+
+def test_bare_pcap_means_all() -> None:
+    from experiments.run import experiment_parser
+
+    parser = experiment_parser(get_experiment("recon"))
+    assert parser.parse_args([]).pcap is None
+    assert parser.parse_args(["--pcap"]).pcap == "all"
+    assert parser.parse_args(["--pcap", "plc1,s1-eth1"]).pcap == "plc1,s1-eth1"
