@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import LabError, UserError
+from common.groundtruth import TIME_COLUMN, read_ground_truth_file
 from common.plan import AddressPlan
 from experiments.runner import TrialContext
 from experiments.spec import Experiment, Param, TrialResult
@@ -54,23 +55,24 @@ def operator_writes(cfg: dict[str, Any], plc_names: list[str]) -> list[dict[str,
              "address": reg.address, "value": raw}]
 
 
+def _as_written(value: float) -> str:
+    """A ground-truth value as the PLC wrote it: a whole number without a decimal point, any
+    other in Python's shortest round-trip form (what the PLC's ``csv.writer`` wrote)."""
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
 def _process_rows(plc: str, process: str, path: Path) -> list[dict[str, Any]]:
-    """Long-format rows (plc, process, t_s, variable, value) from a PLC's ground-truth CSV."""
-    rows: list[dict[str, Any]] = []
+    """Long-format rows (plc, process, t_s, variable, value) from a PLC's ground-truth CSV.
+
+    A torn last line is skipped (:mod:`common.groundtruth`); no file, no rows.
+    """
     try:
-        with open(path, newline="") as f:
-            for rec in csv.DictReader(f):
-                try:
-                    t_s = float(rec.pop("t_s"))
-                except (KeyError, TypeError, ValueError):
-                    continue  # a torn last line
-                for var, value in rec.items():
-                    if value not in (None, ""):
-                        rows.append({"plc": plc, "process": process, "t_s": t_s,
-                                     "variable": var, "value": value})
+        truth = read_ground_truth_file(path)
     except OSError:
-        pass
-    return rows
+        return []
+    return [{"plc": plc, "process": process, "t_s": row.t_s, "variable": var,
+             "value": _as_written(value)}
+            for row in truth for var, value in row.items() if var != TIME_COLUMN]
 
 
 def check(cfg: dict[str, Any], plan: AddressPlan) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import re
 import signal
 import subprocess
@@ -10,6 +9,7 @@ import sys
 from pathlib import Path
 
 from common.cli import wait_until
+from common.groundtruth import GroundTruthRow, read_ground_truth_file
 
 ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK = "127.0.0.1"
@@ -51,7 +51,7 @@ class PlcProcess:
                 self.proc.wait()
             self._stderr.close()
 
-    def rows(self) -> list[dict[str, float]]:
-        """The PLC's ground-truth rows so far, every value as a float."""
-        with open(self.state_csv, newline="") as f:
-            return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    def rows(self) -> list[GroundTruthRow]:
+        """The PLC's ground-truth rows so far, every value as a float (a torn last line
+        skipped: compare with the file's line count to catch one)."""
+        return read_ground_truth_file(self.state_csv)

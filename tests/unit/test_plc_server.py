@@ -50,7 +50,10 @@ def test_hmi_reads_changing_values_and_a_pump_write_changes_the_tank(tank_plc, t
 
     assert tank_plc.stop() == 0
     truth = tank_plc.rows()
-    assert truth[-1]["scan_count"] == len(truth)  # no torn last line
+    csv_text = tank_plc.state_csv.read_text()
+    # No torn last line: every line past the header is a row, and the last is the last scan.
+    assert len(truth) == len(csv_text.splitlines()) - 1
+    assert truth[-1]["scan_count"] == len(truth)
     before = [r for r in truth if r["pump_on"] == 0]
     after_rows = [r for r in truth if r["pump_on"] == 1]
     assert before and after_rows and before[-1]["t_s"] < after_rows[0]["t_s"]
