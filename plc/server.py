@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import csv
 import ipaddress
+import json
 import logging
 import signal
 import struct
@@ -266,8 +267,8 @@ class Plc:
                  cycle_ms: float = 100.0, unit_id: int = 1,
                  state_csv: Path | None = None, max_connections: int = 64,
                  idle_timeout_s: float = 30.0, request_log: Path | None = None,
-                 name: str = "") -> None:
-        self.program: PlcProgram = make_program(process)
+                 name: str = "", params: dict[str, float] | None = None) -> None:
+        self.program: PlcProgram = make_program(process, params)
         self.process = process
         self.host, self.requested_port = host, port
         self.cycle_s = cycle_ms / 1000.0
@@ -420,9 +421,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop after this many seconds (default: run until signalled)")
     p.add_argument("--max-connections", type=number_in(int, 1, 10000), default=64)
     p.add_argument("--idle-timeout-s", type=number_in(float, 0.1, 1e6), default=30.0)
+    p.add_argument("--params", type=_params, default=None, metavar="JSON",
+                   help='process-model parameters, e.g. {"height_cm": 300} (plant files)')
     p.add_argument("--log-level", default="INFO",
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
+
+
+def _params(text: str) -> dict[str, float]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        raise argparse.ArgumentTypeError(f"not JSON: {text!r}") from None
+    if not isinstance(value, dict) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in value.values()):
+        raise argparse.ArgumentTypeError("expected a JSON object of numbers")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -430,9 +444,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        plc = Plc(args.process, args.host, args.port, args.cycle_ms, args.unit_id,
-                  args.state_csv, args.max_connections, args.idle_timeout_s,
-                  args.request_log, args.name)
+        try:
+            plc = Plc(args.process, args.host, args.port, args.cycle_ms, args.unit_id,
+                      args.state_csv, args.max_connections, args.idle_timeout_s,
+                      args.request_log, args.name, args.params)
+        except ValueError as exc:
+            raise UserError(f"--params: {exc}") from None
         try:
             plc.open_csv()
         except OSError as exc:
