@@ -3,7 +3,8 @@
     python -m attacks.modbus_probe --plan PLAN.json --targets 10.0.0.21,10.0.0.104 \\
         --out OUT.json [--port 502] [--timeout-s 1.0]
 
-For each target: a TCP connect to the port, then one harmless read (function 4, input
+The source address and port of each connection and its start and end times are recorded, so
+the experiment can find the request in the PLC's own request log. For each target: a TCP connect to the port, then one harmless read (function 4, input
 register 0 — the process id in this project's PLCs). A target counts as exploited when a
 well-formed Modbus reply comes back (an exception reply included: the attacker reached a
 Modbus server that answers it). One attempt per target, each bounded by ``--timeout-s``.
@@ -43,9 +44,11 @@ def probe(address: str, port: int, timeout_s: float) -> dict[str, Any]:
     """One connect + read; never raises."""
     t0 = time.monotonic()
     result: dict[str, Any] = {"address": address, "reached": False, "stage": "connect",
-                              "latency_ms": None, "error": "", "values": []}
+                              "latency_ms": None, "error": "", "values": [], "src_ip": "",
+                              "src_port": 0, "started_unix_s": time.time()}
     try:
         with socket.create_connection((address, port), timeout=timeout_s) as sock:
+            result["src_ip"], result["src_port"] = sock.getsockname()[:2]
             sock.settimeout(timeout_s)
             result["stage"] = "request"
             sock.sendall(read_request(1, READ_INPUT_REGISTERS, 0, 1))
@@ -55,6 +58,7 @@ def probe(address: str, port: int, timeout_s: float) -> dict[str, Any]:
     except (OSError, FrameError) as exc:
         result["error"] = f"{type(exc).__name__}: {exc}"
     result["latency_ms"] = round((time.monotonic() - t0) * 1000.0, 3)
+    result["ended_unix_s"] = time.time()
     return result
 
 

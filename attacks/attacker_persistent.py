@@ -1,0 +1,79 @@
+"""The ``persistent`` attacker: scans and exploits continuously for a whole window.
+
+    python -m attacks.attacker_persistent --plan PLAN.json --targets 10.0.0.0/24 \\
+        --out OUT.json [--window-s 120] [--round-s 2] [--timeout-s 1]
+
+Round after round until ``--window-s`` has passed: the ``fast`` attacker's sweep (ARP to every
+target, a Modbus read to each responder the moment it answers), then a pause so a round
+starts every ``--round-s`` at most. Each round is recorded (start, responders, attempts the
+attacker believes answered); the experiment turns the attempts and the PLCs' request logs
+into distinct PLCs found and reached over time (the OF-RHM figure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+
+from attacks.attacker_common import AttackerOutcome, attacker_parser, local_interface
+from attacks.attacker_fast import sweep_and_exploit
+from common.cli import positive_float
+from common.errors import UserError
+from common.hostenv import AttackContext, run_attack, utc_now_iso
+
+MAX_WINDOW_S = 3600.0
+MIN_ROUND_S = 0.5
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = attacker_parser("attacks.attacker_persistent",
+                        "Sweep and exploit in rounds for a whole window.")
+    p.add_argument("--window-s", type=positive_float, default=120.0,
+                   help=f"how long to keep attacking (at most {MAX_WINDOW_S:g})")
+    p.add_argument("--round-s", type=positive_float, default=2.0,
+                   help=f"shortest time between round starts (at least {MIN_ROUND_S:g})")
+    return p
+
+
+def _validate(args: argparse.Namespace) -> None:
+    if args.window_s > MAX_WINDOW_S:
+        raise UserError(f"--window-s {args.window_s:g}: at most {MAX_WINDOW_S:g}")
+    if args.round_s < MIN_ROUND_S:
+        raise UserError(f"--round-s {args.round_s:g}: at least {MIN_ROUND_S:g}")
+
+
+def _new_outcome(args: argparse.Namespace, targets: tuple[str, ...]) -> AttackerOutcome:
+    return AttackerOutcome(attack="attacker_persistent", model="persistent",
+                           targets=list(targets), started_at=utc_now_iso())
+
+
+def _body(ctx: AttackContext) -> None:
+    out = ctx.outcome
+    assert isinstance(out, AttackerOutcome)
+    local = local_interface(ctx.plan)
+    out.attack_start_unix_s = time.time()
+    end_s = time.monotonic() + ctx.args.window_s
+    sweep = 0
+    while time.monotonic() < end_s and not ctx.stop_requested:
+        t0 = time.monotonic()
+        started = time.time()
+        before = len(out.replies)
+        attempts = sweep_and_exploit(ctx, local, ctx.targets, "persistent", sweep)
+        out.rounds.append({"sweep": sweep, "started_unix_s": started,
+                           "responders": len(out.replies) - before,
+                           "replied": sorted(a.address for a in attempts if a.replied)})
+        sweep += 1
+        rest_s = min(ctx.args.round_s - (time.monotonic() - t0), end_s - time.monotonic())
+        if rest_s > 0:
+            time.sleep(rest_s)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """0 done (whatever was reached), 2 refused, 128+N stopped by signal N."""
+    return run_attack(parser=build_parser(), argv=argv, new_outcome=_new_outcome, body=_body,
+                      validate=_validate)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
