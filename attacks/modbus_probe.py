@@ -3,11 +3,12 @@
     python -m attacks.modbus_probe --plan PLAN.json --targets 10.0.0.21,10.0.0.104 \\
         --out OUT.json [--port 502] [--timeout-s 1.0]
 
-The source address and port of each connection and its start and end times are recorded, so
-the experiment can find the request in the PLC's own request log. For each target: a TCP connect to the port, then one harmless read (function 4, input
+For each target: a TCP connect to the port, then one harmless read (function 4, input
 register 0 — the process id in this project's PLCs). A target counts as exploited when a
 well-formed Modbus reply comes back (an exception reply included: the attacker reached a
 Modbus server that answers it). One attempt per target, each bounded by ``--timeout-s``.
+The source address and port of each connection and its start and end times are recorded,
+so the experiment can find the request in the PLC's own request log.
 """
 
 from __future__ import annotations
