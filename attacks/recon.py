@@ -38,7 +38,15 @@ from pathlib import Path
 
 from attacks.recon_nmap import NmapEngine
 from attacks.recon_parse import Findings
-from attacks.recon_run import STAGES, Engine, ReconOutcome, ReconRun, own_interfaces, stage
+from attacks.recon_run import (
+    DEFAULT_STAGES,
+    STAGES,
+    Engine,
+    ReconOutcome,
+    ReconRun,
+    own_interfaces,
+    stage,
+)
 from attacks.recon_scapy import ScapyEngine
 from common.cli import choice_list, port_list, positive_float
 from common.errors import UserError
@@ -47,7 +55,6 @@ from common.modbus import MODBUS_PORT
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STAGES = ("discovery", "syn", "modbus")
 ENGINE_CLASSES: dict[str, type[Engine]] = {"nmap": NmapEngine, "scapy": ScapyEngine}
 ENGINES = tuple(ENGINE_CLASSES)
 # Modbus/TCP, HTTP, SSH, Siemens S7 (ISO-TSAP), DNP3, EtherNet/IP: what an ICS scan asks first.

@@ -25,6 +25,7 @@ from common.scope import ScopeError
 log = logging.getLogger(__name__)
 
 STAGES = ("discovery", "syn", "connect", "version", "modbus")
+DEFAULT_STAGES = ("discovery", "syn", "modbus")
 # Below this much budget a stage is skipped rather than started and cut short.
 MIN_STAGE_BUDGET_S = 1.0
 

@@ -31,6 +31,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from attacks.recon_run import DEFAULT_STAGES, STAGES
 from common.cli import port_list
 from common.errors import UserError
 from common.hoplog import HopRecord
@@ -49,7 +50,6 @@ from reporting.stats import Proportion, percentile, summarize
 
 # Modbus/TCP, S7comm, DNP3, EtherNet/IP, plus the usual IT suspects.
 DEFAULT_PORTS = "22,80,102,443,502,20000,44818"
-STAGES = ("discovery", "syn", "connect", "version", "modbus")
 
 
 def parse_ports(text: str) -> list[int]:
@@ -73,7 +73,7 @@ def parse_stages(text: str) -> list[str]:
 PARAMS = (
     Param("ports", "str", DEFAULT_PORTS, "TCP ports to scan (list and LO-HI ranges)",
           parse=parse_ports),
-    Param("stages", "str", "discovery,syn,modbus", f"recon stages, from {', '.join(STAGES)}",
+    Param("stages", "str", ",".join(DEFAULT_STAGES), f"recon stages, from {', '.join(STAGES)}",
           parse=parse_stages),
     Param("scanner", "str", "nmap", "recon engine; both: each trial scans with each engine, "
           "on the same network and seed", choices=("nmap", "scapy", "both")),
