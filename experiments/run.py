@@ -3,6 +3,7 @@
     python -m experiments.run list
     python -m experiments.run recon [--trials N] [--seed S] [--config FILE] [--quick] ...
     python -m experiments.run all --quick
+    python -m experiments.run plant-check FILE
 
 Precedence: built-in defaults ← ``--quick`` ← ``--config`` file ← flags. Bad input is one line
 on stderr and exit 2; a missing prerequisite is one line saying what to run, exit 3.
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from common.cli import OneLineParser
 from common.errors import EXIT_INTERRUPTED, Interrupted, UserError
+from experiments import plant_check
 from experiments.registry import EXPERIMENTS, get_experiment
 from experiments.spec import Experiment, Param, load_config_file, resolve_config
 
@@ -72,7 +74,8 @@ def top_parser() -> argparse.ArgumentParser:
     names = "\n".join(f"  {e.name:<10} {e.description}" for e in EXPERIMENTS.values())
     p = OneLineParser(prog="python -m experiments.run",
                 description="Run an SDN-ICS Lab experiment and write a results bundle.",
-                epilog=f"experiments:\n{names}\n  all        every experiment in turn\n\n"
+                epilog=f"experiments:\n{names}\n  all        every experiment in turn\n"
+                       "  plant-check FILE  validate a plant file and print it\n\n"
                        "'python -m experiments.run NAME --help' lists NAME's options.",
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("experiment", help="an experiment name, 'list' or 'all'")
@@ -119,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             top_parser().print_help()
             return 0 if argv else 2
         name, rest = argv[0], argv[1:]
+        if name == "plant-check":
+            return plant_check.main(rest)
         if name == "list":
             if rest:
                 raise UserError("'list' takes no arguments")

@@ -23,6 +23,7 @@ from experiments.progress import Progress, QuietProgress
 from experiments.spec import Experiment, TrialResult
 from lab import fidelity, platform
 from lab.capture import CaptureSpec, parse_capture
+from lab.devices import load_plant_plan
 from lab.lifecycle import LabConfig
 from reporting.bundle import Bundle, git_commit, package_versions
 from reporting.manifest import Manifest, TrialRecord
@@ -181,7 +182,8 @@ def run_experiment(exp: Experiment, config: dict[str, Any], out_root: Path,
     need_netem = bool(config["link_delay_ms"] or config["link_loss_pct"])
     plat = platform.detect(config["datapath"], need_netem=need_netem)
     engine = platform.resolve_engine(config["engine"])
-    plan = plan_for(config["topo"], config["n_hosts"])
+    plan = (load_plant_plan(config["plant"]) if config.get("plant")
+            else plan_for(config["topo"], config["n_hosts"]))
     capture = parse_capture(pcap, plan) if pcap is not None else None
     conditions = exp.conditions(config) if exp.conditions else [""]
     if exp.check is not None:

@@ -19,6 +19,7 @@ import yaml
 
 from common.errors import UserError
 from common.plan import AddressPlan
+from lab.devices import load_plant_plan
 from reporting.stats import PROPORTION_METHODS
 
 if sys.version_info >= (3, 11):
@@ -136,6 +137,8 @@ COMMON_PARAMS: tuple[Param, ...] = (
     Param("seed", "int", 1, "seed for every random choice (same seed, same run)", 0, 2**31 - 1),
     Param("topo", "str", "ics", "topology", choices=("ics", "classic", "star", "linear")),
     Param("n_hosts", "int", 10, "host count for star/linear topologies", 2, 250),
+    Param("plant", "str", "", "plant file (YAML, docs/plants.md); replaces --topo",
+          parse=lambda text: load_plant_plan(text) if text else None),
     Param("engine", "str", "auto", "OpenFlow framework: auto = ryu if it imports, else os-ken",
           choices=("auto", "ryu", "os-ken")),
     Param("datapath", "str", "auto",
