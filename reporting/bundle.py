@@ -60,7 +60,14 @@ class Bundle:
 
     @classmethod
     def create(cls, out_root: Path, experiment: str) -> Bundle:
+        """The new folder ``out_root/experiment/<UTC stamp>/`` with ``raw/``.
+
+        The folders it creates (``out_root`` and ``out_root/experiment`` included) belong to
+        the user who ran sudo (:func:`invoking_user`); the files written later are handed
+        over by :meth:`link_latest`.
+        """
         base = out_root / experiment
+        new_dirs = [d for d in (out_root, base) if not d.exists()]
         try:
             base.mkdir(parents=True, exist_ok=True)
             stamp = utc_stamp()
@@ -74,6 +81,7 @@ class Bundle:
         except OSError as exc:
             raise UserError(f"cannot write results under {out_root}: "
                             f"{exc.strerror or exc}") from None
+        give_to_invoking_user([*new_dirs, path, path / "raw"])
         return cls(path)
 
     def trial_raw(self, trial: int) -> Path:
@@ -103,7 +111,10 @@ class Bundle:
         write_json(self.path / name, data)
 
     def link_latest(self, out_root: Path) -> None:
-        """Point ``<out>/latest`` (and ``<out>/<experiment>/latest``) at this bundle."""
+        """Point ``<out>/latest`` (and ``<out>/<experiment>/latest``) at this bundle, and hand
+        the whole bundle and both links to the user who ran sudo (the runner's last step, also
+        after an interrupted run)."""
+        links = []
         for parent in (out_root, self.path.parent):
             link = parent / "latest"
             tmp = parent / f".latest.{os.getpid()}"
@@ -111,8 +122,45 @@ class Bundle:
                 tmp.unlink(missing_ok=True)
                 tmp.symlink_to(os.path.relpath(self.path, parent))
                 os.replace(tmp, link)
+                links.append(link)
             except OSError as exc:
                 log.warning("could not update %s: %s", link, exc)
+        give_to_invoking_user([*_tree(self.path), *links])
+
+
+def invoking_user(environ: Mapping[str, str] | None = None,
+                  euid: int | None = None) -> tuple[int, int] | None:
+    """``(uid, gid)`` of the user who ran sudo: ``SUDO_UID``/``SUDO_GID`` when this process runs
+    as root and both are numbers other than 0; else None (nothing to hand over)."""
+    env = os.environ if environ is None else environ
+    if (os.geteuid() if euid is None else euid) != 0:
+        return None
+    try:
+        uid, gid = int(env["SUDO_UID"]), int(env["SUDO_GID"])
+    except (KeyError, ValueError):
+        return None
+    return None if uid == 0 or uid < 0 or gid < 0 else (uid, gid)
+
+
+def _tree(root: Path) -> list[Path]:
+    """``root`` and everything under it, symbolic links not followed."""
+    paths = [root]
+    for dirpath, dirnames, filenames in os.walk(root):
+        paths += [Path(dirpath, n) for n in (*dirnames, *filenames)]
+    return paths
+
+
+def give_to_invoking_user(paths: Iterable[Path]) -> None:
+    """chown ``paths`` (links themselves, not their targets) to :func:`invoking_user`; a path
+    that cannot be changed is logged and skipped (results stay usable by root)."""
+    owner = invoking_user()
+    if owner is None:
+        return
+    for p in paths:
+        try:
+            os.chown(p, *owner, follow_symlinks=False)
+        except OSError as exc:
+            log.warning("could not give %s to uid %d: %s", p, owner[0], exc)
 
 
 def _csv_value(v: Any) -> Any:
