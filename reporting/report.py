@@ -12,15 +12,11 @@ no literal URL at all (a browser shows it unchanged).
 from __future__ import annotations
 
 import argparse
-import base64
 import csv
-import html
 import json
 import logging
-import math
 import shlex
 import sys
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,17 +25,15 @@ from common.cli import OneLineParser, run_main
 from common.errors import UserError
 from common.files import atomic_write_text
 from reporting.bundle import read_bundle_json, read_json_object
+from reporting.html import CSP, CSS, NA, Html, esc, fmt_num, pill, table
 from reporting.manifest import MANIFEST_KEYS, Manifest
+from reporting.report_results import finite, section_plots, section_results
 
 log = logging.getLogger(__name__)
 
 REPORT_NAME = "report.html"
-# Per-trial metric values are listed for runs up to this many trials (wider tables are noise).
-MAX_TRIAL_COLUMNS = 20
 ERROR_TAIL_LINES = 20
-NA = "\u2013"  # what a missing or non-finite number shows
 
-# Manifest keys rendered in their own section; anything else lands under "other entries".
 # The manifest keys shown in their own sections; the rest is listed as "other entries"
 # (``conditions`` among them: it has no section of its own).
 _KNOWN_KEYS = set(MANIFEST_KEYS) - {"conditions"}
@@ -53,90 +47,6 @@ _PLATFORM_LABELS = {
     "nmap": "nmap",
     "python": "Python",
 }
-
-CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;
-background:#f6f7f9;color:#1d2330;line-height:1.45}
-main{max-width:1100px;margin:0 auto;padding:24px 28px 48px;background:#fff;
-box-shadow:0 0 8px rgba(0,0,0,.08)}
-h1{font-size:1.6em;margin:0 0 4px}h2{font-size:1.25em;margin:32px 0 8px;
-border-bottom:2px solid #dde3ec;padding-bottom:4px}h3{font-size:1.05em;margin:18px 0 6px}
-.sub{color:#5a6475;margin:0 0 12px}
-table{border-collapse:collapse;margin:6px 0 12px;font-size:.92em}
-th,td{border:1px solid #d5dbe5;padding:4px 9px;text-align:left;vertical-align:top}
-th{background:#eef2f7}td.num{text-align:right;font-variant-numeric:tabular-nums}
-tr:nth-child(even) td{background:#fafbfc}
-code,pre{font-family:ui-monospace,"DejaVu Sans Mono",Menlo,monospace;font-size:.9em}
-pre{background:#f3f4f6;padding:8px;overflow-x:auto;white-space:pre-wrap;margin:4px 0}
-.banner{padding:10px 14px;border-radius:6px;margin:10px 0;font-weight:600}
-.banner.bad{background:#fde8e8;border:1px solid #e0a0a0;color:#8a1c1c}
-.banner.warn{background:#fff4dc;border:1px solid #e5c77a;color:#6b4b00}
-.banner.good{background:#e6f5ea;border:1px solid #9fd0ad;color:#1d5b2e}
-.pill{display:inline-block;padding:1px 8px;border-radius:10px;font-size:.85em;font-weight:600}
-.pill.ok,.pill.pass{background:#d8f0de;color:#1d5b2e}
-.pill.failed,.pill.fail{background:#f8d4d4;color:#8a1c1c}
-.pill.invalid,.pill.saturated{background:#ffe7b3;color:#6b4b00}
-.pill.other{background:#e4e7ec;color:#333}
-td.notscored{color:#8a8f99;font-style:italic}
-figure{margin:16px 0 28px}figure img{max-width:100%;height:auto;border:1px solid #e3e7ee}
-figcaption{color:#3c4656;font-size:.92em;margin-top:4px}
-.muted{color:#6b7383}td code{word-break:break-all}
-.cols{display:flex;flex-wrap:wrap;gap:0 28px;align-items:flex-start}.cols h3{margin-top:6px}
-"""
-
-# The browser may load nothing but this file's own inline style and data: images.
-CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
-
-
-class Html(str):
-    """A string that is already HTML (built here from escaped parts); never escaped again."""
-
-
-def esc(value: Any) -> str:
-    """Escape text from a file for HTML; ``://`` becomes ``&#58;//`` (no literal URLs)."""
-    return html.escape(str(value), quote=True).replace("://", "&#58;//")
-
-
-def fmt_num(value: Any, digits: int = 4) -> str:
-    """Numbers to ``digits`` significant digits; None/NaN → ``NA``; other values as text."""
-    if value is None:
-        return NA
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
-            return NA
-        return f"{value:.{digits}g}"
-    return str(value)
-
-
-def pill(text: str, kind: str) -> Html:
-    return Html(f'<span class="pill {esc(kind)}">{esc(text)}</span>')
-
-
-def table(headers: Sequence[str], rows: Iterable[Sequence[Any]],
-          numeric: Sequence[int] = ()) -> Html:
-    """An HTML table; cells are escaped unless they are :class:`Html`.
-
-    numeric: column indices right-aligned (their cells formatted with :func:`fmt_num`).
-    """
-    out = ["<table><thead><tr>", *(f"<th>{esc(h)}</th>" for h in headers), "</tr></thead><tbody>"]
-    for row in rows:
-        out.append("<tr>")
-        for i, cell in enumerate(row):
-            if isinstance(cell, Html):
-                cls = ' class="num"' if i in numeric else ""
-                out.append(f"<td{cls}>{cell}</td>")
-            elif i in numeric:
-                out.append(f'<td class="num">{esc(fmt_num(cell))}</td>')
-            else:
-                out.append(f"<td>{esc(fmt_num(cell))}</td>")
-        out.append("</tr>")
-    out.append("</tbody></table>")
-    return Html("".join(out))
-
 
 @dataclass
 class BundleFiles:
@@ -200,8 +110,8 @@ def _status_banners(b: BundleFiles) -> list[str]:
         out.append(
             '<div class="banner bad">INVALID RUN: validity check(s) failed: '
             f"{esc(', '.join(bad_checks) or 'see the trial table')}. The metrics of the "
-            f"{len(invalid)} invalid trial(s) are not scored: they are left out of the summary."
-            "</div>")
+            f"{len(invalid)} invalid trial(s) are not scored: each is counted as <b>premise "
+            "failed</b> in the results.</div>")
     if m.get("interrupted"):
         out.append('<div class="banner warn">INTERRUPTED: the run stopped early; only the '
                    "trials completed before the interrupt are in this bundle.</div>")
@@ -256,7 +166,8 @@ def _section_run(b: BundleFiles) -> str:
     platform = m.get("platform") if isinstance(m.get("platform"), dict) else {}
     for key, value in platform.items():
         facts.append((_PLATFORM_LABELS.get(key, key), value))
-    parts = ['<h2 id="run">What ran</h2>', '<div class="cols">',
+    parts = ['<h2 id="run">Provenance: what ran, where, with which configuration</h2>',
+             '<div class="cols">',
              "<div>", table(("fact", "value"), facts), "</div>"]
     side = []
     if b.config:
@@ -339,83 +250,8 @@ def _section_trials(b: BundleFiles) -> str:
     return "\n".join(parts)
 
 
-def _section_summary(b: BundleFiles) -> str:
-    parts = ['<h2 id="summary">Summary</h2>']
-    s = b.summary
-    if s is None:
-        parts.append('<p class="muted">No <code>summary.json</code> in this bundle (the run '
-                     "was still going or was killed before writing it).</p>")
-        return "\n".join(parts)
-    counts = [("trials completed", s.get("trials_completed")),
-              ("trials failed", s.get("trials_failed")),
-              ("trials invalid (not scored)", s.get("trials_invalid"))]
-    parts.append(table(("", "count"), counts, numeric=(1,)))
-    metrics = s.get("metrics") if isinstance(s.get("metrics"), dict) else {}
-    if metrics:
-        rows = []
-        for name, st in metrics.items():
-            st = st if isinstance(st, dict) else {}
-            ci = st.get("ci95")
-            rows.append((name, st.get("mean"),
-                         Html("±&nbsp;" + esc(fmt_num(ci))) if _finite(ci) else NA,
-                         st.get("n"), st.get("median"), st.get("min"), st.get("max")))
-        parts.append("<p>Across valid trials: mean, half-width of the 95% confidence interval "
-                     "(Student t; needs n ≥ 2), n, median, minimum, maximum.</p>")
-        parts.append(table(("metric", "mean", "95% CI", "n", "median", "min", "max"), rows,
-                           numeric=(1, 2, 3, 4, 5, 6)))
-    else:
-        parts.append('<div class="banner bad">No metric is scored: no trial both completed '
-                     "and passed every validity check.</div>")
-    failures = s.get("failures")
-    if isinstance(failures, list) and failures:
-        parts.append("<h3>Failures</h3><ul>" + "".join(f"<li><code>{esc(f)}</code></li>"
-                                                       for f in failures) + "</ul>")
-    parts.append(_per_trial_metrics(b))
-    return "\n".join(p for p in parts if p)
-
-
-def _finite(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _per_trial_metrics(b: BundleFiles) -> str:
-    """metrics.csv as a metric-by-trial table; values of invalid trials marked not scored."""
-    rows = b.metrics_rows
-    if not rows:
-        return ""
-    trials: list[str] = []
-    valid: dict[str, bool] = {}
-    values: dict[str, dict[str, str]] = {}
-    for r in rows:
-        trial, metric = r.get("trial", ""), r.get("metric", "")
-        if trial not in valid:
-            trials.append(trial)
-        valid[trial] = str(r.get("valid", "true")).lower() == "true"
-        values.setdefault(metric, {})[trial] = r.get("value", "")
-    if len(trials) > MAX_TRIAL_COLUMNS:
-        return (f'<p class="muted">Per-trial values of {len(trials)} trials: see '
-                "<code>metrics.csv</code>.</p>")
-    headers = ["metric"] + [f"trial {t}" + ("" if valid[t] else " (invalid, not scored)")
-                            for t in trials]
-    out = ["<h3>Per-trial values (metrics.csv)</h3><table><thead><tr>",
-           *(f"<th>{esc(h)}</th>" for h in headers), "</tr></thead><tbody>"]
-    for metric, per in values.items():
-        out.append(f"<tr><td>{esc(metric)}</td>")
-        for t in trials:
-            raw = per.get(t, "")
-            try:
-                text = fmt_num(float(raw)) if raw != "" else NA
-            except ValueError:
-                text = raw
-            cls = "num" if valid[t] else "num notscored"
-            out.append(f'<td class="{cls}">{esc(text)}</td>')
-        out.append("</tr>")
-    out.append("</tbody></table>")
-    return "".join(out)
-
-
 def _pct(v: Any) -> str:
-    return f"{v * 100:.1f} %" if _finite(v) else NA
+    return f"{v * 100:.1f} %" if finite(v) else NA
 
 
 def _section_fidelity(b: BundleFiles) -> str:
@@ -455,62 +291,21 @@ def _section_fidelity(b: BundleFiles) -> str:
     return "\n".join(parts)
 
 
-def _plot_entries(b: BundleFiles) -> list[tuple[str, str | None]]:
-    """(stem, caption) from the manifest, then any other plot file of the bundle uncaptioned."""
-    entries: list[tuple[str, str | None]] = []
-    plots = b.manifest.get("plots")
-    if isinstance(plots, list):
-        for p in plots:
-            if isinstance(p, dict) and isinstance(p.get("stem"), str):
-                entries.append((p["stem"], str(p.get("caption") or "")))
-    listed = {s for s, _ in entries}
-    extra = sorted({p.stem for p in b.path.iterdir()
-                    if p.suffix in (".png", ".svg") and p.is_file()} - listed)
-    entries += [(s, None) for s in extra]
-    return entries
-
-
-def _image_tag(bundle: Path, stem: str, alt: str) -> str | None:
-    # A stem is a file name inside the bundle, never a path out of it.
-    if not stem or Path(stem).name != stem or stem in (".", ".."):
-        return None
-    for suffix, mime in ((".png", "image/png"), (".svg", "image/svg+xml")):
-        path = bundle / f"{stem}{suffix}"
-        if path.is_file():
-            try:
-                data = base64.b64encode(path.read_bytes()).decode("ascii")
-            except OSError as exc:
-                log.warning("cannot read %s: %s", path, exc)
-                continue
-            return f'<img src="data:{mime};base64,{data}" alt="{esc(alt)}">'
-    return None
-
-
-def _section_plots(b: BundleFiles) -> str:
-    parts = ['<h2 id="plots">Plots</h2>']
-    entries = _plot_entries(b)
-    if not entries:
-        parts.append('<p class="muted">No plot in this bundle.</p>')
-    for stem, caption in entries:
-        tag = _image_tag(b.path, stem, caption or stem)
-        body = tag or (f'<p class="muted">Plot file {esc(stem)}.png/.svg is missing; redraw '
-                       "with <code>python -m experiments.plot</code>.</p>")
-        cap = esc(caption) if caption else '<span class="muted">(no caption recorded)</span>'
-        parts.append(f"<figure>{body}<figcaption><b>{esc(stem)}</b>: {cap}</figcaption>"
-                     "</figure>")
-    return "\n".join(parts)
-
-
 def render_report(b: BundleFiles) -> str:
-    """The whole HTML document (a pure function of ``b``)."""
+    """The whole HTML document (a pure function of ``b``): what a reader came for first (the
+    results with their intervals, the plots), then the trials and checks, provenance last."""
     exp = b.manifest.get("experiment") or b.config.get("experiment") or "experiment"
     title = f"{exp} — {b.path.resolve().name}"
-    sections = [_section_run(b), _section_validity(b), _section_trials(b),
-                _section_summary(b), _section_fidelity(b), _section_plots(b)]
-    nav = " · ".join(f'<a href="#{a}">{t}</a>' for a, t in (
-        ("run", "what ran"), ("validity", "validity"), ("trials", "trials"),
-        ("summary", "summary"), ("fidelity", "fidelity"), ("plots", "plots"))
-        if a != "fidelity" or sections[4])
+    sections = {
+        "results": ("results", section_results(b.summary, b.metrics_rows)),
+        "plots": ("plots", section_plots(b.path, b.manifest)),
+        "trials": ("trials", _section_trials(b)),
+        "validity": ("validity", _section_validity(b)),
+        "fidelity": ("fidelity", _section_fidelity(b)),
+        "run": ("provenance", _section_run(b)),
+    }
+    nav = " · ".join(f'<a href="#{anchor}">{name}</a>'
+                     for anchor, (name, body) in sections.items() if body)
     return "\n".join([
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -522,7 +317,7 @@ def render_report(b: BundleFiles) -> str:
         "by <code>python -m experiments.report</code>.</p>",
         f"<p>{nav}</p>",
         *_status_banners(b),
-        *(s for s in sections if s),
+        *(body for _, body in sections.values() if body),
         "</main></body></html>",
         "",
     ])

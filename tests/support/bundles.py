@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from reporting import plotting
+from reporting.stats import Proportion
+from reporting.summary import NO_CONDITION, ConditionTrials, build_summary
 
 HOSTILE = '<script>alert("x")</script>&<b>'
 
@@ -82,7 +84,6 @@ def make_bundle(root: Path, *, invalid: bool = False, failed: bool = False,
     if fidelity:
         manifest["fidelity"] = {"monitored_trials": 3, "saturated_trials": [1],
                                 "low_idle_threshold": 0.1, "saturated_share": 0.2}
-    valid_trials = [t["trial"] for t in trials if t["status"] == "ok"]
     rtts = {1: 1.0, 2: 2.0, 3: 3.0}
     metrics_csv = ["trial,metric,value,valid"]
     for t in trials:
@@ -90,18 +91,19 @@ def make_bundle(root: Path, *, invalid: bool = False, failed: bool = False,
             continue
         ok = t["status"] == "ok"
         metrics_csv.append(f"{t['trial']},rtt_avg_ms,{rtts[t['trial']]},{str(ok).lower()}")
-    vals = [rtts[t] for t in valid_trials]
-    mean = sum(vals) / len(vals)
-    summary = {
-        "experiment": "demo",
-        "trials_completed": sum(1 for t in trials if t["status"] != "failed"),
-        "trials_failed": sum(1 for t in trials if t["status"] == "failed"),
-        "trials_invalid": sum(1 for t in trials if t["status"] == "invalid"),
-        "failures": [t["error"] for t in trials if t["status"] == "failed"],
-        "metrics": {"rtt_avg_ms": {"n": len(vals), "mean": mean, "ci95": 0.6789 if
-                                   len(vals) > 1 else None, "std": None, "median": mean,
-                                   "min": min(vals), "max": max(vals)}},
-    }
+    # summary.json as the runner builds it: rtt_avg_ms continuous, plc_reached a proportion.
+    per = ConditionTrials.empty()
+    for t in trials:
+        if t["status"] == "ok":
+            per.add_scored(t["trial"], {"rtt_avg_ms": rtts[t["trial"]],
+                                        "plc_reached": Proportion(1, 1)})
+            metrics_csv.append(f"{t['trial']},plc_reached,1.0,true")
+        elif t["status"] == "invalid":
+            per.add_premise_failed(["real_addresses_unreachable"])
+        else:
+            per.failed += 1
+    summary = build_summary("demo", {NO_CONDITION: per},
+                            [t["error"] for t in trials if t["status"] == "failed"])
     (b / "config.json").write_text(json.dumps(config))
     (b / "manifest.json").write_text(json.dumps(manifest))
     (b / "summary.json").write_text(json.dumps(summary))

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from reporting.report import REPORT_NAME, load_bundle, main, render_report, write_report
+from reporting.summary import metric_entries
 from tests.support.bundles import draw_plot, make_bundle
 
 DATA = Path(__file__).parent / "data" / "bundles"
@@ -94,11 +95,27 @@ def test_failed_trial_listed_with_error(tmp_path: Path) -> None:
 
 def test_summary_table(tmp_path: Path) -> None:
     doc = write_report(make_bundle(tmp_path)).read_text()
-    for head in ("metric", "mean", "95% CI", "n", "median", "min", "max"):
+    for head in ("condition", "metric", "estimate", "95% interval", "k/n or n", "method"):
         assert f"<th>{head}</th>" in doc
-    row = re.search(r"<tr><td>rtt_avg_ms</td>(.*?)</tr>", doc).group(1)
-    cells = re.findall(r'<td class="num">(.*?)</td>', row)
-    assert cells == ["2", "±&nbsp;0.6789", "3", "2", "1", "3"]
+    row = re.search(r"<tr><td>all</td><td>rtt_avg_ms</td>(.*?)</tr>", doc).group(1)
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
+    assert cells == ["2", "[-0.4842, 4.484]", "n=3", "Student t"]
+    row = re.search(r"<tr><td>all</td><td>plc_reached</td>(.*?)</tr>", doc).group(1)
+    # 3 of 3: a Wilson interval with k/n, never "± 0".
+    assert re.findall(r"<td[^>]*>(.*?)</td>", row) == [
+        "1.00", "[0.44, 1.00]", "3/3 over 3 trial(s)", "Wilson score"]
+    assert "±" not in doc
+
+
+def test_results_first_provenance_last(tmp_path: Path) -> None:
+    doc = write_report(make_bundle(tmp_path, invalid=True)).read_text()
+    order = [doc.index(f'id="{a}"') for a in ("results", "plots", "trials", "validity", "run")]
+    assert order == sorted(order)
+    assert doc.index("Package versions") > doc.index('id="plots"')
+    # The invalid trial is counted as premise failed next to the results, not dropped.
+    row = re.search(r"<tr><td>all</td>(<td class=\"num\">\d+</td>){2}<td>"
+                    r"real_addresses_unreachable: 1</td>", doc)
+    assert row and "<td class=\"num\">2</td><td class=\"num\">1</td>" in row.group(0)
 
 
 def test_fidelity_section_and_saturation(tmp_path: Path) -> None:
@@ -168,8 +185,8 @@ def test_real_runner_bundles(tmp_path: Path, name: str) -> None:
         assert f'class="pill {rec["status"]}">{rec["status"]}<' in doc
         if rec.get("error"):
             assert rec["error"].replace("'", "&#x27;") in doc
-    for metric in json.loads((b / "summary.json").read_text())["metrics"]:
-        assert f"<td>{metric}</td>" in doc
+    for e in metric_entries(json.loads((b / "summary.json").read_text())):
+        assert f"<td>{e.condition}</td><td>{e.metric}</td>" in doc
     if name == "recon-failed":
         assert "No metric is scored" in doc and "FAILED" in doc
 
