@@ -1,7 +1,8 @@
 """Lab mode: the emulated ICS at Mininet's ``mininet>`` prompt, for classrooms (the session).
 
     sudo .venv/bin/python -m topologies.ics --cli [--defense none|rhm|nat] [--detector]
-        [--topo ics|classic] [--engine auto|ryu|os-ken] [--datapath auto|user|kernel]
+        [--topo ics|classic | --plant FILE] [--engine auto|ryu|os-ken]
+        [--datapath auto|user|kernel]
         [--hop-interval-s 5] [--seed 1] [--flow-idle-s 10] [--attack-timeout-s 120]
         [--out results]
     sudo .venv/bin/python -m topologies.ics --script FILE      # the same, driven by a file
@@ -46,7 +47,7 @@ from common.plan import plan_for
 from lab import defenses, platform
 from lab import views as labviews
 from lab.commands import LabCli, session_banner
-from lab.devices import start_ics, stop_hmi
+from lab.devices import load_plant_plan, start_ics, stop_hmi
 from lab.lifecycle import LabConfig, running_lab
 from lab.lock import RunLock
 from lab.options import LabModeOptions, RunFiles, missing_part, new_run_dir, parse_options
@@ -84,7 +85,7 @@ def run_session(opts: LabModeOptions) -> int:
     platform.require_lab_prerequisites(need_nmap=False)
     datapath = platform.choose_datapath(opts.datapath)
     engine = resolve_engine(opts.engine)
-    plan = plan_for(opts.topo)
+    plan = load_plant_plan(opts.plant) if opts.plant else plan_for(opts.topo)
     handled = [signal.SIGTERM, signal.SIGHUP] + ([signal.SIGINT] if opts.script else [])
     previous = {s: signal.signal(s, _raise_interrupted) for s in handled}
     try:

@@ -17,6 +17,7 @@ from common.errors import UserError
 from common.hopschedule import MutationConfig
 from lab import defenses
 from lab.defenses import DEFENSES, DefenseSettings
+from lab.devices import load_plant_plan
 
 TOPOS = ("ics", "classic")
 ENGINES = ("auto", "ryu", "os-ken")
@@ -48,6 +49,7 @@ class LabModeOptions:
     """
 
     topo: str = "ics"
+    plant: Path | None = None
     defense: str = "none"
     detector: bool = False
     engine: str = "auto"
@@ -75,6 +77,8 @@ def build_parser(prog: str, default_topo: str = "ics") -> OneLineParser:
     mode.add_argument("--script", type=Path, default=None, metavar="FILE",
                       help="run the commands of FILE (one a line), then tear down")
     parser.add_argument("--topo", choices=TOPOS, default=default_topo)
+    parser.add_argument("--plant", type=Path, default=None, metavar="FILE",
+                        help="plant file (YAML, docs/plants.md); replaces --topo")
     parser.add_argument("--defense", choices=DEFENSES, default="none",
                         help="rhm: address hopping in the controller; nat: iptables NAT "
                              "hopping in each PLC host")
@@ -104,7 +108,10 @@ def parse_options(argv: Sequence[str] | None, prog: str,
         raise UserError("nothing to do: give --cli (the mininet> prompt) or --script FILE")
     if args.script is not None and not args.script.is_file():
         raise UserError(f"--script {args.script}: no such file")
-    return LabModeOptions(topo=args.topo, defense=args.defense, detector=args.detector,
+    if args.plant is not None:
+        load_plant_plan(args.plant)  # one line naming the key path, before anything exists
+    return LabModeOptions(topo=args.topo, plant=args.plant, defense=args.defense,
+                          detector=args.detector,
                           engine=args.engine, datapath=args.datapath, script=args.script,
                           out_root=args.out, hop_interval_s=args.hop_interval_s,
                           seed=args.seed, flow_idle_s=args.flow_idle_s,
