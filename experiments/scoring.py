@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from reporting.stats import Proportion
 
@@ -73,3 +74,112 @@ def modbus_identified(finding: Mapping) -> bool:
         if details.get("modbus-report-server-id"):
             return True
     return False
+
+
+# --- success counted at the target ----------------------------------------------------------
+NO_TARGET = "no target found"
+NOT_REACHED = "attempted, not reached"
+REACHED = "reached"
+# An attempt and the PLC's record of it are matched within this much time either side (the
+# PLC writes its record between the attacker's send and its receive, on the same clock).
+MATCH_SLACK_S = 1.0
+
+
+@dataclass(frozen=True)
+class AttackAttempt:
+    """One try to talk Modbus, as the attacker recorded it (attacks.attacker_common.Attempt,
+    or a modbus_probe result).
+
+    sent: a Modbus request left (the attacker got a TCP connection); src_ip, src_port: the
+        source it left with, the key into the PLC's request log.
+    """
+
+    tactic: str
+    address: str
+    src_ip: str
+    src_port: int
+    started_unix_s: float
+    ended_unix_s: float
+    sent: bool
+    reply_unix_s: float = 0.0
+
+    @classmethod
+    def from_dict(cls, d: Mapping, tactic: str = "") -> AttackAttempt:
+        sent = d.get("sent")
+        if sent is None:  # a modbus_probe result: past "connect" means the request went out
+            sent = d.get("stage") in ("request", "reply")
+        return cls(tactic=str(d.get("tactic") or tactic), address=str(d.get("address", "")),
+                   src_ip=str(d.get("src_ip") or ""), src_port=int(d.get("src_port") or 0),
+                   started_unix_s=float(d.get("started_unix_s") or 0.0),
+                   ended_unix_s=float(d.get("ended_unix_s") or 0.0), sent=bool(sent),
+                   reply_unix_s=float(d.get("reply_unix_s") or 0.0))
+
+
+@dataclass(frozen=True)
+class AttackScore:
+    """One tactic's (or a whole attack's) result, judged by the PLCs' request logs.
+
+    tried: addresses the attacker tried (connect or more); 0 means "no target found".
+    attempts: Modbus requests sent. reaches: attempts a PLC logged as answered.
+    plcs_reached: the PLCs whose logs show a reach; plcs_total: PLCs in the plan.
+    """
+
+    tactic: str
+    tried: int
+    attempts: int
+    reaches: int
+    plcs_reached: tuple[str, ...]
+    plcs_total: int
+
+    @property
+    def outcome(self) -> str:
+        if not self.tried:
+            return NO_TARGET
+        return REACHED if self.plcs_reached else NOT_REACHED
+
+    @property
+    def success(self) -> Proportion:
+        """1 of 1 when a PLC was reached, 0 of 1 when tried and not, 0 of 0 (NaN) when there
+        was no target: no attempt is its own outcome, never a 0."""
+        return Proportion(int(bool(self.plcs_reached)), 1 if self.tried else 0)
+
+    @property
+    def reach_share(self) -> Proportion:
+        """PLCs reached of the plan's PLCs (0 of 0, NaN, when there was no target)."""
+        return Proportion(len(self.plcs_reached), self.plcs_total if self.tried else 0)
+
+
+def matching_records(attempt: AttackAttempt, records: Iterable[Any]) -> list[Any]:
+    """The PLC request-log records (common.requestlog.RequestRecord) of ``attempt``: answered,
+    from its source address and port, within its time window."""
+    if not attempt.sent or not attempt.src_port:
+        return []
+    lo = attempt.started_unix_s - MATCH_SLACK_S
+    hi = (attempt.ended_unix_s or attempt.started_unix_s) + MATCH_SLACK_S
+    return [r for r in records if r.answered and r.client_ip == attempt.src_ip
+            and r.client_port == attempt.src_port and lo <= r.t_unix_s <= hi]
+
+
+def score_attack(attempts: Iterable[AttackAttempt], records: Iterable[Any],
+                 plc_names: Iterable[str], tactic: str = "") -> AttackScore:
+    """Attempts against the PLCs' own request logs: a reach is an answered request the PLC
+    logged from the attempt's source, whatever address the attacker used to get there."""
+    recs = list(records)
+    plcs = set(plc_names)
+    tried = attempts_sent = reaches = 0
+    reached: set[str] = set()
+    for a in attempts:
+        tried += 1
+        attempts_sent += a.sent
+        hits = [r for r in matching_records(a, recs) if r.plc in plcs]
+        reaches += bool(hits)
+        reached |= {r.plc for r in hits}
+    return AttackScore(tactic, tried, attempts_sent, reaches, tuple(sorted(reached)), len(plcs))
+
+
+def score_tactics(attempts: Iterable[AttackAttempt], records: Iterable[Any],
+                  plc_names: Iterable[str], tactics: Iterable[str]) -> dict[str, AttackScore]:
+    """:func:`score_attack` per tactic (every named tactic, tried or not)."""
+    alist, recs, plcs = list(attempts), list(records), list(plc_names)
+    return {t: score_attack([a for a in alist if a.tactic == t], recs, plcs, t)
+            for t in tactics}
