@@ -21,12 +21,14 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.metadata
+import importlib.util
 import os
 import sys
 import warnings
 from types import ModuleType
 from typing import Any
 
+from common.engines import RYU_INSTALL_HINT
 from controllers.ryu_compat import apply_eventlet_fix
 
 ENV_VAR = "SDNICS_ENGINE"
@@ -118,6 +120,8 @@ def _choose() -> tuple[str, dict[str, Any]]:
     if forced:
         if forced not in ENGINES:
             raise EngineError(f"{ENV_VAR}={forced!r}: unknown engine (choose ryu or os-ken)")
+        if forced == "ryu" and importlib.util.find_spec("ryu") is None:
+            raise EngineError(f"engine ryu is not installed; {RYU_INSTALL_HINT}")
         try:
             return forced, _import_engine(forced)
         except ImportError as exc:

@@ -15,6 +15,7 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from common.engines import RYU_INSTALL_HINT
 from common.errors import SetupError, UserError
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,11 @@ def require_lab_prerequisites(need_nmap: bool = False) -> None:
 
 
 def resolve_engine(requested: str) -> str:
-    """``auto`` → ``ryu`` when it is installed, else ``os-ken``; error when neither is."""
+    """``auto`` → ``ryu`` when it is installed, else ``os-ken``; error when neither is.
+
+    Ryu first keeps ``auto`` runs on Debian 12 comparable with earlier results; where Ryu
+    cannot install (Python 3.12+) ``auto`` is os-ken (:mod:`common.engines`).
+    """
     have_ryu = importlib.util.find_spec("ryu") is not None
     have_osken = importlib.util.find_spec("os_ken") is not None
     if requested == "auto":
@@ -150,7 +155,7 @@ def resolve_engine(requested: str) -> str:
             return "os-ken"
         raise SetupError("neither ryu nor os-ken is installed; run: sudo make setup")
     if requested == "ryu" and not have_ryu:
-        raise SetupError("engine ryu is not installed; run: sudo make setup")
+        raise SetupError(f"engine ryu is not installed; {RYU_INSTALL_HINT}")
     if requested == "os-ken" and not have_osken:
         raise SetupError("engine os-ken is not installed; run: sudo make setup")
     return requested
