@@ -4,9 +4,12 @@ side by side.
 Reads each bundle's ``summary.json`` (and ``manifest.json``/``config.json`` for the experiment
 name) and compares the metrics every bundle has. Bundles of different experiments are allowed;
 with no metric shared by all of them there is nothing to compare (one-line error, exit 2).
+A metric is named ``condition:metric`` (just ``metric`` for an experiment without conditions).
 Writes into ``--out`` (default ``results/compare/<UTC timestamp>``): ``comparison.csv`` (long
-format: bundle, experiment, metric, mean, ci95, n) and ``comparison.png``/``.svg`` (per shared
-metric, one bar per bundle with its 95% confidence interval), and prints the table.
+format: bundle, experiment, metric, mean, ci_low, ci_high, n, k, method) and
+``comparison.png``/``.svg`` (per shared metric, one bar per bundle with its 95% interval), and
+prints the table. Intervals are each bundle's own (Wilson or Clopper-Pearson for proportions,
+Student t for continuous metrics; ``docs/statistics.md``).
 """
 
 from __future__ import annotations
@@ -25,22 +28,30 @@ from common.cli import OneLineParser, run_main
 from common.errors import UserError
 from common.files import atomic_write_text
 from reporting.bundle import read_bundle_json, read_json_object, utc_stamp
+from reporting.stats import format_estimate
+from reporting.summary import metric_entries
 
 log = logging.getLogger(__name__)
 
 CSV_NAME = "comparison.csv"
 PLOT_STEM = "comparison"
-CSV_COLUMNS = ("bundle", "experiment", "metric", "mean", "ci95", "n")
+CSV_COLUMNS = ("bundle", "experiment", "metric", "mean", "ci_low", "ci_high", "n", "k",
+               "method")
 PLOT_COLUMNS = 3
 
 
 @dataclass(frozen=True)
 class MetricStats:
-    """One metric of one bundle: mean, 95% CI half-width, n (NaN when not measurable)."""
+    """One metric of one bundle: estimate, 95% interval (NaN when there is none), n, k (None
+    for a continuous metric), the interval's method, and the entry as summary.json has it."""
 
     mean: float
-    ci95: float
+    ci_low: float
+    ci_high: float
     n: int
+    k: int | None
+    method: str
+    raw: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -67,21 +78,24 @@ def load_summary(bundle: Path) -> BundleSummary:
     """Read one bundle; UserError when it is not a results bundle with a summary."""
     bundle = Path(bundle)
     summary = read_bundle_json(bundle, "summary.json", "with a summary")
-    raw = summary.get("metrics")
-    if not isinstance(raw, dict):
-        raise UserError(f"{bundle / 'summary.json'}: no 'metrics' object")
+    if not isinstance(summary.get("conditions"), dict) and not isinstance(
+            summary.get("metrics"), dict):
+        raise UserError(f"{bundle / 'summary.json'}: no 'conditions' (or old 'metrics') object")
     experiment = summary.get("experiment")
     for name in ("manifest.json", "config.json"):
         if isinstance(experiment, str) and experiment:
             break
         experiment = (read_json_object(bundle / name) or {}).get("experiment")
     metrics = {}
-    for name, st in raw.items():
-        st = st if isinstance(st, dict) else {}
-        n = st.get("n")
-        metrics[str(name)] = MetricStats(mean=_float(st.get("mean")), ci95=_float(st.get("ci95")),
-                                         n=n if isinstance(n, int) and not isinstance(n, bool)
-                                         else 0)
+    for e in metric_entries(summary):
+        st = e.stats
+        n, k = st.get("n"), st.get("k")
+        metrics[e.label] = MetricStats(
+            mean=_float(st.get("mean")), ci_low=_float(st.get("ci_low")),
+            ci_high=_float(st.get("ci_high")),
+            n=n if isinstance(n, int) and not isinstance(n, bool) else 0,
+            k=k if isinstance(k, int) and not isinstance(k, bool) else None,
+            method=str(st.get("method") or ""), raw=dict(st))
     resolved = bundle.resolve()
     return BundleSummary(path=bundle, label=f"{resolved.parent.name}/{resolved.name}",
                          experiment=str(experiment or "unknown"), metrics=metrics)
@@ -122,9 +136,13 @@ def _some(names: list[str], shown: int = 4) -> str:
 
 
 def comparison_rows(bundles: list[BundleSummary], metrics: list[str]) -> list[dict[str, Any]]:
-    """Long-format rows (bundle, experiment, metric, mean, ci95, n), metric-major."""
+    """Long-format rows (bundle, experiment, metric, mean, ci_low, ci_high, n, k, method),
+    metric-major."""
     return [{"bundle": b.label, "experiment": b.experiment, "metric": m,
-             "mean": b.metrics[m].mean, "ci95": b.metrics[m].ci95, "n": b.metrics[m].n}
+             "mean": b.metrics[m].mean, "ci_low": b.metrics[m].ci_low,
+             "ci_high": b.metrics[m].ci_high, "n": b.metrics[m].n,
+             "k": "" if b.metrics[m].k is None else b.metrics[m].k,
+             "method": b.metrics[m].method}
             for m in metrics for b in bundles]
 
 
@@ -143,20 +161,21 @@ def comparison_csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def _fmt(v: float) -> str:
-    return "-" if math.isnan(v) else f"{v:.4g}"
-
-
 def format_table(bundles: list[BundleSummary], metrics: list[str]) -> str:
-    """A legend of the bundles, then one row per metric: ``mean ± ci (n)`` per bundle."""
+    """A legend of the bundles, then one row per metric: per bundle the estimate with its 95%
+    interval, and k/n (proportion) or n with the interval's method."""
     legend = [f"[{i}] {b.label} ({b.experiment})" for i, b in enumerate(bundles, start=1)]
-    rows = [["metric", *(f"[{i}] mean ± 95% CI (n)" for i in range(1, len(bundles) + 1))]]
+    rows = [["metric", *(f"[{i}] estimate [95% interval]" for i in range(1, len(bundles) + 1))]]
     for m in metrics:
         cells = []
         for b in bundles:
             s = b.metrics[m]
-            ci = "" if math.isnan(s.ci95) else f" ± {_fmt(s.ci95)}"
-            cells.append(f"{_fmt(s.mean)}{ci} ({s.n})")
+            text = format_estimate(s.raw)
+            if s.k is None:
+                text += f" (n={s.n}{', ' + s.method if s.method and s.n > 1 else ''})"
+            else:
+                text += f" ({s.method})"
+            cells.append(text)
         rows.append([m, *cells])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
@@ -181,9 +200,12 @@ def plot_comparison(bundles: list[BundleSummary], metrics: list[str], out_dir: P
         xs = list(range(len(bundles)))
         for ax, m in zip(axes.flat, metrics, strict=False):
             means = [b.metrics[m].mean for b in bundles]
-            cis = [b.metrics[m].ci95 for b in bundles]
+            below = [0.0 if math.isnan(b.metrics[m].ci_low) else b.metrics[m].mean
+                     - b.metrics[m].ci_low for b in bundles]
+            above = [0.0 if math.isnan(b.metrics[m].ci_high) else b.metrics[m].ci_high
+                     - b.metrics[m].mean for b in bundles]
             ax.bar(xs, [0.0 if math.isnan(v) else v for v in means],
-                   yerr=[0.0 if math.isnan(c) else c for c in cis], capsize=4,
+                   yerr=[below, above], capsize=4,
                    color=[colors[i % len(colors)] for i in xs])
             for x, v in zip(xs, means, strict=True):
                 if math.isnan(v):
@@ -198,7 +220,7 @@ def plot_comparison(bundles: list[BundleSummary], metrics: list[str], out_dir: P
         for ax in list(axes.flat)[len(metrics):]:
             ax.set_visible(False)
         legend = "   ".join(f"[{i}] {b.label}" for i, b in enumerate(bundles, start=1))
-        fig.suptitle(f"Mean ± 95% CI per metric\n{legend}", fontsize=9)
+        fig.suptitle(f"Estimate and 95% interval per metric\n{legend}", fontsize=9)
     return plotting.save(fig, out_dir, PLOT_STEM)
 
 
