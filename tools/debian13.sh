@@ -30,7 +30,7 @@ SWITCH_PREFIX=${DEBIAN13_SWITCH_PREFIX:-d13}
 # What `recon --quick` and the unit tests need (the Makefile's APT_PACKAGES without the browser
 # and the tools only other experiments use), plus Debian's ovs Python module for os-ken.
 PACKAGES=python3,python3-venv,python3-openvswitch,mininet,openvswitch-switch,nmap,iproute2
-PACKAGES+=,iputils-ping,ethtool,procps,tcpdump,iptables,nftables,hping3,ca-certificates
+PACKAGES+=,iputils-ping,ethtool,procps,tcpdump,iptables,nftables,ca-certificates
 LOCK_RETRIES=${DEBIAN13_LOCK_RETRIES:-20}
 LOCK_WAIT_S=30
 
