@@ -19,7 +19,7 @@ from mininet.net import Mininet
 from mininet.node import OVSSwitch
 
 from common.plan import AddressPlan, star_plan
-from experiments.bench.shared import parse_counts, switch_prefix
+from experiments.bench.shared import parse_sizes, switch_prefix
 from experiments.runner import TrialContext
 from experiments.spec import TrialResult
 from lab.lifecycle import running_lab
@@ -68,7 +68,7 @@ def plain_mininet_s(plan: AddressPlan, datapath: str, log_dir: Path) -> dict[str
 
 def part_bringup(ctx: TrialContext) -> TrialResult:
     """Seconds per star size for both kinds, and the ratio ours/plain."""
-    sizes = parse_counts(ctx.config["sizes"], "sizes")
+    sizes = parse_sizes(ctx.config["sizes"])
     rows: list[dict[str, Any]] = []
     metrics: dict[str, float] = {}
     for n in sizes:

@@ -16,7 +16,7 @@ from typing import Any
 from common.errors import LabError
 from common.plan import AddressPlan, star_plan
 from experiments import mtd
-from experiments.bench.shared import parse_counts
+from experiments.bench.shared import parse_protected
 from experiments.runner import TrialContext
 from experiments.spec import TrialResult
 from lab.fidelity import process_cpu_ticks
@@ -43,7 +43,7 @@ def protected_star_plan(n_protected: int, n_others: int = 2) -> AddressPlan:
 def part_hopping(ctx: TrialContext) -> TrialResult:
     """Hop latency percentiles, hop count and controller CPU % per protected-host count."""
     cfg = ctx.config
-    counts = parse_counts(cfg["protected"], "protected", 1, 200)
+    counts = parse_protected(cfg["protected"])
     clk_tck = os.sysconf("SC_CLK_TCK")
     rows: list[dict[str, Any]] = []
     metrics: dict[str, float] = {}

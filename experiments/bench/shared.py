@@ -1,4 +1,9 @@
-"""What the benchmark parts share: the part names, the options and their parsers, small I/O."""
+"""What the benchmark parts share: the part names, the options and their parsers, small I/O.
+
+Every list option (``--parts``, ``--sizes``, ``--protected``, ``--engines``) has its parser as
+its Param's ``parse`` hook, so a bad value is one line and exit 2 before any bundle exists;
+the parts parse the same text again with the same parser.
+"""
 
 from __future__ import annotations
 
@@ -13,30 +18,6 @@ from experiments.spec import Param
 from lab.lifecycle import SWITCH_PREFIX_ENV
 
 PARTS = ("bringup", "recon_wall", "hopping", "datapath", "scale", "controller")
-
-PARAMS = (
-    Param("parts", "str", ",".join(PARTS),
-          f"benchmark parts to run, comma-separated from {', '.join(PARTS)}, or all"),
-    Param("sizes", "str", "10,50,100,250", "bringup: star host counts (2-250 each)",
-          quick="10,20"),
-    Param("bringup_reps", "int", 1, "bringup: builds per size and kind within one trial",
-          1, 20),
-    Param("recon_trials", "int", 3, "recon_wall: trials of the default recon", 1, 20,
-          quick=1),
-    Param("protected", "str", "2,10,50", "hopping: protected-host counts", quick="2"),
-    Param("hop_interval_s", "float", 1.0, "hopping: rhm hop interval", 0.5, 60),
-    Param("hop_window_s", "float", 20.0, "hopping: measurement window per count", 2, 600,
-          quick=4.0),
-    Param("pings", "int", 50, "datapath: pings per defense", 5, 10000, quick=10),
-    Param("iperf_s", "int", 5, "datapath: iperf3 duration per defense", 1, 120, quick=2),
-    Param("scale_hosts", "int", 250, "scale: star host count recon runs on", 2, 250,
-          quick=20),
-    Param("linear_hosts", "int", 20, "scale: switches (one host each) of the linear chain",
-          2, 250, quick=4),
-    Param("burst_hosts", "int", 20, "controller: star hosts sending the burst", 3, 250,
-          quick=6),
-    Param("engines", "str", "ryu,os-ken", "controller: engines to compare"),
-)
 
 
 def parse_parts(text: str) -> list[str]:
@@ -77,6 +58,44 @@ def parse_engines(text: str) -> list[str]:
     if not engines:
         raise UserError("--engines: name at least one engine")
     return engines
+
+
+def parse_sizes(text: str) -> list[int]:
+    """``--sizes``: bringup's star host counts, 2-250 each."""
+    return parse_counts(text, "sizes")
+
+
+def parse_protected(text: str) -> list[int]:
+    """``--protected``: hopping's protected-host counts, 1-200 each."""
+    return parse_counts(text, "protected", 1, 200)
+
+
+PARAMS = (
+    Param("parts", "str", ",".join(PARTS),
+          f"benchmark parts to run, comma-separated from {', '.join(PARTS)}, or all",
+          parse=parse_parts),
+    Param("sizes", "str", "10,50,100,250", "bringup: star host counts (2-250 each)",
+          quick="10,20", parse=parse_sizes),
+    Param("bringup_reps", "int", 1, "bringup: builds per size and kind within one trial",
+          1, 20),
+    Param("recon_trials", "int", 3, "recon_wall: trials of the default recon", 1, 20,
+          quick=1),
+    Param("protected", "str", "2,10,50", "hopping: protected-host counts (1-200 each)",
+          quick="2", parse=parse_protected),
+    Param("hop_interval_s", "float", 1.0, "hopping: rhm hop interval", 0.5, 60),
+    Param("hop_window_s", "float", 20.0, "hopping: measurement window per count", 2, 600,
+          quick=4.0),
+    Param("pings", "int", 50, "datapath: pings per defense", 5, 10000, quick=10),
+    Param("iperf_s", "int", 5, "datapath: iperf3 duration per defense", 1, 120, quick=2),
+    Param("scale_hosts", "int", 250, "scale: star host count recon runs on", 2, 250,
+          quick=20),
+    Param("linear_hosts", "int", 20, "scale: switches (one host each) of the linear chain",
+          2, 250, quick=4),
+    Param("burst_hosts", "int", 20, "controller: star hosts sending the burst", 3, 250,
+          quick=6),
+    Param("engines", "str", "ryu,os-ken", "controller: engines to compare",
+          parse=parse_engines),
+)
 
 
 def conditions(cfg: dict[str, Any]) -> list[str]:

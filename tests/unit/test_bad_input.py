@@ -142,6 +142,10 @@ LIST_CASES = [
     (["attacks", "--attacks", "baseline,dos"], "dos"),
     (["attacks", "--mitm-tamper", "level"], "--mitm-tamper"),
     (["recon", "--stages", "syn"], "discovery"),
+    (["bench", "--sizes", "1"], "--sizes"),
+    (["bench", "--sizes", "10,x"], "--sizes"),
+    (["bench", "--protected", "0"], "--protected"),
+    (["bench", "--engines", "pox"], "--engines"),
 ]
 
 
@@ -157,6 +161,18 @@ def test_bad_list_option_creates_no_bundle(tmp_path: Path, args: list[str],
     assert len(lines) == 1, res.stderr
     assert needle.lower() in lines[0].lower(), lines[0]
     assert not results.exists(), sorted(results.rglob("*"))
+
+
+def test_bench_entry_point_checks_lists_before_the_bundle(tmp_path: Path) -> None:
+    """``python -m experiments.bench`` is the same CLI: a bad list is one line, no bundle."""
+    results = tmp_path / "results"
+    res = subprocess.run([sys.executable, "-m", "experiments.bench", "--engines", "ryu,pox",
+                          "--out", str(results)], cwd=REPO, capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert res.returncode == 2, (res.returncode, res.stderr)
+    assert res.stderr.strip().splitlines() == ["error: --engines: unknown engine 'pox' "
+                                               "(ryu, os-ken)"]
+    assert not results.exists()
 
 
 def test_bad_list_in_config_file_is_named(tmp_path: Path) -> None:
