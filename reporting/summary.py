@@ -163,3 +163,9 @@ def condition_trials(summary: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]
 def paired_entries(summary: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     paired = summary.get("paired")
     return [p for p in paired if isinstance(p, Mapping)] if isinstance(paired, list) else []
+
+
+def flat_metrics(summary: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """``{"condition:metric" (or "metric"): stats}``: the nested summary under the flat names
+    of the per-trial labels, for code that looks one metric up by name."""
+    return {e.label: e.stats for e in metric_entries(summary)}

@@ -17,6 +17,7 @@ import pytest
 from experiments.attacks_exp import CONDITIONS
 from lab.lifecycle import SWITCH_PREFIX_ENV
 from lab.teardown import existing_bridges
+from reporting.summary import flat_metrics
 
 pytestmark = pytest.mark.integration
 
@@ -40,8 +41,8 @@ def test_attacks_quick_bundle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert status == {c: "ok" for c in CONDITIONS}, manifest["trials"]
     assert all(manifest["validity"].values()), manifest["validity"]
 
-    m = {k: v["mean"] for k, v in json.loads(
-        (bundle / "summary.json").read_text())["metrics"].items()}
+    m = {k: v["mean"] for k, v in flat_metrics(json.loads(
+        (bundle / "summary.json").read_text())).items()}
     print(f"\nattacks --quick in {wall_s:.0f} s: HMI availability "
           + ", ".join(f"{c} {m[f'{c}:hmi_availability']:.3f}" for c in CONDITIONS)
           + "; p95 " + ", ".join(f"{c} {m[f'{c}:hmi_latency_p95_ms']:.1f} ms"

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from lab.teardown import existing_bridges
+from reporting.summary import flat_metrics
 from tests.support.names import PORT_PREFIXES, SWITCHES, own_states
 
 pytestmark = pytest.mark.integration
@@ -26,7 +27,7 @@ def run(*args: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
 
 
 def metrics(bundle: Path) -> dict[str, dict]:
-    return json.loads((bundle / "summary.json").read_text())["metrics"]
+    return flat_metrics(json.loads((bundle / "summary.json").read_text()))
 
 
 def test_rtt_bundle(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from lab.devices import start_ics, stop_hmi
 from lab.lifecycle import LabConfig, running_lab
 from lab.platform import choose_datapath, resolve_engine
 from plc.registers import TANK_MAP
+from reporting.summary import flat_metrics
 
 pytestmark = pytest.mark.integration
 
@@ -108,7 +109,7 @@ def test_ics_experiment_bundle(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=300, check=False)
     assert res.returncode == 0, res.stderr
     bundle = (tmp_path / "ics" / "latest").resolve()
-    summary = json.loads((bundle / "summary.json").read_text())["metrics"]
+    summary = flat_metrics(json.loads((bundle / "summary.json").read_text()))
     for plc in ("plc1", "plc2"):
         assert summary[f"hmi_{plc}_availability"]["mean"] >= 0.99
         assert summary[f"hmi_{plc}_latency_p95_ms"]["mean"] > 0

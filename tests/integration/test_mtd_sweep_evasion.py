@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from reporting.summary import flat_metrics
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,7 +24,7 @@ def run(*args: str, timeout_s: float = 110) -> subprocess.CompletedProcess[str]:
 
 
 def summary_metrics(bundle: Path) -> dict[str, dict]:
-    return json.loads((bundle / "summary.json").read_text())["metrics"]
+    return flat_metrics(json.loads((bundle / "summary.json").read_text()))
 
 
 def test_mtd_sweep_quick(tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from reporting.summary import flat_metrics
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,7 +54,7 @@ def test_same_seed_same_schedule_and_summary(tmp_path: Path) -> None:
     assert any(ha[h][:3] != hc[h][:3] for h in ha)  # another seed: another schedule
     print(f"\nsame seed, {sum(min(len(ha[h]), len(hb[h])) for h in ha)} hops identical; "
           f"seed 8 differs: {hc['plc1'][:3]} vs {ha['plc1'][:3]}")
-    sa, sb = (json.loads((x / "summary.json").read_text())["metrics"] for x in (a, b))
+    sa, sb = (flat_metrics(json.loads((x / "summary.json").read_text())) for x in (a, b))
     # A metric a run could not measure (e.g. Modbus identification when rhm hid every PLC)
     # is absent, not zero: compare the no-defense runs' names, and the fixed fields.
     assert {k for k in sa if k.startswith("none:")} == {k for k in sb if k.startswith("none:")}
