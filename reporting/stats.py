@@ -126,7 +126,9 @@ def wilson_interval(k: int, n: int, z: float = _Z975) -> tuple[float, float]:
     denom = 1 + z * z / n
     center = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, center - half), min(1.0, center + half)
+    # At k = 0 or k = n the bound is exactly 0 or 1 (not 0.9999999999999999).
+    return (0.0 if k == 0 else max(0.0, center - half),
+            1.0 if k == n else min(1.0, center + half))
 
 
 def clopper_pearson_interval(k: int, n: int, confidence: float = CONFIDENCE

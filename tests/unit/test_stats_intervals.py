@@ -28,6 +28,7 @@ from reporting.summary import ConditionTrials, build_summary, metric, metric_ent
 
 def test_wilson_known_values() -> None:
     assert wilson_interval(3, 3) == pytest.approx((0.4385, 1.0), abs=1e-4)
+    assert wilson_interval(4, 4)[1] == 1.0 and wilson_interval(0, 4)[0] == 0.0
     assert wilson_interval(0, 3) == pytest.approx((0.0, 0.5615), abs=1e-4)
     assert wilson_interval(1, 4) == pytest.approx((0.0456, 0.6994), abs=1e-4)
     assert wilson_interval(50, 100) == pytest.approx((0.4038, 0.5962), abs=1e-4)
