@@ -38,18 +38,9 @@ from common.errors import LabError, UserError
 from common.groundtruth import GroundTruthRow, read_ground_truth_file
 from common.netstate import parse_iptables_save
 from common.plan import AddressPlan
+from experiments import attacks_scoring as scoring
 from experiments.attacks_plots import plot
-from experiments.attacks_scoring import (
-    CONDITIONS,
-    arp_restored,
-    attacker_metrics,
-    deviation_metrics,
-    false_reading_share,
-    hmi_readings,
-    neighbor_mac,
-    window_figures,
-    window_records,
-)
+from experiments.attacks_scoring import CONDITIONS
 from experiments.runner import TrialContext
 from experiments.spec import Experiment, Param, TrialResult
 from lab.devices import start_ics, stop_hmi
@@ -207,7 +198,7 @@ def _arp_entries(lab: Lab, plan: AddressPlan, pairs: Sequence[tuple[str, str]]
     for host, peer in pairs:
         ip = plan.host(peer).ip
         text = lab.run(host, ["ip", "neigh", "show", ip], timeout_s=10).stdout
-        out[f"{host}:{ip}"] = neighbor_mac(text, ip)
+        out[f"{host}:{ip}"] = scoring.neighbor_mac(text, ip)
     return out
 
 
@@ -279,7 +270,7 @@ def trial(ctx: TrialContext) -> TrialResult:
     return _score(ctx, cond, clocks, start_mono, end_mono, observe_end_mono, hmi_csv,
                   dev.state_csv, [d.name for d in ics.plcs], outcome, exit_ok,
                   rules_before is not None and rules_before == rules_after,
-                  arp_restored(arp, expected_macs), timeline)
+                  scoring.arp_restored(arp, expected_macs), timeline)
 
 
 def _score(ctx: TrialContext, cond: str, clocks: Clocks, start_mono: float, end_mono: float,
@@ -292,7 +283,7 @@ def _score(ctx: TrialContext, cond: str, clocks: Clocks, start_mono: float, end_
     metrics: dict[str, float] = {"attack_window_s": end_mono - start_mono}
     window_rows = []
     for plc in plc_names:
-        fig = window_figures(records, plc, win_start, win_end)
+        fig = scoring.window_figures(records, plc, win_start, win_end)
         window_rows.append({"plc": plc, "window_start_t_s": round(win_start, 4),
                             "window_end_t_s": round(win_end, 4), **fig})
         prefix = "hmi" if plc == target else f"hmi_{plc}"
@@ -303,14 +294,15 @@ def _score(ctx: TrialContext, cond: str, clocks: Clocks, start_mono: float, end_
     attack_plc_s = clocks.plc_at(start_mono)
     observed = [r for r in truth if r["t_s"] <= clocks.plc_at(observe_end_mono)]
     try:
-        metrics.update(deviation_metrics(tank_impact(observed, attack_plc_s)))
+        metrics.update(scoring.deviation_metrics(tank_impact(observed, attack_plc_s)))
     except ValueError as exc:
         raise LabError(f"no ground truth around the attack: {exc}") from None
-    readings = hmi_readings(window_records(records, win_start, win_end), target,
-                            "read_input_registers", LEVEL.address, LEVEL.resolution)
-    metrics["hmi_false_level_share"] = false_reading_share(
+    readings = scoring.hmi_readings(scoring.window_records(records, win_start, win_end),
+                                    target, "read_input_registers", LEVEL.address,
+                                    LEVEL.resolution)
+    metrics["hmi_false_level_share"] = scoring.false_reading_share(
         readings, [(r["t_s"], r["level_cm"]) for r in truth], clocks.plc_s - clocks.hmi_s)
-    metrics.update(attacker_metrics(cond, outcome))
+    metrics.update(scoring.attacker_metrics(cond, outcome))
 
     warmup_s = ctx.config["warmup_s"]
     tank_rows = [{"t_rel_s": round(r["t_s"] - attack_plc_s, 3), "level_cm": r["level_cm"],
