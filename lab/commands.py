@@ -1,5 +1,6 @@
 """Lab mode's ``mininet>`` command set: Mininet's CLI plus ``mtd``, ``plc``, ``hmi``,
-``attack``, ``detector``, ``sleep``, ``lab`` and ``source``, and the pure helpers they use.
+``attack``, ``detector``, ``pcap``, ``sleep``, ``lab`` and ``source``, and the pure helpers
+they use.
 
 What each command prints is built by :mod:`lab.views`; attacks run through
 :mod:`lab.hostrun`.
@@ -20,9 +21,11 @@ from mininet.cli import CLI
 from mininet.log import output
 
 from common import jsonlines
+from common.errors import LabError, UserError
 from common.groundtruth import read_ground_truth_tail
 from common.plan import AddressPlan
 from lab import views as labviews
+from lab.capture import next_capture_folder, parse_capture, start_capture
 from lab.defenses import RunningDefense
 from lab.devices import Ics
 from lab.hostrun import run_in_host
@@ -109,7 +112,7 @@ class LabCli(CLI):
 
     prompt = "mininet> "
     helpStr = CLI.helpStr + (  # noqa: N815 - the name Mininet reads
-        "Lab mode: mtd, plc, hmi, attack, detector, sleep and lab read the running ICS;\n"
+        "Lab mode: mtd, plc, hmi, attack, detector, pcap, sleep and lab read the running ICS;\n"
         "help <command> says more. exit or Ctrl-D leaves the lab and tears it down.\n\n")
 
     def __init__(self, lab: Lab, ics: Ics, opts: LabModeOptions, files: RunFiles,
@@ -275,6 +278,42 @@ class LabCli(CLI):
         self.say(labviews.format_detections(jsonlines.read(self.files.detect_log),
                                                  time.time()))
 
+    def do_pcap(self, line: str) -> None:
+        """Packet captures into the run folder (full frames; the OpenFlow channel always).
+           Usage: pcap              what is captured now, file sizes
+                  pcap start [WHAT] capture WHAT (host names, switch ports like s1-eth1,
+                                    hosts, trunks, all; default all) into pcap/, pcap-2/...
+                  pcap stop         stop capturing (leaving the lab stops it too)"""
+        words = line.split()
+        capture = self.lab.capture
+        if not words or words == ["status"]:
+            self.say(capture.status() if capture is not None else
+                     ["pcap: nothing captured yet (pcap start [WHAT])"])
+            return
+        if words[0] == "stop" and len(words) == 1:
+            if capture is None or not capture.running:
+                self.say(["pcap: no capture running"])
+                return
+            capture.stop()
+            self.say(capture.status())
+            return
+        if words[0] != "start" or len(words) > 2:
+            self.say(["usage: pcap | pcap start [WHAT] | pcap stop"])
+            return
+        if capture is not None and capture.running:
+            self.say([f"pcap: already capturing into {capture.folder} (pcap stop first)"])
+            return
+        try:
+            spec = parse_capture(words[1] if len(words) > 1 else "all", self.plan, "pcap")
+            self.lab.capture = start_capture(self.lab, spec,
+                                             next_capture_folder(self.files.run_dir))
+        except (UserError, LabError) as exc:
+            self.say([f"pcap: {exc}"])
+            return
+        self.say([f"pcap: capturing {spec.describe()} into {self.lab.capture.folder}",
+                  f"pcap: OpenFlow: tshark {self.lab.capture.info.tshark_hint()} "
+                  "(README.txt and decode_as_entries are beside the pcaps)"])
+
     def do_attack(self, line: str) -> None:
         """Run an attack module in the attacker host and summarize its outcome.
            Usage: attack NAME [OPTIONS]   e.g. attack recon --ports 502
@@ -335,6 +374,6 @@ def session_banner(opts: LabModeOptions, lab: Lab, files: RunFiles) -> list[str]
         f"datapath {lab.cfg.datapath}, defense {defense}",
         f"lab: hosts {hosts}; switches {switches}{bridges}",
         f"lab: run folder {files.run_dir}",
-        "lab: commands mtd, plc, hmi, attack, detector, sleep (help NAME); exit or Ctrl-D "
+        "lab: commands mtd, plc, hmi, attack, detector, pcap, sleep (help NAME); exit or Ctrl-D "
         "tears the lab down",
     ]

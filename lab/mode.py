@@ -4,7 +4,7 @@
         [--topo ics|classic | --plant FILE] [--engine auto|ryu|os-ken]
         [--datapath auto|user|kernel]
         [--hop-interval-s 5] [--seed 1] [--flow-idle-s 10] [--attack-timeout-s 120]
-        [--out results]
+        [--out results] [--pcap [WHAT]]
     sudo .venv/bin/python -m topologies.ics --script FILE      # the same, driven by a file
     sudo .venv/bin/python -m topologies.classic --cli          # h1-h4 on s1, a PLC on h4
 
@@ -16,9 +16,9 @@ down exactly what was built. Ctrl-C while a command runs stops only that command
 Mininet. The options are parsed by :mod:`lab.options`; the prompt is :mod:`lab.commands`.
 
 Besides Mininet's own commands, the prompt knows ``mtd``, ``plc``, ``hmi``, ``attack``,
-``detector``, ``sleep`` and ``lab`` (``help NAME`` describes each). Host names are the roles of
-the address plan (``hmi``, ``plc1``, ``attacker``), and a plan switch name (``s1``) means this
-lab's switch even when ``SDNICS_SWITCH_PREFIX`` renames the bridges.
+``detector``, ``pcap``, ``sleep`` and ``lab`` (``help NAME`` describes each). Host names are
+the roles of the address plan (``hmi``, ``plc1``, ``attacker``), and a plan switch name
+(``s1``) means this lab's switch even when ``SDNICS_SWITCH_PREFIX`` renames the bridges.
 
 ``--script FILE`` runs the file's commands (one a line; ``#`` comments; a leading
 ``mininet> `` is allowed) and echoes each as ``mininet> COMMAND`` before its output, so the
@@ -46,6 +46,7 @@ from common.errors import EXIT_INTERRUPTED, Interrupted, LabError, UserError
 from common.plan import plan_for
 from lab import defenses, platform
 from lab import views as labviews
+from lab.capture import parse_capture
 from lab.commands import LabCli, session_banner
 from lab.devices import load_plant_plan, start_ics, stop_hmi
 from lab.lifecycle import LabConfig, running_lab
@@ -96,7 +97,8 @@ def run_session(opts: LabModeOptions) -> int:
             app, controller_args, hop_logs = defenses.controller_setup(
                 settings, files.plan_path, files.run_dir)
             cfg = LabConfig(plan=plan, log_dir=files.run_dir, engine=engine,
-                            datapath=datapath, app=app, controller_args=controller_args)
+                            datapath=datapath, app=app, controller_args=controller_args,
+                            capture=parse_capture(opts.pcap, plan) if opts.pcap else None)
             print(f"lab: starting the {plan.name} network (controller {app} on {engine})...",
                   flush=True)
             with running_lab(cfg) as lab:

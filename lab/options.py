@@ -15,7 +15,9 @@ from pathlib import Path
 from common.cli import OneLineParser, int_in
 from common.errors import UserError
 from common.hopschedule import MutationConfig
+from common.plan import plan_for
 from lab import defenses
+from lab.capture import parse_capture
 from lab.defenses import DEFENSES, DefenseSettings
 from lab.devices import load_plant_plan
 
@@ -46,6 +48,8 @@ class LabModeOptions:
     out_root: results root; the run folder is ``out_root/lab/<UTC timestamp>``.
     hop_interval_s, seed, flow_idle_s: the moving-target defense's schedule (rhm and nat).
     attack_timeout_s: bound of one ``attack`` command.
+    pcap: what to capture from the start (``--pcap``: :func:`lab.capture.parse_capture`
+        text, checked); None: nothing until a ``pcap start`` command.
     """
 
     topo: str = "ics"
@@ -60,6 +64,7 @@ class LabModeOptions:
     seed: int = 1
     flow_idle_s: int = MutationConfig().flow_idle_timeout_s
     attack_timeout_s: float = 120.0
+    pcap: str | None = None
 
     def defense_settings(self) -> DefenseSettings:
         """What :mod:`lab.defenses` starts for this session."""
@@ -95,6 +100,11 @@ def build_parser(prog: str, default_topo: str = "ics") -> OneLineParser:
                              f"(default {LabModeOptions.flow_idle_s})")
     parser.add_argument("--attack-timeout-s", type=_positive_float(MAX_ATTACK_TIMEOUT_S),
                         default=120.0, help="bound of one attack command (default 120)")
+    parser.add_argument("--pcap", metavar="WHAT", nargs="?", const="all", default=None,
+                        help="capture full frames from the start into the run folder's "
+                             "pcap/: host names, switch ports (s1-eth1), hosts, trunks or "
+                             "all (the default); the OpenFlow channel always "
+                             "(docs/captures.md; the pcap command does it at the prompt)")
     parser.add_argument("--out", type=Path, default=Path("results"),
                         help="results root; the run folder is OUT/lab/<timestamp>")
     return parser
@@ -108,6 +118,8 @@ def parse_options(argv: Sequence[str] | None, prog: str,
         raise UserError("nothing to do: give --cli (the mininet> prompt) or --script FILE")
     if args.script is not None and not args.script.is_file():
         raise UserError(f"--script {args.script}: no such file")
+    if args.pcap is not None:
+        parse_capture(args.pcap, plan_for(args.topo))  # a bad name fails before the lab
     if args.plant is not None:
         load_plant_plan(args.plant)  # one line naming the key path, before anything exists
     return LabModeOptions(topo=args.topo, plant=args.plant, defense=args.defense,
@@ -115,7 +127,7 @@ def parse_options(argv: Sequence[str] | None, prog: str,
                           engine=args.engine, datapath=args.datapath, script=args.script,
                           out_root=args.out, hop_interval_s=args.hop_interval_s,
                           seed=args.seed, flow_idle_s=args.flow_idle_s,
-                          attack_timeout_s=args.attack_timeout_s)
+                          attack_timeout_s=args.attack_timeout_s, pcap=args.pcap)
 
 
 def _module_exists(name: str) -> bool:

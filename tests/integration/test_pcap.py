@@ -106,3 +106,30 @@ def test_frames_are_captured_whole(capture: Path) -> None:
             assert cap_len == length, f"{pcap.name}: a frame cut at {cap_len} of {length} bytes"
             longest = max(longest, length)
     assert longest > 256  # what the old -s 256 would have cut (packet-ins carry whole frames)
+
+
+def test_lab_mode_pcap_option_and_prompt_command(tmp_path: Path) -> None:
+    """``--pcap hmi`` from the start, then ``pcap stop`` / ``pcap start`` at the prompt."""
+    if shutil.which("tshark") is None:
+        pytest.skip("tshark not installed (make test installs it)")
+    script = tmp_path / "session.txt"
+    script.write_text("pcap\nsleep 2\npcap start plc1\npcap stop\npcap start nosuch\n"
+                      "pcap start plc1,trunks\nsleep 2\npcap stop\npcap stop\n")
+    res = subprocess.run([sys.executable, "-m", "topologies.ics", "--script", str(script),
+                          "--pcap", "hmi", "--out", str(tmp_path / "results")], cwd=REPO,
+                         capture_output=True, text=True, timeout=180, check=False)
+    out = res.stdout
+    assert res.returncode == 0, out[-2000:] + res.stderr[-2000:]
+    run_dir = Path(next(ln for ln in out.splitlines() if "lab: run folder" in ln).split()[-1])
+    assert f"capture in {run_dir / 'pcap'} (running" in out
+    assert "pcap: already capturing" in out
+    assert "pcap: 'nosuch' is no host" in out
+    assert f"pcap: capturing plc1, s1-eth1, openflow into {run_dir / 'pcap-2'}" in out
+    assert "pcap: no capture running" in out
+    assert {p.name for p in (run_dir / "pcap").glob("*.pcap")} == {"hmi.pcap", "openflow.pcap"}
+    second = run_dir / "pcap-2"
+    assert {p.name for p in second.glob("*.pcap")} == {"plc1.pcap", "s1-eth1.pcap",
+                                                        "openflow.pcap"}
+    assert tshark(run_dir / "pcap" / "hmi.pcap", "-Y", "modbus.func_code == 3")
+    assert tshark(second / "plc1.pcap", "-Y", "modbus.func_code == 4")
+    assert tshark(second / "s1-eth1.pcap", "-Y", "modbus")
