@@ -37,16 +37,24 @@ from common.errors import UserError
 from common.hoplog import HopRecord
 from common.plan import AddressPlan
 from experiments import mtd
+from experiments import recon_attackers as ra
 from experiments.parsers import ParseError, parse_ping
 from experiments.runner import TrialContext
-from experiments.scoring import modbus_identified, score_hosts, score_ports
+from experiments.scoring import (
+    AttackAttempt,
+    matching_records,
+    modbus_identified,
+    score_attack,
+    score_hosts,
+    score_ports,
+)
 from experiments.spec import Experiment, Param, TrialResult
 from lab.devices import hmi_results, start_ics, stop_hmi
 from lab.hostrun import run_in_host
 from lab.lifecycle import Lab, running_lab
 from reporting import plotting
 from reporting.bundle import read_csv
-from reporting.stats import Proportion, percentile, summarize
+from reporting.stats import percentile, summarize
 
 # Modbus/TCP, S7comm, DNP3, EtherNet/IP, plus the usual IT suspects.
 DEFAULT_PORTS = "22,80,102,443,502,20000,44818"
@@ -86,15 +94,29 @@ PARAMS = (
           "scan to the Modbus attempt", 0, 3600),
     Param("flow_idle_s", "int", 10, "idle time after which a conversation's flows (and its "
           "old virtual address) expire", 1, 3600),
+    Param("attacker", "str", "staged", "attackers to compare, each trial under each defense: "
+          f"comma-separated from {', '.join(ra.ATTACKERS)}, or all", parse=ra.parse_attackers),
+    Param("window_s", "float", 120.0, "how long the persistent attacker keeps attacking", 1,
+          3600, quick=15.0),
+    Param("hop_jitter_s", "float", 0.0, "hop interval jitter: each interval drawn from "
+          "hop_interval_s ± this (rhm, nat)", 0, 3600),
 )
 
 
 def conditions(cfg: dict[str, Any]) -> list[str]:
-    """The defenses; with ``--scanner both``, every defense with each engine (``rhm+scapy``)."""
+    """defense x attacker: the defenses alone for the one default attacker (``rhm``), else
+    ``rhm+fast``...; with ``--scanner both`` the staged attacker once per engine
+    (``rhm+scapy``, ``rhm+staged+scapy`` beside other attackers)."""
     defenses = mtd.parse_defenses(cfg["defense"])
-    if cfg["scanner"] != "both":
-        return defenses
-    return [f"{d}+{s}" for d in defenses for s in ("nmap", "scapy")]
+    attackers = ra.parse_attackers(cfg.get("attacker", "staged"))
+    engines = ("nmap", "scapy") if cfg["scanner"] == "both" else ("",)
+    out = []
+    for d in defenses:
+        for a in attackers:
+            for e in (engines if a == "staged" else ("",)):
+                parts = [d] + ([a] if attackers != ["staged"] else []) + ([e] if e else [])
+                out.append("+".join(parts))
+    return out
 
 
 def require_hosts(plan: AddressPlan, defense: str) -> None:
@@ -109,12 +131,22 @@ def check(cfg: dict[str, Any], plan: AddressPlan) -> None:
     """The topology can run every condition (before anything is created)."""
     for condition in conditions(cfg):
         require_hosts(plan, split_condition(condition, cfg["scanner"])[0])
+    jitter_s = cfg.get("hop_jitter_s", 0.0)
+    if jitter_s and jitter_s >= cfg["hop_interval_s"]:
+        raise UserError(f"--hop-jitter-s {jitter_s:g}: must be below --hop-interval-s "
+                        f"{cfg['hop_interval_s']:g}")
 
 
 def split_condition(condition: str, scanner: str) -> tuple[str, str]:
     """``rhm+scapy`` → ('rhm', 'scapy'); ``rhm`` → ('rhm', the configured scanner)."""
-    defense, _, engine = (condition or "none").partition("+")
+    defense, *rest = (condition or "none").split("+")
+    engine = next((p for p in rest if p in ("nmap", "scapy")), "")
     return defense, engine or (scanner if scanner != "both" else "nmap")
+
+
+def condition_attacker(condition: str) -> str:
+    """``rhm+fast`` → 'fast'; ``rhm``, ``rhm+scapy`` → 'staged'."""
+    return next((p for p in (condition or "").split("+")[1:] if p in ra.ATTACKERS), "staged")
 
 
 def _stage_duration(outcome: dict, names: tuple[str, ...]) -> float:
@@ -144,6 +176,8 @@ def trial(ctx: TrialContext,
     stages = parse_stages(cfg["stages"])
     defense, scanner = split_condition(ctx.condition, cfg["scanner"])
     require_hosts(ctx.plan, defense)
+    if condition_attacker(ctx.condition) != "staged":
+        return ra.model_trial(ctx, defense, condition_attacker(ctx.condition), watch)
     attacker = ctx.plan.attacker
     assert attacker is not None
     raw = ctx.raw_dir
@@ -153,8 +187,10 @@ def trial(ctx: TrialContext,
     nmap_dir = raw / "recon"
     nmap_dir.mkdir(exist_ok=True)
     settings = mtd.DefenseSettings(defense, hop_interval_s=cfg["hop_interval_s"],
-                                   seed=ctx.seed, flow_idle_s=cfg["flow_idle_s"])
+                                   seed=ctx.seed, flow_idle_s=cfg["flow_idle_s"],
+                                   jitter_s=cfg.get("hop_jitter_s", 0.0))
     app, cargs, hop_logs = mtd.controller_setup(settings, plan_path, raw)
+    phase_s = ra.attack_phase_s(ctx.seed, ctx.condition, cfg["hop_interval_s"])
     hmi = ctx.plan.hosts_with_role("hmi")
     plcs = ctx.plan.hosts_with_role("plc")
     ctx.stage(f"building the network ({defense})")
@@ -163,6 +199,8 @@ def trial(ctx: TrialContext,
         ctx.stage("starting PLCs, HMI and defense")
         ics = start_ics(lab, raw)
         running = mtd.start_defense(lab, settings, plan_path, raw, hop_logs)
+        ctx.stage(f"random attack phase ({phase_s:.2f} s)")
+        time.sleep(phase_s)
         ctx.stage(f"reconnaissance ({scanner}: {', '.join(stages)})")
         scan = run_in_host(lab, attacker.name, "attacks.recon", [
             "--plan", str(plan_path), "--targets", ctx.plan.subnet,
@@ -210,7 +248,7 @@ def trial(ctx: TrialContext,
     hops = running.hops()
     return _score(ctx, defense, outcome, findings, probe_results, exploit_unix, scan_end,
                   hops, checks, ports, stages, hmi_rows, hmi_metrics, rtt_rows,
-                  dict(lab.timeline))
+                  {**lab.timeline, "attack_phase_s": phase_s})
 
 
 def _score(ctx: TrialContext, defense: str, outcome: dict, findings: dict[str, dict],
@@ -241,16 +279,18 @@ def _score(ctx: TrialContext, defense: str, outcome: dict, findings: dict[str, d
                   and modbus_identified(f)}
     modbus = score_hosts(identified, plc_names)
 
-    reached_hosts = set()
+    # Success is counted at the target: the PLCs' own request logs, not address spans.
+    records = ra.plc_records(ctx.raw_dir, plan)
+    attempts = [AttackAttempt.from_dict(r, tactic="staged") for r in probe_results]
+    attack = score_attack(attempts, records, plc_names, "staged")
     exploit_rows = []
-    for r in probe_results:
-        owner = mtd.owner_at(spans, r["address"], exploit_unix)
-        if r.get("reached"):
-            reached_hosts.add(owner or r["address"])
+    for r, a in zip(probe_results, attempts, strict=True):
+        hits = matching_records(a, records)
         exploit_rows.append({"address": r["address"], "owner_when_found": owners.get(
-            r["address"]) or "", "owner_at_exploit": owner or "", "reached": r.get("reached"),
+            r["address"]) or "", "owner_at_exploit": mtd.owner_at(
+            spans, r["address"], exploit_unix) or "", "attacker_saw_reply": r.get("reached"),
+            "reached_plc": hits[0].plc if hits else "", "src_port": a.src_port,
             "latency_ms": r.get("latency_ms"), "error": r.get("error", "")})
-    success = Proportion(len(reached_hosts & plc_names), len(plc_names))
 
     horizon_s = cfg["exploit_gap_s"] + 2 * cfg["hop_interval_s"]
     offsets = [round(0.25 * i, 2) for i in range(int(horizon_s / 0.25) + 1)]
@@ -285,7 +325,8 @@ def _score(ctx: TrialContext, defense: str, outcome: dict, findings: dict[str, d
         **({"modbus_id_precision": modbus.precision, "modbus_id_recall": modbus.recall}
            if "modbus" in stages else {}),
         "findings_valid_at_exploit": mtd.valid_share(found, spans, exploit_unix),
-        "attacker_modbus_success": success,
+        **ra.attack_metrics(attack),
+        "attack_phase_s": timeline.get("attack_phase_s", math.nan),
         "discovery_s": _stage_duration(outcome, ("discovery",)),
         "port_scan_s": _stage_duration(outcome, ("syn", "connect", "version", "modbus")),
         "rtt_authorized_p50_ms": percentile(rtts, 50) if rtts else math.nan,
@@ -302,7 +343,8 @@ def _score(ctx: TrialContext, defense: str, outcome: dict, findings: dict[str, d
         validity["real_addresses_unreachable"] = bool(checks) and not any(
             c.reachable for c in checks)
     return TrialResult(
-        tables={"recon_hosts": host_rows, "recon_stages": stage_rows,
+        tables={"attack_outcomes": ra.outcome_rows("staged", attack),
+                "recon_hosts": host_rows, "recon_stages": stage_rows,
                 "staleness": staleness_rows, "exploit": exploit_rows, "hops": hop_rows,
                 "reach_check": check_rows, "rtt_authorized": rtt_rows, "hmi": hmi_rows},
         metrics={k: v for k, v in metrics.items() if not (isinstance(v, float)

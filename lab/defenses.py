@@ -34,14 +34,16 @@ READY_TIMEOUT_S = 20.0
 
 @dataclass(frozen=True)
 class DefenseSettings:
-    """What to run. hop_interval_s, seed, flow_idle_s: shared by both mechanisms (like for
-    like); detector: the controller's scan detector as well."""
+    """What to run. hop_interval_s, seed, flow_idle_s, jitter_s (each interval drawn from
+    hop_interval_s ± jitter_s): shared by both mechanisms (like for like); detector: the
+    controller's scan detector as well."""
 
     defense: str
     hop_interval_s: float = 2.0
     seed: int = 1
     flow_idle_s: int = 10
     detector: bool = False
+    jitter_s: float = 0.0
 
 
 def detect_log(folder: Path) -> Path:
@@ -77,6 +79,10 @@ class RunningDefense:
         return hoplog.read(self.hop_logs)
 
 
+def _jitter_args(settings: DefenseSettings) -> tuple[str, ...]:
+    return ("--jitter-s", f"{settings.jitter_s:g}") if settings.jitter_s else ()
+
+
 def controller_setup(settings: DefenseSettings, plan_path: Path, folder: Path
                      ) -> tuple[str, tuple[str, ...], list[Path]]:
     """(app, controller args, hop logs) for the lab's controller."""
@@ -85,7 +91,7 @@ def controller_setup(settings: DefenseSettings, plan_path: Path, folder: Path
         hop_log = rhm_hop_log(folder)
         args = ("--plan", str(plan_path), "--hop-interval-s", f"{settings.hop_interval_s:g}",
                 "--seed", str(settings.seed), "--flow-idle-s", str(settings.flow_idle_s),
-                "--hop-log", str(hop_log))
+                *_jitter_args(settings), "--hop-log", str(hop_log))
         if settings.detector:
             args += ("--detector", *detect)
         return "rhm", args, [hop_log]
@@ -103,7 +109,8 @@ def nat_hop_args(settings: DefenseSettings, plan_path: Path, folder: Path, host:
     """
     return ["--plan", str(plan_path), "--host", host, "--log", str(nat_hop_log(folder, host)),
             "--hop-interval-s", f"{settings.hop_interval_s:g}", "--seed", str(settings.seed),
-            "--flow-idle-s", str(settings.flow_idle_s), "--start-epoch-s", f"{start_epoch_s:.6f}",
+            "--flow-idle-s", str(settings.flow_idle_s), *_jitter_args(settings),
+            "--start-epoch-s", f"{start_epoch_s:.6f}",
             "--out", str(nat_hop_summary(folder, host))]
 
 
