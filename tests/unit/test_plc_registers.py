@@ -31,7 +31,7 @@ def test_doc_lists_every_register_of_the_code_map():
 
 
 def test_maps_are_contiguous_identified_and_documented_in_wire_addresses():
-    assert set(MAPS) == {"tank", "pressure"}
+    assert set(MAPS) == {"tank", "pressure", "dosing"}
     assert {m.process_id for m in MAPS.values()} == set(MAPS_BY_ID)
     for reg_map in MAPS.values():
         assert reg_map.get("process_id").table is Table.INPUT_REGISTER
