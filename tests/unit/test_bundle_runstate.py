@@ -96,5 +96,8 @@ def test_trial_seed_deterministic() -> None:
 
 
 def test_summary_table_formats() -> None:
-    text = summary_table({"metrics": {"host_recall": {"mean": 1.0, "ci95": 0.0, "n": 3}}})
-    assert "host_recall" in text and "95% CI" in text
+    text = summary_table({"conditions": {"all": {"host_recall": {
+        "kind": "proportion", "mean": 1.0, "ci_low": 0.4385, "ci_high": 1.0, "n": 3, "k": 3,
+        "trials": 3, "method": "wilson"}}}})
+    assert "host_recall" in text and "1.00 [0.44, 1.00]" in text and "3/3" in text
+    assert "wilson" in text and "±" not in text

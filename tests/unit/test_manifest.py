@@ -29,8 +29,10 @@ def test_running_then_finished() -> None:
     m = Manifest(experiment="recon", command=["x"], seed=1, topology="ics",
                  trials_requested=2)
     assert list(m.to_dict()) == [k for k in MANIFEST_KEYS
-                                 if k not in ("conditions", "plots", "fidelity")]
+                                 if k not in ("conditions", "condition_order", "plots",
+                                              "fidelity")]
     m.conditions = ["none", "rhm"]
+    m.condition_order = [["rhm", "none"]]
     m.trials.append(TrialRecord(trial=1, seed=7, condition="rhm", status="failed",
                                 error="LabError: x", duration_s=1.0, fidelity={}))
     m.record_validity("rhm:real_addresses_unreachable", True)
@@ -41,7 +43,8 @@ def test_running_then_finished() -> None:
     assert d["complete"] and not d["interrupted"]
     assert d["validity"] == {"rhm:real_addresses_unreachable": False}
     assert d["plots"] == [{"stem": "p", "caption": "caption"}]
-    assert list(d)[-3:] == ["conditions", "plots", "fidelity"]
+    assert list(d)[-4:] == ["conditions", "condition_order", "plots", "fidelity"]
+    assert Manifest.from_dict(d).condition_order == [["rhm", "none"]]
     assert list(d["trials"][0]) == ["trial", "seed", "condition", "status", "error",
                                     "duration_s", "fidelity"]
     assert m.validity_counts() == {"rhm:real_addresses_unreachable": (0, None)}
