@@ -27,9 +27,6 @@ setup(
         "os-ken>=4.2,<4.3",
         # pymodbus renames API between minor releases (slave -> device in 3.10): one minor.
         "pymodbus>=3.16,<3.17",
-        # Used today only to report the nmap version in a recon bundle (attacks/recon.py);
-        # the scans themselves run the nmap binary and parse its XML (issue 16 item 8).
-        "python-nmap>=0.7.1,<0.8",
         "scapy>=2.6,<2.9",
         "matplotlib>=3.8,<4",
         "PyYAML>=6,<7",
@@ -37,6 +34,10 @@ setup(
         # experiments/spec.py reads TOML with tomllib (3.11+); tomli is the same parser before.
         "tomli>=2,<3; python_version<'3.11'",
     ],
+    entry_points={
+        # `sdn-ics-lab recon` is `python -m experiments.run recon`.
+        "console_scripts": ["sdn-ics-lab=experiments.run:main"],
+    },
     extras_require={
         # Ryu 4.34 (last release) imports distutils, gone in Python 3.12, and runs on 3.11 only
         # with a modern eventlet plus the import hook `python -m controllers.ryu_compat

@@ -1,18 +1,19 @@
-"""The recon stages run by the nmap binary, parsed from its XML (the format python-nmap reads).
+"""The recon stages run by the nmap binary, parsed from its XML (attacks.recon_parse).
 
 - ``discovery``: ``-sn -n``; ``syn``: ``-sS -n -Pn``; ``connect``: ``-sT``;
 - ``version``: ``-sV``, bounded by ``--host-timeout``;
 - ``modbus``: the ``modbus-discover`` script on 502/tcp, bounded by ``--script-timeout`` and
   ``--host-timeout``.
 
-nmap is started with ``subprocess`` rather than ``nmap.PortScanner.scan()`` because
-python-nmap keeps the child process private: a SIGTERM during its scan would leave nmap
+nmap is started with ``subprocess``, not through python-nmap (no longer a dependency):
+python-nmap keeps the child process private, so a SIGTERM during its scan would leave nmap
 running in the namespace. Here the child is always terminated in a ``finally``.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -38,10 +39,14 @@ class NmapEngine(Engine):
             raise RuntimeError("nmap not found on PATH (apt-get install nmap)")
 
     def version(self) -> str:
-        import nmap  # python-nmap; imported here so the scapy engine does not need it
-
-        major, minor = nmap.PortScanner(nmap_search_path=(self.nmap_path,)).nmap_version()
-        return f"nmap {major}.{minor}"
+        """``nmap 7.93``, from ``nmap --version`` (the first line names it)."""
+        try:
+            res = subprocess.run([self.nmap_path or "nmap", "--version"], capture_output=True,
+                                 text=True, timeout=10, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"nmap (version unknown: {exc})"
+        match = re.search(r"Nmap version (\S+)", res.stdout)
+        return f"nmap {match.group(1)}" if match else "nmap (version unknown)"
 
     def _nmap(self, record: StageRecord, hosts: Sequence[str], options: list[str]) -> None:
         """Run nmap on ``hosts`` with ``options``, save its XML, merge what it found."""

@@ -40,8 +40,7 @@ from reporting.summary import (
 
 log = logging.getLogger(__name__)
 
-PACKAGES = ("ryu", "os-ken", "eventlet", "pymodbus", "python-nmap", "scapy", "matplotlib",
-            "mininet")
+PACKAGES = ("ryu", "os-ken", "eventlet", "pymodbus", "scapy", "matplotlib", "mininet")
 
 
 

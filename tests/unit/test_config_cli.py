@@ -157,3 +157,16 @@ def test_bare_pcap_means_all() -> None:
     assert parser.parse_args([]).pcap is None
     assert parser.parse_args(["--pcap"]).pcap == "all"
     assert parser.parse_args(["--pcap", "plc1,s1-eth1"]).pcap == "plc1,s1-eth1"
+
+
+def test_console_script_is_experiments_run() -> None:
+    from importlib.metadata import entry_points
+
+    from experiments.run import main
+
+    (script,) = entry_points(group="console_scripts", name="sdn-ics-lab")
+    assert script.load() is main
+    exe = Path(sys.executable).parent / "sdn-ics-lab"
+    res = subprocess.run([str(exe), "recon", "--seed", "-1"], capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert res.returncode == 2 and "[0, 2147483647]" in res.stderr, res.stderr
