@@ -25,10 +25,13 @@ from __future__ import annotations
 
 import argparse
 import socket
+import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from attacks.attacker_common import (
+    EXPLOIT_WORKERS,
     AttackerOutcome,
     Attempt,
     Local,
@@ -79,17 +82,19 @@ def _new_outcome(args: argparse.Namespace, targets: tuple[str, ...]) -> Attacker
                            tactics={t: {"targets": 0, "note": ""} for t in TACTICS})
 
 
-def _connect(address: str, src_port: int, timeout_s: float) -> socket.socket | None:
+def _connect(address: str, src_port: int, timeout_s: float
+             ) -> tuple[socket.socket | None, str]:
+    """A TCP connection to ``address``:502 from ``src_port`` (0: any), or (None, why not)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.settimeout(timeout_s)
     try:
         sock.bind(("", src_port))
         sock.connect((address, MODBUS_PORT))
-        return sock
-    except OSError:
+        return sock, ""
+    except OSError as exc:
         sock.close()
-        return None
+        return None, f"{type(exc).__name__}: {exc}"
 
 
 class Aware:
@@ -102,6 +107,7 @@ class Aware:
         self.local: Local = local_interface(ctx.plan)
         self.pool = [a for a in ctx.plan.virtual_pool if a in set(ctx.targets)]
         self.timeout_s = ctx.args.timeout_s
+        self.ports: dict[str, int] = {}
 
     def tactic(self, name: str, targets: int, note: str = "") -> None:
         self.out.tactics[name] = {"targets": targets, "note": note}
@@ -114,39 +120,53 @@ class Aware:
         pooled = sweep_and_exploit(self.ctx, self.local, self.pool, "pool_sweep", 0,
                                    want=lambda r: r.mac.startswith(VIRTUAL_MAC_PREFIX))
         self.tactic("pool_sweep", len(pooled), "addresses with a 06:00: MAC")
-        first = arp_sweep(self.ctx.plan, self.local, self.ctx.targets,
-                          self.ctx.args.sweep_wait_s)
-        self.out.replies.extend(reply_dict(r, 1) for r in first)
+        learned = self.icmp_quote([r["address"] for r in self.out.replies])
         scan_t = time.monotonic()
-        open_502, kept, others = self.scan(first)
-        learned = self.icmp_quote(open_502)
+        first, open_502, kept, others = self.scan()
         self.spoof(others, open_502 + learned, first)
         wait_s = self.ctx.args.hop_interval_s + self.ctx.args.hop_jitter_s + 0.3
         time.sleep(max(0.0, scan_t + wait_s - time.monotonic()))
         self.after_hop(open_502, kept)
         self.mac_follow(first)
 
-    def scan(self, replies: list[Reply]) -> tuple[list[str], dict[str, socket.socket],
-                                                  list[Reply]]:
-        """Connect-scan 502 from a fixed port per address (RST close) and keep a second
-        connection open; returns (addresses with 502 open, kept sockets, hosts without)."""
-        open_502: list[str] = []
-        kept: dict[str, socket.socket] = {}
-        others: list[Reply] = []
-        for i, r in enumerate(replies[:MAX_TARGETS]):
-            sock = _connect(r.address, FIXED_PORT_BASE + i, self.timeout_s)
-            if sock is None:
-                others.append(r)
-                continue
-            close_with_reset(sock)
-            open_502.append(r.address)
-            second = _connect(r.address, 0, self.timeout_s)
-            if second is not None:
-                kept[r.address] = second
-        return open_502, kept, others
+    def scan(self) -> tuple[list[Reply], list[str], dict[str, socket.socket], list[Reply]]:
+        """ARP sweep; each responder, the moment it answers, connect-scanned on 502 from a
+        fixed source port (closed with RST), and a second connection kept open. Returns
+        (replies, addresses with 502 open, kept sockets, responders without 502)."""
+        ports: dict[str, int] = {}
+        lock = threading.Lock()
+        futures: list[Future[tuple[Reply, socket.socket | None, socket.socket | None]]] = []
 
-    def icmp_quote(self, open_502: list[str]) -> list[str]:
-        virtual = [a for a in open_502 if a in set(self.pool)]
+        def probe(r: Reply, port: int) -> tuple[Reply, socket.socket | None,
+                                                 socket.socket | None]:
+            sock, error = _connect(r.address, port, self.timeout_s)
+            self.out.rounds.append({"scan": r.address, "src_port": port, "open": bool(sock),
+                                    "t_unix_s": time.time(), "error": error})
+            if sock is None:
+                return r, None, None
+            close_with_reset(sock)
+            return r, sock, _connect(r.address, 0, self.timeout_s)[0]
+
+        with ThreadPoolExecutor(max_workers=EXPLOIT_WORKERS) as pool:
+            def on_reply(r: Reply) -> None:
+                with lock:
+                    if len(ports) >= MAX_TARGETS:
+                        return
+                    ports[r.address] = FIXED_PORT_BASE + len(ports)
+                futures.append(pool.submit(probe, r, ports[r.address]))
+
+            replies = arp_sweep(self.ctx.plan, self.local, self.ctx.targets,
+                                self.ctx.args.sweep_wait_s, on_reply)
+            results = [f.result() for f in list(futures)]
+        self.out.replies.extend(reply_dict(r, 1) for r in replies)
+        self.ports = ports
+        open_502 = [r.address for r, s, _ in results if s is not None]
+        kept = {r.address: k for r, s, k in results if s is not None and k is not None}
+        others = [r for r, s, _ in results if s is None]
+        return replies, open_502, kept, others
+
+    def icmp_quote(self, responders: list[str]) -> list[str]:
+        virtual = [a for a in dict.fromkeys(responders) if a in set(self.pool)]
         learned = []
         for address in virtual:
             quoted = icmp_quoted_address(self.ctx.plan, address, self.timeout_s)
@@ -178,9 +198,8 @@ class Aware:
         self.record(attempts)
 
     def after_hop(self, open_502: list[str], kept: dict[str, socket.socket]) -> None:
-        reuse = [modbus_attempt("port_reuse", a, self.timeout_s,
-                                src_port=FIXED_PORT_BASE + i)
-                 for i, a in enumerate(open_502)]
+        reuse = [modbus_attempt("port_reuse", a, self.timeout_s, src_port=self.ports[a])
+                 for a in open_502]
         self.tactic("port_reuse", len(open_502), "same source port as the scan, after a hop")
         self.record(reuse)
         held = [modbus_attempt("keep_open", a, self.timeout_s, sock=s) for a, s in kept.items()]
