@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,12 @@ from common.plan import ics_plan
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
+DOC = "docs/captures.md"
+
+
+def doc_lines() -> list[str]:
+    """The lines of docs/captures.md, whose commands these tests run."""
+    return (REPO / DOC).read_text().splitlines()
 
 
 def tshark(pcap: Path, *args: str, home: Path | None = None) -> list[str]:
@@ -40,8 +47,11 @@ def capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if shutil.which("tshark") is None or shutil.which("tcpdump") is None:
         pytest.skip("tshark/tcpdump not installed (sudo make setup; make test installs them)")
     out = tmp_path_factory.mktemp("pcap-run")
-    res = subprocess.run([sys.executable, "-m", "experiments.run", "recon", "--quick",
-                          "--defense", "none", "--pcap", "--quiet", "--out", str(out)],
+    # The command docs/captures.md shows (as root already: no sudo), into a temporary root.
+    (line,) = [ln for ln in doc_lines() if ln.startswith("sudo .venv/bin/sdn-ics-lab ")]
+    args = shlex.split(line.removeprefix("sudo "))
+    args[0] = str(Path(sys.executable).parent / "sdn-ics-lab")
+    res = subprocess.run([*args, "--quiet", "--out", str(out)],
                          cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     folders = sorted(out.glob("recon/latest/raw/trial-001/*/pcap"))
@@ -96,6 +106,16 @@ def test_openflow_packet_ins_decode_with_the_stored_hint(capture: Path, tmp_path
     shutil.copy(capture / "decode_as_entries", profile / "decode_as_entries")
     assert tshark(pcap, "-Y", "openflow_v4.type == 10", "-T", "fields", "-e", "frame.number",
                   home=tmp_path) == hinted
+
+
+def test_the_documented_tshark_lines_decode(capture: Path) -> None:
+    port = json.loads((capture / "capture.json").read_text())["openflow_port"]
+    lines = [ln for ln in doc_lines() if ln.startswith("tshark ")]
+    assert len(lines) == 2
+    for line in lines:
+        res = subprocess.run(line.replace("PORT", str(port)), shell=True, cwd=capture,
+                             capture_output=True, text=True, timeout=120, check=False)
+        assert res.returncode == 0 and len(res.stdout.splitlines()) > 5, (line, res.stderr)
 
 
 def test_frames_are_captured_whole(capture: Path) -> None:
