@@ -66,3 +66,13 @@ def test_next_capture_folder(tmp_path) -> None:
     assert next_capture_folder(tmp_path) == tmp_path / "pcap"
     (tmp_path / "pcap").mkdir()
     assert next_capture_folder(tmp_path) == tmp_path / "pcap-2"
+
+
+def test_lab_mode_pcap_option_is_checked_before_the_lab() -> None:
+    from lab.options import parse_options
+
+    assert parse_options(["--cli"], "lab").pcap is None
+    assert parse_options(["--cli", "--pcap"], "lab").pcap == "all"
+    assert parse_options(["--cli", "--pcap", "plc1,trunks"], "lab").pcap == "plc1,trunks"
+    with pytest.raises(UserError, match="--pcap: 'h9' is no host"):
+        parse_options(["--cli", "--topo", "classic", "--pcap", "h9"], "lab")
