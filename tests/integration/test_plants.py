@@ -47,6 +47,9 @@ def test_recon_on_bundled_plants(tmp_path: Path) -> None:
     hosts = list(csv.DictReader(open(bundle / "recon_hosts.csv")))
     assert {h["owner"] for h in hosts} == {"hmi", "ews", "historian", "plc1", "plc2"}
 
+    # The command docs/plants.md shows (run-by marker there).
+    assert ("experiments.run recon --plant plants/treatment.yaml --quick --defense none"
+            in (REPO / "docs" / "plants.md").read_text())
     bundle, m = _recon("treatment.yaml", tmp_path / "treatment")
     plan = load_plant_plan(REPO / "plants" / "treatment.yaml")
     assert plan.prefixlen == 22
