@@ -13,7 +13,12 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-SHOWN = ("attacker_modbus_success", "hmi_availability")
+SHOWN = ("attacker_modbus_success", "attack_no_target", "hmi_availability")
+
+
+def _mean(values: list[float]) -> str:
+    """``0.50 (n=2)``; ``- (n=0)`` when no valid trial scored it (e.g. no target found)."""
+    return f"{sum(values) / len(values):.2f} (n={len(values)})" if values else "- (n=0)"
 
 
 def summarize(bundle: Path) -> str:
@@ -28,8 +33,7 @@ def summarize(bundle: Path) -> str:
                     float(row["value"]))
     parts = []
     for cond, metrics in values.items():
-        shown = " ".join(f"{m}={sum(v) / len(v):.2f} (n={len(v)})"
-                         for m, v in metrics.items() if v)
+        shown = " ".join(f"{m}={_mean(metrics.get(m, []))}" for m in SHOWN)
         parts.append(f"{cond}: {shown}")
     return "; ".join(parts) or "no valid trials"
 
