@@ -39,9 +39,10 @@ setup(
         "console_scripts": ["sdn-ics-lab=experiments.run:main"],
     },
     extras_require={
-        # Ryu 4.34 (last release) imports distutils, gone in Python 3.12, and runs on 3.11 only
-        # with a modern eventlet plus the import hook `python -m controllers.ryu_compat
-        # --install` (make setup does both on Python 3.11). `pip install -e '.[ryu]'`.
+        # Ryu 4.34 (last release) imports distutils, gone in Python 3.12: it installs on 3.10
+        # and 3.11 and runs there with a modern eventlet plus the import hook `python -m
+        # controllers.ryu_compat --install` (make setup does both there). `pip install -e
+        # '.[ryu]'`; docs/platforms.md.
         "ryu": [
             "ryu==4.34",
             "eventlet>=0.41,<0.42",
