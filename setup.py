@@ -20,7 +20,10 @@ setup(
         "reporting",
         "experiments",
         "experiments.bench",
+        "dashboard",
     ],
+    # The dashboard's one page (inline CSS and JS, no external asset).
+    package_data={"dashboard": ["page.html"]},
     install_requires=[
         # The OpenFlow frameworks change their APIs between releases: pin one release each.
         # os-ken is the engine everywhere; Ryu is the optional extra below.
@@ -31,6 +34,9 @@ setup(
         "matplotlib>=3.8,<4",
         "PyYAML>=6,<7",
         "rich>=13,<16",
+        # The dashboard's web server (dashboard/server.py); web.AppKey and the runner's
+        # header limits are 3.9+ API, and aiohttp deprecates between minor releases: one minor.
+        "aiohttp>=3.14,<3.15",
         # experiments/spec.py reads TOML with tomllib (3.11+); tomli is the same parser before.
         "tomli>=2,<3; python_version<'3.11'",
     ],

@@ -20,8 +20,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     "attacks": frozenset({"common", "plc"}),
     "reporting": frozenset({"common"}),
     "lab": frozenset({"common", "topologies", "plc", "reporting"}),
+    # Read-only over the files a lab writes; lab and experiments start it as a process.
+    "dashboard": frozenset({"common", "plc", "lab"}),
     "experiments": frozenset({"common", "topologies", "plc", "controllers", "defenses",
-                              "attacks", "reporting", "lab"}),
+                              "attacks", "reporting", "lab", "dashboard"}),
 }
 
 
