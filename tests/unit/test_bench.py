@@ -19,7 +19,7 @@ from experiments.bench.plots import plot
 from experiments.bench.scale import meminfo_kib, rss_kib
 from experiments.registry import get_experiment
 from experiments.spec import resolve_config
-from lab import clean, lifecycle, runstate
+from lab import clean, network, runstate
 from lab.fidelity import process_cpu_ticks
 
 
@@ -107,9 +107,9 @@ def test_interrupted_plain_bringup_leaves_what_clean_removes(tmp_path: Path, mon
     node's shell (hosts and switches), and ``experiments.clean --dry-run`` lists them."""
     state_dir = tmp_path / "state"
     monkeypatch.setattr(runstate, "STATE_DIR", state_dir)
-    monkeypatch.setattr(lifecycle, "existing_bridges", set)
-    monkeypatch.setattr(lifecycle, "interface_exists", lambda _name: False)
-    monkeypatch.delenv(lifecycle.SWITCH_PREFIX_ENV, raising=False)
+    monkeypatch.setattr(network, "existing_bridges", set)
+    monkeypatch.setattr(network, "interface_exists", lambda _name: False)
+    monkeypatch.delenv(network.SWITCH_PREFIX_ENV, raising=False)
     # A crash skips the finally: keep the record as it stood when start() died, and never
     # let the test signal the made-up pids below.
     monkeypatch.setattr(bringup, "remove_recorded", lambda _state: None)
