@@ -53,6 +53,7 @@ ZONE_NAME = re.compile(r"^[a-z][a-z0-9]{0,6}$")
 PLANT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
+TOP = "(top level)"
 TOP_KEYS = ("name", "description", "subnet", "virtual_pool", "zones", "trunks", "hosts",
             "plcs", "hmis")
 
@@ -101,7 +102,7 @@ def _mapping(value: Any, path: str, required: tuple[str, ...],
              optional: tuple[str, ...] = ()) -> dict[str, Any]:
     if not isinstance(value, dict):
         _fail(path, f"expected a mapping, got {_type(value)}")
-    prefix = f"{path}." if path else ""
+    prefix = f"{path}." if path and path != TOP else ""
     for key in value:
         if key not in required and key not in optional:
             _fail(f"{prefix}{key}", f"unknown key (known: {_choices((*required, *optional))})")
@@ -149,7 +150,7 @@ class _Reader:
     """One plant file's validation, section by section; remembers what it has seen."""
 
     def __init__(self, data: Any, kinds: Mapping[str, ProcessKind] | None) -> None:
-        self.data = _mapping(data, "(top level)", ("name", "subnet", "zones", "hosts"),
+        self.data = _mapping(data, TOP, ("name", "subnet", "zones", "hosts"),
                              tuple(k for k in TOP_KEYS
                                    if k not in ("name", "subnet", "zones", "hosts")))
         self.kinds = kinds
@@ -279,13 +280,13 @@ class _Reader:
             attacker = attacker or (name if role == "attacker" else "")
             ip = self._address(h["address"], f"{path}.address")
             if ip in self.ip_owner:
-                _fail(f"{path}.address", f"{ip} is already {self.ip_owner[ip]!r}'s address")
+                _fail(f"{path}.address", f"{ip} is already the address of {self.ip_owner[ip]!r}")
             zone = _text(h["zone"], f"{path}.zone")
             if zone not in zone_names:
                 _fail(f"{path}.zone", f"unknown zone {zone!r} ({_choices(zone_names)})")
             mac = self._mac(h, path, ip)
             if mac in macs:
-                _fail(f"{path}.mac", f"{mac} is already {macs[mac]!r}'s MAC")
+                _fail(f"{path}.mac", f"{mac} is already the MAC of {macs[mac]!r}")
             authorized = _bool(h.get("authorized", False), f"{path}.authorized")
             protected = _bool(h.get("protected", role == "plc"), f"{path}.protected")
             if "description" in h:
@@ -327,7 +328,7 @@ class _Reader:
             for n in range(a, b + 1):
                 ip = str(ipaddress.IPv4Address(n))
                 if ip in self.ip_owner:
-                    _fail(path, f"{ip} is {self.ip_owner[ip]!r}'s real address")
+                    _fail(path, f"{ip} is the real address of {self.ip_owner[ip]!r}")
                 if ip in seen:
                     _fail(path, f"{ip} is in the pool twice")
                 seen.add(ip)
