@@ -48,6 +48,7 @@ from lab import defenses, platform
 from lab import views as labviews
 from lab.capture import parse_capture
 from lab.commands import LabCli, session_banner
+from lab.dashboard import start_dashboard
 from lab.devices import load_plant_plan, start_ics, stop_hmi
 from lab.lifecycle import LabConfig, running_lab
 from lab.lock import RunLock
@@ -106,10 +107,19 @@ def run_session(opts: LabModeOptions) -> int:
                 running = defenses.start_defense(lab, settings, files.plan_path,
                                                  files.run_dir, hop_logs)
                 lab.check_healthy()
+                dash = None
+                if opts.dashboard_port is not None:
+                    dash = start_dashboard(files.run_dir, opts.dashboard_port, files.run_dir)
                 print("\n".join(session_banner(opts, lab, files)), flush=True)
-                with mininet_output_on_stdout(), _cli_stdin(opts) as stdin:
-                    LabCli(lab, ics, opts, files, running, stdin=stdin,
-                           script=str(opts.script) if opts.script else None)
+                try:
+                    if dash is not None:
+                        print(f"lab: dashboard {dash.url}", flush=True)
+                    with mininet_output_on_stdout(), _cli_stdin(opts) as stdin:
+                        LabCli(lab, ics, opts, files, running, stdin=stdin,
+                               script=str(opts.script) if opts.script else None)
+                finally:
+                    if dash is not None:
+                        dash.stop()
                 metrics = stop_hmi(lab, ics)
                 if metrics:
                     print("lab: the HMI over the whole session", flush=True)

@@ -18,6 +18,7 @@ from common.hopschedule import MutationConfig
 from common.plan import plan_for
 from lab import defenses
 from lab.capture import parse_capture
+from lab.dashboard import DEFAULT_PORT as DASHBOARD_PORT
 from lab.defenses import DEFENSES, DefenseSettings
 from lab.devices import load_plant_plan
 
@@ -64,6 +65,7 @@ class LabModeOptions:
     seed: int = 1
     flow_idle_s: int = MutationConfig().flow_idle_timeout_s
     attack_timeout_s: float = 120.0
+    dashboard_port: int | None = None
     pcap: str | None = None
 
     def defense_settings(self) -> DefenseSettings:
@@ -107,6 +109,10 @@ def build_parser(prog: str, default_topo: str = "ics") -> OneLineParser:
                              "(docs/captures.md; the pcap command does it at the prompt)")
     parser.add_argument("--out", type=Path, default=Path("results"),
                         help="results root; the run folder is OUT/lab/<timestamp>")
+    parser.add_argument("--dashboard", type=int_in(0, 65535), nargs="?", const=DASHBOARD_PORT,
+                        default=None, metavar="PORT",
+                        help="serve the live dashboard on http://127.0.0.1:PORT/ (default "
+                             f"{DASHBOARD_PORT}; 0: any free port; docs/dashboard.md)")
     return parser
 
 
@@ -127,7 +133,8 @@ def parse_options(argv: Sequence[str] | None, prog: str,
                           engine=args.engine, datapath=args.datapath, script=args.script,
                           out_root=args.out, hop_interval_s=args.hop_interval_s,
                           seed=args.seed, flow_idle_s=args.flow_idle_s,
-                          attack_timeout_s=args.attack_timeout_s, pcap=args.pcap)
+                          attack_timeout_s=args.attack_timeout_s, pcap=args.pcap,
+                          dashboard_port=args.dashboard)
 
 
 def _module_exists(name: str) -> bool:

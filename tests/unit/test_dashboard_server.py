@@ -134,7 +134,7 @@ def test_event_streams_are_bounded(tmp_path: Path) -> None:
             again = await s.get(url)
             again_status = again.status
             again.close()
-        return statuses + [again_status], extra_status
+        return [*statuses, again_status], extra_status
 
     statuses, extra = with_client(tmp_path, body)
     assert statuses == [200] * (server.MAX_STREAMS + 1)
