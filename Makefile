@@ -16,7 +16,7 @@ PIP_EXTRAS := test$(if $(WITH_RYU),$(comma)ryu)
 APT_PACKAGES := mininet openvswitch-switch nmap iputils-ping iptables ethtool tcpdump \
 	iperf3 mbpoll iproute2 procps python3-venv python3-dev nftables
 # What only `make test` adds: Chromium (report.html in a real browser), tshark (captures).
-APT_TEST_PACKAGES := chromium tshark
+APT_TEST_PACKAGES := chromium tshark openssh-server openssh-client sudo
 STAMP_APT := $(VENV)/.apt-stamp
 STAMP_PIP := $(VENV)/.pip-stamp
 
