@@ -30,6 +30,9 @@ setup(
         "os-ken>=4.2,<4.3",
         # pymodbus renames API between minor releases (slave -> device in 3.10): one minor.
         "pymodbus>=3.16,<3.17",
+        # The S7comm PLC and clients (plc/s7_server.py, docs/protocols.md); the server's
+        # request hooks are the library's own methods, which may change between minor releases.
+        "python-snap7>=3.3,<3.4",
         "scapy>=2.6,<2.9",
         "matplotlib>=3.8,<4",
         "PyYAML>=6,<7",
