@@ -21,11 +21,12 @@ DEFAULT_SUBNET = "10.0.0.0/24"
 # hosts may reach protected hosts at their real addresses.
 ROLES = ("hmi", "ews", "historian", "plc", "attacker", "host")
 
-MAX_SCALE_HOSTS = 250
+# star and linear reach 1000 hosts: past 253 their default subnet widens (a /22 at 1000).
+MAX_SCALE_HOSTS = 1000
 
 # Protocols a PLC of the plan can speak (a second ICS protocol is planned: the plan and the
 # plant-file schema take its name here).
-PROTOCOLS = ("modbus",)
+PROTOCOLS = ("modbus", "s7")  # s7: S7comm on port 102 (common/s7.py)
 MODBUS_TCP_PORT = 502  # the same number as common.modbus.MODBUS_PORT, kept import-free here
 DEFAULT_SCAN_CYCLE_MS = 100.0
 DEFAULT_HMI_PERIOD_MS = 100.0
@@ -345,32 +346,51 @@ def _check_scale(n_hosts: int) -> None:
         raise PlanError(f"host count must be between 2 and {MAX_SCALE_HOSTS}, got {n_hosts}")
 
 
-def star_plan(n_hosts: int, subnet: str = DEFAULT_SUBNET) -> AddressPlan:
-    """One switch, hosts h1..hN at .1..N. The last host is the attacker."""
+def scale_subnet(n_hosts: int) -> str:
+    """The default subnet of a star/linear plan of ``n_hosts``: 10.0.0.0/24 up to 253 hosts,
+    else the narrowest 10.0.0.0/N that holds them (/23 up to 509, /22 up to 1021)."""
+    prefix = 24
+    while (1 << (32 - prefix)) - 2 - 1 < n_hosts:  # network, broadcast, one pool address
+        prefix -= 1
+    return DEFAULT_SUBNET if prefix == 24 else f"10.0.0.0/{prefix}"
+
+
+def _scale_net(n_hosts: int, subnet: str | None) -> ipaddress.IPv4Network:
     _check_scale(n_hosts)
-    net = ipaddress.IPv4Network(subnet)
+    net = ipaddress.IPv4Network(subnet or scale_subnet(n_hosts))
+    if net.num_addresses - 2 < n_hosts:
+        raise PlanError(f"{n_hosts} hosts do not fit in {net}")
+    return net
+
+
+def star_plan(n_hosts: int, subnet: str | None = None) -> AddressPlan:
+    """One switch, hosts h1..hN at .1..N (counted from the subnet's first address). The last
+    host is the attacker. Subnet: :func:`scale_subnet` unless given."""
+    net = _scale_net(n_hosts, subnet)
     hosts = tuple(
         _host(f"h{i}", "attacker" if i == n_hosts else "host", net, i, "s1")
         for i in range(1, n_hosts + 1)
     )
-    return AddressPlan(name="star", subnet=subnet, hosts=hosts,
+    return AddressPlan(name="star", subnet=str(net), hosts=hosts,
                        switches=(SwitchSpec("s1", dpid_for(1)),),
-                       virtual_pool=_pool(net, n_hosts + 1, 254, {h.ip for h in hosts}))
+                       virtual_pool=_pool(net, n_hosts + 1, net.num_addresses - 2,
+                                          {h.ip for h in hosts}))
 
 
-def linear_plan(n_hosts: int, subnet: str = DEFAULT_SUBNET) -> AddressPlan:
-    """A chain of N switches s1..sN with one host each (h_i on s_i); hN is the attacker."""
-    _check_scale(n_hosts)
-    net = ipaddress.IPv4Network(subnet)
+def linear_plan(n_hosts: int, subnet: str | None = None) -> AddressPlan:
+    """A chain of N switches s1..sN with one host each (h_i on s_i); hN is the attacker.
+    Subnet: :func:`scale_subnet` unless given."""
+    net = _scale_net(n_hosts, subnet)
     hosts = tuple(
         _host(f"h{i}", "attacker" if i == n_hosts else "host", net, i, f"s{i}")
         for i in range(1, n_hosts + 1)
     )
     switches = tuple(SwitchSpec(f"s{i}", dpid_for(i)) for i in range(1, n_hosts + 1))
     trunks = tuple((f"s{i}", f"s{i + 1}") for i in range(1, n_hosts))
-    return AddressPlan(name="linear", subnet=subnet, hosts=hosts, switches=switches,
+    return AddressPlan(name="linear", subnet=str(net), hosts=hosts, switches=switches,
                        trunks=trunks,
-                       virtual_pool=_pool(net, n_hosts + 1, 254, {h.ip for h in hosts}))
+                       virtual_pool=_pool(net, n_hosts + 1, net.num_addresses - 2,
+                                          {h.ip for h in hosts}))
 
 
 PLANS = {

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from common.errors import UserError
-from common.plan import AddressPlan
+from common.plan import MAX_SCALE_HOSTS, AddressPlan
 from lab.devices import load_plant_plan
 from reporting.stats import PROPORTION_METHODS
 
@@ -136,7 +136,8 @@ COMMON_PARAMS: tuple[Param, ...] = (
           quick=1),
     Param("seed", "int", 1, "seed for every random choice (same seed, same run)", 0, 2**31 - 1),
     Param("topo", "str", "ics", "topology", choices=("ics", "classic", "star", "linear")),
-    Param("n_hosts", "int", 10, "host count for star/linear topologies", 2, 250),
+    Param("n_hosts", "int", 10, "host count for star/linear topologies", 2,
+          MAX_SCALE_HOSTS),
     Param("plant", "str", "", "plant file (YAML, docs/plants.md); replaces --topo",
           parse=lambda text: load_plant_plan(text) if text else None),
     Param("engine", "str", "auto", "OpenFlow framework: auto = ryu if it imports, else os-ken",

@@ -12,6 +12,8 @@ hosts are the lifecycle's (:mod:`lab.lifecycle`, :mod:`lab.processes`).
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
@@ -21,6 +23,7 @@ from mininet.util import quietRun
 
 from common.errors import SetupError
 from common.plan import AddressPlan
+from lab.netbuild import BatchHost, BatchMininet, DeferredShell, PendingLink, QuietIntf
 from lab.runstate import RunState
 from lab.teardown import existing_bridges, interface_exists
 from topologies.base import PlanTopo
@@ -62,6 +65,10 @@ class LabSwitch(OVSSwitch):
         return quietRun(f"ovs-vsctl {cmd}", shell=True)
 
 
+class BatchSwitch(DeferredShell, LabSwitch):
+    """A LabSwitch whose shell start is awaited in bulk (:class:`~lab.netbuild.BatchMininet`)."""
+
+
 def planned_interfaces(topo: PlanTopo) -> list[str]:
     """Root-namespace interface names Mininet will create for ``topo`` (switch ports).
 
@@ -94,6 +101,12 @@ def record_planned_network(state: RunState, topo: PlanTopo) -> None:
                          "crashed run left them, run: python -m experiments.clean")
     state.add_bridges(list(topo.switches()))
     state.add_interfaces(intfs)
+
+
+def record_shells(state: RunState, nodes: list) -> None:
+    """Record the shells of ``nodes`` (one run-state write)."""
+    state.add_processes([(node.pid, f"shell:{node.name}") for node in nodes
+                         if getattr(node, "pid", None)])
 
 
 def record_node_shells(state: RunState, net: Mininet) -> None:
@@ -142,11 +155,18 @@ def new_network(plan: AddressPlan, state: RunState, *, ofp_port: int, datapath: 
             link_opts["delay"] = f"{link_delay_ms:g}ms"
         if link_loss_pct:
             link_opts["loss"] = link_loss_pct
-    switch = partial(LabSwitch, datapath=datapath, failMode="secure", protocols="OpenFlow13")
-    net = Mininet(topo=topo, switch=switch, controller=None,
-                  link=partial(link_cls, **link_opts) if link_opts else link_cls,
-                  build=False, autoSetMacs=False, autoStaticArp=False,
-                  waitConnected=False, cleanup=False)
+    switch_opts = {"datapath": datapath, "failMode": "secure", "protocols": "OpenFlow13"}
+    common = {"topo": topo, "controller": None, "build": False, "autoSetMacs": False,
+              "autoStaticArp": False, "waitConnected": False, "cleanup": False}
+    if link_opts:
+        # netem links are configured per interface through tc: Mininet's own path.
+        net = Mininet(switch=partial(LabSwitch, **switch_opts),
+                      link=partial(link_cls, **link_opts), **common)
+    else:
+        net = BatchMininet(switch=partial(BatchSwitch, **switch_opts), host=BatchHost,
+                           link=PendingLink, intf=QuietIntf,
+                           tx_offload_off=(datapath == "user"),
+                           on_shells=partial(record_shells, state), **common)
     net.addController(ReadyController("c0", ip="127.0.0.1", port=ofp_port))
     return net
 
@@ -156,11 +176,16 @@ def start_network(net: Mininet, state: RunState, datapath: str,
     """Build ``net`` (hosts, links; every node's shell recorded in ``state``), run
     ``before_switches()`` (the lifecycle waits there for the controller to listen), then start
     the switches."""
+    batched = isinstance(net, BatchMininet)
     net.build()
-    record_node_shells(state, net)
+    # A batched build recorded each shell as it was spawned, the controller stand-in's too.
+    if batched:
+        record_shells(state, net.controllers)
+    else:
+        record_node_shells(state, net)
     before_switches()
     net.start()
-    if datapath == "user":
+    if datapath == "user" and not batched:
         disable_tx_offload(net)
 
 
@@ -189,6 +214,13 @@ def stop_network(net: Mininet) -> None:
     switches = [s for s in net.switches if isinstance(s, OVSSwitch)]
     if switches:
         LabSwitch.batchShutdown(switches)
-    for node in (*net.switches, *net.hosts, *net.controllers):
-        if node not in switches:
-            node.terminate()
+    rest = [n for n in (*net.switches, *net.hosts, *net.controllers) if n not in switches]
+    # Hang up every shell first, then reap them: the shells exit in parallel.
+    for node in rest:
+        if node.shell is not None and node.shell.poll() is None:
+            try:
+                os.killpg(node.shell.pid, signal.SIGHUP)
+            except ProcessLookupError:
+                pass
+    for node in rest:
+        node.terminate()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import LabError, UserError
+from common.plan import MAX_SCALE_HOSTS
 from experiments.spec import Param
 from lab.lifecycle import SWITCH_PREFIX_ENV
 
@@ -34,7 +35,7 @@ def parse_parts(text: str) -> list[str]:
     return out
 
 
-def parse_counts(text: str, name: str, lo: int = 2, hi: int = 250) -> list[int]:
+def parse_counts(text: str, name: str, lo: int = 2, hi: int = MAX_SCALE_HOSTS) -> list[int]:
     """``10,50`` → [10, 50]; each in [lo, hi]; UserError naming ``name`` otherwise."""
     out: list[int] = []
     for item in (s.strip() for s in text.split(",")):
@@ -61,7 +62,7 @@ def parse_engines(text: str) -> list[str]:
 
 
 def parse_sizes(text: str) -> list[int]:
-    """``--sizes``: bringup's star host counts, 2-250 each."""
+    """``--sizes``: bringup's star host counts, 2-1000 each."""
     return parse_counts(text, "sizes")
 
 
@@ -74,7 +75,7 @@ PARAMS = (
     Param("parts", "str", ",".join(PARTS),
           f"benchmark parts to run, comma-separated from {', '.join(PARTS)}, or all",
           parse=parse_parts),
-    Param("sizes", "str", "10,50,100,250", "bringup: star host counts (2-250 each)",
+    Param("sizes", "str", "10,50,100,250", "bringup: star host counts (2-1000 each)",
           quick="10,20", parse=parse_sizes),
     Param("bringup_reps", "int", 1, "bringup: builds per size and kind within one trial",
           1, 20),
@@ -87,7 +88,8 @@ PARAMS = (
           quick=4.0),
     Param("pings", "int", 50, "datapath: pings per defense", 5, 10000, quick=10),
     Param("iperf_s", "int", 5, "datapath: iperf3 duration per defense", 1, 120, quick=2),
-    Param("scale_hosts", "int", 250, "scale: star host count recon runs on", 2, 250,
+    Param("scale_hosts", "int", 250, "scale: star host count recon runs on", 2,
+          MAX_SCALE_HOSTS,
           quick=20),
     Param("linear_hosts", "int", 20, "scale: switches (one host each) of the linear chain",
           2, 250, quick=4),

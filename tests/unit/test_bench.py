@@ -37,7 +37,7 @@ def test_parts_and_counts_refuse_bad_values() -> None:
     with pytest.raises(UserError, match="unknown part 'boot'"):
         shared.parse_parts("boot")
     with pytest.raises(UserError, match="out of range"):
-        shared.parse_counts("10,251", "sizes")
+        shared.parse_counts("10,1001", "sizes")
     with pytest.raises(UserError, match="not an integer"):
         shared.parse_counts("ten", "sizes")
     with pytest.raises(UserError, match="unknown engine"):
