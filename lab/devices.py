@@ -32,6 +32,8 @@ from plc.registers import MAPS
 from reporting.stats import Proportion
 
 PROCESS_ORDER = ("tank", "pressure")
+# The server module each protocol's PLC runs (common.plan.PROTOCOLS).
+PLC_SERVERS = {"modbus": "plc.server", "s7": "plc.s7_server"}
 HMI_MAX_DURATION_S = 24 * 3600  # the HMI is stopped at the end of the trial; this is a bound
 
 
@@ -44,6 +46,7 @@ class PlcDevice:
     state_csv: Path
     proc: subprocess.Popen[bytes]
     request_log: Path | None = None
+    protocol: str = "modbus"
 
 
 @dataclass
@@ -129,9 +132,9 @@ def start_plcs(lab: Lab, raw_dir: Path, cycle_ms: float | None = None,
                 "--request-log", str(requests), "--name", name]
         if spec.params:
             args += ["--params", json.dumps(dict(spec.params))]
-        proc = lab.python(name, "plc.server", args, f"{name}.log")
+        proc = lab.python(name, PLC_SERVERS[spec.protocol], args, f"{name}.log")
         devices.append(PlcDevice(name, lab.plan.host(name).ip, spec.process, spec.port,
-                                 csv_path, proc, requests))
+                                 csv_path, proc, requests, spec.protocol))
     for dev in devices:
         lab.wait_for_log(f"{dev.name}.log", "plc ready", ready_timeout_s, dev.proc)
     return devices
@@ -152,7 +155,8 @@ def start_ics(lab: Lab, raw_dir: Path, plc_cycle_ms: float | None = None,
         return ics
     args = []
     for dev in polled:
-        args += ["--plc", f"{dev.name}={dev.ip}:{dev.port}"]
+        suffix = "" if dev.protocol == "modbus" else f"/{dev.protocol}"
+        args += ["--plc", f"{dev.name}={dev.ip}:{dev.port}{suffix}"]
     period = spec.period_ms if hmi_period_ms is None else hmi_period_ms
     timeout = spec.timeout_ms if hmi_timeout_ms is None else hmi_timeout_ms
     ics.hmi_csv = raw_dir / "hmi_requests.csv"

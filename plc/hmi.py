@@ -1,13 +1,15 @@
 """The HMI: polls every PLC at a fixed period, runs scheduled operator writes, logs it all.
 
-``python -m plc.hmi --plc NAME=IP[:PORT] ... [--period-ms 100] [--timeout-ms 500]
+``python -m plc.hmi --plc NAME=IP[:PORT][/s7] ... [--period-ms 100] [--timeout-ms 500]
 --duration-s S --out CSV [--writes JSON] [--unit-id 1]``
 
 Each period, for each PLC: connect when disconnected, run the operator writes that are due,
 then read every table of the PLC's register map (learned from input register 0,
 ``process_id``, after each connect). Every request becomes one CSV row
 (:class:`plc.metrics.RequestRecord`), written and flushed as it ends. A timeout or a
-connection error drops the connection; the next period reconnects.
+connection error drops the connection; the next period reconnects. A PLC given with
+``/s7`` speaks S7comm: the same tables are read from its data blocks (:mod:`plc.hmi_s7`) and
+recorded under the same function names.
 """
 
 from __future__ import annotations
@@ -33,7 +35,10 @@ from pymodbus.exceptions import ConnectionException, ModbusIOException
 from common.cli import OneLineParser
 from common.errors import UserError
 from common.modbus import MODBUS_PORT
+from common.plan import PROTOCOLS
+from common.s7 import S7_PORT
 from plc.cli import number_in, report_usage_error, setup_logging
+from plc.hmi_s7 import S7_FAILURES, S7Session
 from plc.metrics import RequestRecord
 from plc.registers import MAPS_BY_ID, RegisterMap, Table
 
@@ -50,6 +55,7 @@ class PlcTarget:
     name: str
     host: str
     port: int = MODBUS_PORT
+    protocol: str = "modbus"
 
 
 @dataclass(frozen=True)
@@ -64,21 +70,26 @@ class OperatorWrite:
 
 
 def parse_target(text: str) -> PlcTarget:
-    """``NAME=IP[:PORT]`` -> PlcTarget."""
+    """``NAME=IP[:PORT][/PROTOCOL]`` -> PlcTarget (protocol modbus unless given)."""
     name, sep, rest = text.partition("=")
     if not sep or not name or not rest:
-        raise UserError(f"--plc {text!r}: expected NAME=IP[:PORT]")
+        raise UserError(f"--plc {text!r}: expected NAME=IP[:PORT][/PROTOCOL]")
+    rest, _, protocol = rest.partition("/")
+    protocol = protocol or "modbus"
+    if protocol not in PROTOCOLS:
+        raise UserError(f"--plc {text!r}: unknown protocol {protocol!r} "
+                        f"({', '.join(PROTOCOLS)})")
     host, _, port_text = rest.partition(":")
     try:
         ipaddress.IPv4Address(host)
     except ValueError:
         raise UserError(f"--plc {text!r}: {host!r} is not an IPv4 address") from None
-    port = MODBUS_PORT
+    port = S7_PORT if protocol == "s7" else MODBUS_PORT
     if port_text:
         if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
             raise UserError(f"--plc {text!r}: bad port {port_text!r}")
         port = int(port_text)
-    return PlcTarget(name, host, port)
+    return PlcTarget(name, host, port, protocol)
 
 
 def parse_writes(text: str, plc_names: Sequence[str]) -> list[OperatorWrite]:
@@ -128,6 +139,7 @@ class Hmi:
         self.writes = tuple(writes)
         self.unit_id = unit_id
         self._t0 = 0.0
+        self._s7_maps: dict[str, RegisterMap] = {}  # learned from process_id per S7 PLC
 
     def _now_s(self) -> float:
         return time.monotonic() - self._t0
@@ -198,6 +210,9 @@ class Hmi:
 
     async def _poll_plc(self, target: PlcTarget, stop: asyncio.Event,
                         duration_s: float) -> None:
+        if target.protocol == "s7":
+            await self._poll_s7(target, stop, duration_s)
+            return
         client: AsyncModbusTcpClient | None = None
         reg_map: RegisterMap | None = None
         pending = [w for w in self.writes if w.plc == target.name]
@@ -260,6 +275,92 @@ class Hmi:
         return client, reg_map
 
 
+    async def _s7_request(self, target: PlcTarget, poll: int, function: str, address: int,
+                          count: int, call: Any, value: int | None = None
+                          ) -> tuple[RequestRecord, Any]:
+        """One S7 call (an awaitable), timed and recorded like a Modbus request."""
+        t_s = self._now_s()
+        start = time.perf_counter()
+        outcome, error, result = "ok", "", None
+        try:
+            result = await call
+        except TimeoutError:
+            outcome, error = "timeout", "no response"
+        except S7_FAILURES as exc:
+            outcome, error = "connection_error", str(exc)[:80]
+        values = "" if outcome != "ok" else (
+            str(value) if value is not None
+            else " ".join(str(v) for v in result) if isinstance(result, list) else "")
+        record = RequestRecord(t_s, target.name, poll, function, address, count,
+                               (time.perf_counter() - start) * 1000.0, outcome, values, error)
+        self.sink(record)
+        return record, result
+
+    async def _poll_s7(self, target: PlcTarget, stop: asyncio.Event,
+                       duration_s: float) -> None:
+        """The S7 twin of :meth:`_poll_plc`: connect, due writes, read every table."""
+        session: S7Session | None = None
+        reg_map: RegisterMap | None = None
+        pending = [w for w in self.writes if w.plc == target.name]
+        poll, next_s = 0, 0.0
+        try:
+            while not stop.is_set() and self._now_s() < duration_s:
+                if session is None:
+                    session = S7Session(target.host, target.port, self.timeout_s)
+                    record, _ = await self._s7_request(target, poll, "connect", 0, 0,
+                                                       session.connect())
+                    reg_map = None
+                    if record.outcome != "ok":
+                        session.close()
+                        session = None
+                if session is not None and not await self._s7_once(target, session, poll,
+                                                                    pending, reg_map):
+                    session.close()
+                    session = None
+                elif session is not None and reg_map is None:
+                    reg_map = self._s7_maps.get(target.name)
+                poll += 1
+                next_s = max(next_s + self.period_s, self._now_s())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(),
+                                           max(0.0, min(next_s, duration_s) - self._now_s()))
+        finally:
+            if session is not None:
+                session.close()
+
+    async def _s7_once(self, target: PlcTarget, session: S7Session, poll: int,
+                       pending: list[OperatorWrite], reg_map: RegisterMap | None) -> bool:
+        """Due writes, then the reads of one period; False when the connection is lost."""
+        while pending and pending[0].t_s <= self._now_s():
+            w = pending.pop(0)
+            record, _ = await self._s7_request(target, poll, _WRITERS[w.table], w.address, 1,
+                                               session.write(w.table, w.address, w.value),
+                                               w.value)
+            log.info("operator write plc=%s %s[%d]=%d: %s", w.plc, w.table, w.address,
+                     w.value, record.outcome)
+            if record.outcome != "ok":
+                return False
+        if reg_map is None:
+            record, values = await self._s7_request(
+                target, poll, "read_input_registers", 0, 1,
+                session.read_table(Table.INPUT_REGISTER, 1))
+            if record.outcome != "ok":
+                return False
+            reg_map = MAPS_BY_ID.get(values[0])
+            if reg_map is None:
+                log.warning("plc %s: unknown process_id %d", target.name, values[0])
+                return True
+            self._s7_maps[target.name] = reg_map
+        for table in Table:
+            count = reg_map.count(table)
+            if count:
+                record, _ = await self._s7_request(target, poll, _READERS[table], 0, count,
+                                                   session.read_table(table, count))
+                if record.outcome != "ok":
+                    return False
+        return True
+
+
 class CsvSink:
     """Writes records as CSV rows, flushed one by one so a crash loses nothing."""
 
@@ -278,8 +379,9 @@ class CsvSink:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog="python -m plc.hmi", description="Poll Modbus/TCP PLCs, log requests.")
-    p.add_argument("--plc", action="append", required=True, metavar="NAME=IP[:PORT]")
+    p = OneLineParser(prog="python -m plc.hmi",
+                      description="Poll Modbus/TCP and S7comm PLCs, log requests.")
+    p.add_argument("--plc", action="append", required=True, metavar="NAME=IP[:PORT][/s7]")
     p.add_argument("--period-ms", type=number_in(float, 1, 60000), default=100.0)
     p.add_argument("--timeout-ms", type=number_in(float, 1, 60000), default=500.0)
     p.add_argument("--duration-s", type=number_in(float, 0.001, 1e9), required=True)
@@ -322,6 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         return report_usage_error(parser.prog, exc)
     setup_logging(args.log_level)
+    logging.getLogger("snap7").setLevel(logging.WARNING)  # it logs every connect at INFO
     hmi = Hmi(targets, args.period_ms, args.timeout_ms, sink, writes, args.unit_id)
     log.info("hmi polling %s every %g ms for %g s", ", ".join(names), args.period_ms,
              args.duration_s)
