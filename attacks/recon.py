@@ -3,7 +3,7 @@
 Run inside the attacker host::
 
     python -m attacks.recon --plan PLAN.json --targets 10.0.0.0/24 --out recon.json \\
-        [--ports 502,80] [--stages discovery,syn,connect,version,modbus] \\
+        [--ports 502,80] [--stages discovery,syn,connect,version,modbus,s7] \\
         [--engine nmap|scapy] [--timeout-s 300] [--stage-timeout-s 60] [--raw-dir DIR]
 
 Stages run in the order above, each only on what earlier stages found:
@@ -14,6 +14,8 @@ Stages run in the order above, each only on what earlier stages found:
 - ``version``: service versions of the open ports (nmap ``-sV``; scapy engine: banner grab).
 - ``modbus``: who answers Modbus on 502/tcp (nmap ``modbus-discover``, bounded by
   ``--script-timeout``/``--host-timeout``; scapy engine: Report Server ID to a few unit ids).
+- ``s7``: who answers S7comm on 102/tcp (nmap ``s7-info``: module, firmware, system name;
+  the scapy engine skips it).
 
 Without ``discovery`` the later stages take every target as live. Each stage is timed and its
 raw output (nmap XML, or the scapy engine's JSON) is saved in ``--raw-dir``. The attacker's own

@@ -3,7 +3,9 @@
 - ``discovery``: ``-sn -n``; ``syn``: ``-sS -n -Pn``; ``connect``: ``-sT``;
 - ``version``: ``-sV``, bounded by ``--host-timeout``;
 - ``modbus``: the ``modbus-discover`` script on 502/tcp, bounded by ``--script-timeout`` and
-  ``--host-timeout``.
+  ``--host-timeout``;
+- ``s7``: the ``s7-info`` script on 102/tcp (S7comm: module, firmware, system name), bounded
+  the same way.
 
 nmap is started with ``subprocess``, not through python-nmap (no longer a dependency):
 python-nmap keeps the child process private, so a SIGTERM during its scan would leave nmap
@@ -21,6 +23,7 @@ from collections.abc import Sequence
 from attacks.recon_parse import parse_nmap_xml
 from attacks.recon_run import MIN_STAGE_BUDGET_S, Engine, ReconRun, StageRecord, StageTimeout, skip
 from common.modbus import MODBUS_PORT
+from common.s7 import S7_PORT
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +125,17 @@ class NmapEngine(Engine):
         self._nmap(record, hosts, ["-sT", "-n", "-Pn", "-p", str(MODBUS_PORT),
                                    "--script", "modbus-discover",
                                    "--script-timeout", f"{script_timeout_s}s",
+                                   "--host-timeout", f"{host_timeout_s}s"])
+
+    def stage_s7(self, record: StageRecord) -> None:
+        hosts = self.run.s7_targets()
+        if not hosts:
+            return skip(record, f"no live host with {S7_PORT}/tcp open")
+        record.ports = [S7_PORT]
+        host_timeout_s = nmap_bound_s(self.run.stage_budget_s())
+        self._nmap(record, hosts, ["-sT", "-n", "-Pn", "-p", str(S7_PORT),
+                                   "--script", "s7-info",
+                                   "--script-timeout", f"{max(1, host_timeout_s // 2)}s",
                                    "--host-timeout", f"{host_timeout_s}s"])
 
 

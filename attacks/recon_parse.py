@@ -78,6 +78,16 @@ def _text(node: ET.Element | None, key: str) -> str:
     return "" if node is None else (node.get(key) or "")
 
 
+def _script(node: ET.Element) -> list[tuple[str, str]]:
+    """A ``<script>``'s output, then each of its top-level ``<elem key=...>`` values as
+    ``id.key`` (``s7-info.Module``, ``enip-info.vendor``): scripts with structured output."""
+    sid = node.get("id") or ""
+    items = [(sid, (node.get("output") or "").strip())]
+    items += [(f"{sid}.{e.get('key')}", (e.text or "").strip())
+              for e in node.findall("elem") if e.get("key")]
+    return items
+
+
 def parse_nmap_xml(xml_text: str) -> NmapRun:
     """Parse nmap ``-oX`` output into an :class:`NmapRun` (IPv4 hosts only)."""
     try:
@@ -101,8 +111,7 @@ def parse_nmap_xml(xml_text: str) -> NmapRun:
         for port in node.findall("ports/port"):
             state = port.find("state")
             service = port.find("service")
-            scripts = tuple((s.get("id") or "", (s.get("output") or "").strip())
-                            for s in port.findall("script"))
+            scripts = tuple(item for s in port.findall("script") for item in _script(s))
             ports.append(NmapPort(
                 port=int(port.get("portid", "0")),
                 protocol=port.get("protocol", ""),

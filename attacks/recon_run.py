@@ -20,12 +20,13 @@ from typing import Any
 from attacks.recon_parse import Findings, local_ipv4_interfaces
 from common.hostenv import AttackContext, AttackInterrupted, AttackOutcome, utc_now_iso
 from common.modbus import MODBUS_PORT
+from common.s7 import S7_PORT
 from common.scope import ScopeError
 
 log = logging.getLogger(__name__)
 
-STAGES = ("discovery", "syn", "connect", "version", "modbus")
-DEFAULT_STAGES = ("discovery", "syn", "modbus")
+STAGES = ("discovery", "syn", "connect", "version", "modbus", "s7")
+DEFAULT_STAGES = ("discovery", "syn", "modbus", "s7")
 # Below this much budget a stage is skipped rather than started and cut short.
 MIN_STAGE_BUDGET_S = 1.0
 
@@ -146,6 +147,12 @@ class ReconRun:
         if not port_stages:
             return hosts
         return [h for h in hosts if MODBUS_PORT in self.findings.open_ports(h)]
+
+    def s7_targets(self) -> list[str]:
+        """Hosts to ask for S7comm: with 102 open, or every live host when no port scan ran."""
+        if not {"syn", "connect", "version"} & set(self.args.stages):
+            return self.live_hosts()
+        return [h for h in self.live_hosts() if S7_PORT in self.findings.open_ports(h)]
 
 
 @contextmanager

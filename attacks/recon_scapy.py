@@ -167,6 +167,10 @@ class ScapyEngine(Engine):
         record.ports = [MODBUS_PORT]
         self._connect_stage(record, [(h, MODBUS_PORT) for h in hosts], modbus_probe)
 
+    def stage_s7(self, record: StageRecord) -> None:
+        """S7comm identification is nmap's ``s7-info`` only; this engine records a skip."""
+        return skip(record, "S7comm identification needs the nmap engine (s7-info)")
+
 
 def interface_for(run: ReconRun) -> str:
     """The local interface on the plan's subnet (scapy's ARP needs it: hosts have no route)."""

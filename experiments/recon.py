@@ -44,12 +44,13 @@ from experiments.scoring import (
     AttackAttempt,
     matching_records,
     modbus_identified,
+    s7_identified,
     score_attack,
     score_hosts,
     score_ports,
 )
 from experiments.spec import Experiment, Param, TrialResult
-from lab.devices import hmi_results, start_ics, stop_hmi
+from lab.devices import hmi_results, plc_specs, start_ics, stop_hmi
 from lab.hostrun import run_in_host
 from lab.lifecycle import Lab, running_lab
 from reporting import plotting
@@ -273,16 +274,22 @@ def _score(ctx: TrialContext, defense: str, outcome: dict, findings: dict[str, d
         if owners.get(addr):
             ports_by_host[owners[addr]] |= set(f.get("open_ports", []))
     plc_names = {h.name for h in plan.hosts_with_role("plc")}
-    truth_ports = {name: ({502} if name in plc_names else set()) for name in truth}
+    # Ground truth per protocol: the plan says which PLC speaks what and on which port.
+    specs = {s.host: s for s in plc_specs(plan)}
+    truth_ports = {name: ({specs[name].port} if name in specs else set()) for name in truth}
     port_score = score_ports(ports_by_host, truth_ports, ports)
+    modbus_plcs = {n for n in plc_names if specs[n].protocol == "modbus"}
+    s7_plcs = {n for n in plc_names if specs[n].protocol == "s7"}
     identified = {owners[a] for a, f in findings.items() if owners.get(a)
                   and modbus_identified(f)}
-    modbus = score_hosts(identified, plc_names)
+    modbus = score_hosts(identified, modbus_plcs)
+    s7 = score_hosts({owners[a] for a, f in findings.items() if owners.get(a)
+                      and s7_identified(f)}, s7_plcs)
 
     # Success is counted at the target: the PLCs' own request logs, not address spans.
     records = ra.plc_records(ctx.raw_dir, plan)
     attempts = [AttackAttempt.from_dict(r, tactic="staged") for r in probe_results]
-    attack = score_attack(attempts, records, plc_names, "staged")
+    attack = score_attack(attempts, records, modbus_plcs, "staged")  # the probe is Modbus
     exploit_rows = []
     for r, a in zip(probe_results, attempts, strict=True):
         hits = matching_records(a, records)
@@ -306,7 +313,8 @@ def _score(ctx: TrialContext, defense: str, outcome: dict, findings: dict[str, d
                           "found_by": findings[f.address].get("found_by", ""),
                           "open_ports": " ".join(map(str, findings[f.address].get(
                               "open_ports", []))),
-                          "modbus_identified": modbus_identified(findings[f.address])})
+                          "modbus_identified": modbus_identified(findings[f.address]),
+                          "s7_identified": s7_identified(findings[f.address])})
     stage_rows = [{"stage": st.get("name"), "duration_s": st.get("duration_s"),
                    "start_s": st.get("started_s", st.get("start_s"))}
                   for st in outcome.get("stages", [])]
@@ -324,11 +332,14 @@ def _score(ctx: TrialContext, defense: str, outcome: dict, findings: dict[str, d
         "unexpected_open_ports": float(port_score.unexpected),
         **({"modbus_id_precision": modbus.precision, "modbus_id_recall": modbus.recall}
            if "modbus" in stages else {}),
+        **({"s7_id_precision": s7.precision, "s7_id_recall": s7.recall}
+           if "s7" in stages and s7_plcs else {}),
         "findings_valid_at_exploit": mtd.valid_share(found, spans, exploit_unix),
         **ra.attack_metrics(attack),
         "attack_phase_s": timeline.get("attack_phase_s", math.nan),
         "discovery_s": _stage_duration(outcome, ("discovery",)),
-        "port_scan_s": _stage_duration(outcome, ("syn", "connect", "version", "modbus")),
+        "port_scan_s": _stage_duration(outcome, ("syn", "connect", "version", "modbus",
+                                                   "s7")),
         "rtt_authorized_p50_ms": percentile(rtts, 50) if rtts else math.nan,
         **({"hop_latency_p50_ms": percentile(latencies, 50),
             "hop_latency_p95_ms": percentile(latencies, 95),

@@ -58,6 +58,17 @@ def score_ports(found: Mapping[str, Iterable[int]], truth: Mapping[str, Iterable
     return PortScore(len(exp), len(exp & got), len(got - exp))
 
 
+def s7_identified(finding: Mapping) -> bool:
+    """True when nmap's ``s7-info`` read an S7 CPU's identity on 102/tcp (module or system
+    name from its SZL answers); an open port 102 alone (any ISO-TSAP service) is not one."""
+    for svc in finding.get("services", []):
+        details = svc.get("details") or {}
+        if svc.get("port") == 102 and (details.get("s7-info.Module")
+                                        or details.get("s7-info.System Name")):
+            return True
+    return False
+
+
 def modbus_identified(finding: Mapping) -> bool:
     """True when a recon finding shows a Modbus unit answering on 502/tcp.
 
