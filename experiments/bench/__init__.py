@@ -9,6 +9,9 @@ in the same run, and each part lives in its own module:
   against plain Mininet building the same Topo on the same datapath (``Mininet(...)``,
   ``start``, ``stop``; no controller wait, never ``mn -c``). Seconds per N for both and the
   ratio ours/plain.
+- ``trial_stages`` (:mod:`.trial_stages`): the fixed cost of one ``recon --defense none
+  --exploit-gap-s 0`` trial on the ICS plan (``--stage-trials`` of them), per stage: build,
+  switches' connection, PLC/HMI start, scans, exploit, validity check, teardown.
 - ``recon_wall`` (:mod:`.recon_wall`): the default ``recon`` run in-process through the runner
   (its own bundle in this trial's raw folder), its wall time broken down by stage (build,
   controller connect, scans, teardown, the rest of the trial, plotting + report), plus the
@@ -49,6 +52,7 @@ from experiments.bench.plots import plot
 from experiments.bench.recon_wall import part_recon_wall
 from experiments.bench.scale import part_scale
 from experiments.bench.shared import PARAMS, PARTS, as_lab_error, conditions
+from experiments.bench.trial_stages import part_trial_stages
 from experiments.runner import TrialContext
 from experiments.spec import Experiment, TrialResult
 
@@ -56,6 +60,7 @@ __all__ = ["EXPERIMENT", "PARTS", "PART_FUNCS", "trial"]
 
 PART_FUNCS: dict[str, Callable[[TrialContext], TrialResult]] = {
     "bringup": part_bringup,
+    "trial_stages": part_trial_stages,
     "recon_wall": part_recon_wall,
     "hopping": part_hopping,
     "datapath": part_datapath,

@@ -18,7 +18,8 @@ from common.plan import MAX_SCALE_HOSTS
 from experiments.spec import Param
 from lab.lifecycle import SWITCH_PREFIX_ENV
 
-PARTS = ("bringup", "recon_wall", "hopping", "datapath", "scale", "controller")
+PARTS = ("bringup", "trial_stages", "recon_wall", "hopping", "datapath", "scale",
+         "controller")
 
 
 def parse_parts(text: str) -> list[str]:
@@ -81,6 +82,8 @@ PARAMS = (
           1, 20),
     Param("recon_trials", "int", 3, "recon_wall: trials of the default recon", 1, 20,
           quick=1),
+    Param("stage_trials", "int", 5, "trial_stages: recon trials (none, gap 0) timed by stage",
+          1, 50, quick=1),
     Param("protected", "str", "2,10,50", "hopping: protected-host counts (1-200 each)",
           quick="2", parse=parse_protected),
     Param("hop_interval_s", "float", 1.0, "hopping: rhm hop interval", 0.5, 60),

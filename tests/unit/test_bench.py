@@ -17,6 +17,7 @@ from experiments.bench.datapath import iperf_bps
 from experiments.bench.hopping import protected_star_plan
 from experiments.bench.plots import plot
 from experiments.bench.scale import meminfo_kib, rss_kib
+from experiments.bench.trial_stages import stage_durations
 from experiments.registry import get_experiment
 from experiments.spec import resolve_config
 from lab import clean, network, runstate
@@ -150,3 +151,17 @@ def test_interrupted_plain_bringup_leaves_what_clean_removes(tmp_path: Path, mon
     assert clean.main(["--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "would remove 4 process(es), bridges ['s1'], 3 interface(s)" in out
+
+
+def test_trial_stage_durations_split_build_and_teardown() -> None:
+    marks = [("building the network (none)", 0.0), ("starting PLCs, HMI and defense", 1.5),
+             ("random attack phase (0.10 s)", 2.0), ("reconnaissance (nmap: discovery)", 2.1),
+             ("exploit: Modbus to 2 address(es)", 3.1)]
+    out = stage_durations(marks, end=4.0, timeline={"build_s": 1.0, "connect_s": 0.2,
+                                                    "teardown_s": 0.4})
+    assert out["build"] == 1.0 and out["connect"] == 0.2 and out["teardown"] == 0.4
+    # What the build stage held beyond build + connect (the lab's captures) counts as start-up.
+    assert out["plc_hmi_start"] == pytest.approx(0.5 + 0.3)
+    assert out["scans"] == pytest.approx(1.0)
+    assert out["exploit"] == pytest.approx(0.9 - 0.4)
+    assert sum(out.values()) == pytest.approx(4.0)
