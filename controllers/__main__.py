@@ -68,6 +68,9 @@ def build_parser(entry: AppEntry | None = None, add_help: bool = True
                         help=f"OpenFlow TCP port (default {DEFAULT_OFP_PORT})")
     parser.add_argument("--ofp-host", default=DEFAULT_OFP_HOST,
                         help="loopback address to listen on (default 127.0.0.1)")
+    parser.add_argument("--cluster-facing", action="store_true",
+                        help="cluster runs: --ofp-host may be this machine's cluster-facing "
+                        "address (one address, never 0.0.0.0)")
     parser.add_argument("--log-file", type=Path, default=None,
                         help="write the log here instead of stderr")
     parser.add_argument("--verbose", action="store_true", help="log at DEBUG level")
@@ -102,14 +105,17 @@ def parse_port(text: str) -> int:
     return port
 
 
-def parse_loopback(text: str) -> str:
-    """The listen address, which must be a loopback IP (``localhost`` means 127.0.0.1)."""
+def parse_loopback(text: str, cluster_facing: bool = False) -> str:
+    """The listen address, which must be a loopback IP (``localhost`` means 127.0.0.1); with
+    ``cluster_facing``, one unicast address (binding it proves it is this machine's)."""
     if text == "localhost":
         return DEFAULT_OFP_HOST
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
         raise UserError(f"--ofp-host: not an IP address: {text!r}") from None
+    if cluster_facing and not (address.is_unspecified or address.is_multicast):
+        return str(address)
     if not address.is_loopback:
         raise UserError(f"--ofp-host: {text} is not a loopback address; the controller "
                          "listens on loopback only")
@@ -277,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if entry is None:
             raise UserError(f"unknown app {args.app!r} (choose from: {', '.join(APPS)}, list)")
         port = parse_port(args.ofp_port)
-        host = parse_loopback(args.ofp_host)
+        host = parse_loopback(args.ofp_host, args.cluster_facing)
         check_port_free(host, port)
         engine = _load_engine(args.engine)
     except UserError as exc:

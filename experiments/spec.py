@@ -19,6 +19,7 @@ import yaml
 
 from common.errors import UserError
 from common.plan import MAX_SCALE_HOSTS, AddressPlan
+from lab.cluster import load_cluster
 from lab.devices import load_plant_plan
 from reporting.stats import PROPORTION_METHODS
 
@@ -140,6 +141,8 @@ COMMON_PARAMS: tuple[Param, ...] = (
           MAX_SCALE_HOSTS),
     Param("plant", "str", "", "plant file (YAML, docs/plants.md); replaces --topo",
           parse=lambda text: load_plant_plan(text) if text else None),
+    Param("cluster", "str", "", "cluster file (YAML/TOML, docs/cluster.md): run over servers",
+          parse=lambda text: load_cluster(text) if text else None),
     Param("engine", "str", "auto", "OpenFlow framework: auto = ryu if it imports, else os-ken",
           choices=("auto", "ryu", "os-ken")),
     Param("datapath", "str", "auto",

@@ -27,7 +27,9 @@ from pathlib import Path
 
 from common.errors import LabError
 from common.plan import AddressPlan
+from lab import cluster_nodes
 from lab.capture import CaptureSpec, RunningCapture, start_capture
+from lab.cluster import ClusterSpec
 from lab.network import (
     SWITCH_PREFIX_ENV,
     new_network,
@@ -53,6 +55,7 @@ class LabConfig:
     app: controller app short name (``python -m controllers list``).
     log_dir: where the controller's and devices' logs go (inside the results bundle).
     capture: what to capture once the switches are connected (None: nothing).
+    cluster: run over these servers (``--cluster``, :mod:`lab.cluster_nodes`); None: here.
     """
 
     plan: AddressPlan
@@ -66,6 +69,7 @@ class LabConfig:
     controller_args: tuple[str, ...] = field(default=())
     switch_prefix: str = field(default_factory=lambda: os.environ.get(SWITCH_PREFIX_ENV, ""))
     capture: CaptureSpec | None = None
+    cluster: ClusterSpec | None = None
 
 
 def free_loopback_port() -> int:
@@ -122,6 +126,8 @@ class Lab(HostProcesses):
         cmd = [sys.executable, "-u", "-m", "controllers", self.cfg.app,
                "--engine", self.cfg.engine, "--ofp-port", str(self.ofp_port),
                "--log-file", str(self.controller_log), *self.cfg.controller_args]
+        if self.cfg.cluster is not None:  # the head's cluster-facing address only
+            cmd += ["--ofp-host", self.cfg.cluster.controller_address, "--cluster-facing"]
         # Own session: a Ctrl-C at the terminal reaches the runner, which then stops the
         # controller in order, instead of killing it under a live network.
         out = open(self.cfg.log_dir / "controller.stdout.log", "ab")
@@ -135,6 +141,13 @@ class Lab(HostProcesses):
     def _build_network(self) -> None:
         # The controller process imported its framework while the hosts and links were made;
         # switches are created only once it listens (no failed first connection attempt).
+        if self.cfg.cluster is not None:
+            self.net = cluster_nodes.new_cluster_network(
+                self.plan, self.state, self.cfg.cluster, ofp_port=self.ofp_port,
+                datapath=self.cfg.datapath, switch_prefix=self.cfg.switch_prefix)
+            cluster_nodes.start_cluster_network(self.net, self.state, self.cfg.datapath,
+                                                before_switches=self._wait_controller_ready)
+            return
         self.net = new_network(self.plan, self.state, ofp_port=self.ofp_port,
                                datapath=self.cfg.datapath, switch_prefix=self.cfg.switch_prefix,
                                link_delay_ms=self.cfg.link_delay_ms,
@@ -197,7 +210,10 @@ class Lab(HostProcesses):
             self.stop_all(grace_s=3.0)
             if self.net is not None:
                 try:
-                    stop_network(self.net)
+                    if self.cfg.cluster is not None:
+                        cluster_nodes.stop_cluster_network(self.net)
+                    else:
+                        stop_network(self.net)
                 except Exception as exc:
                     log.warning("mininet stop: %s", exc)
             if self.controller is not None and self.controller.poll() is None:

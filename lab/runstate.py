@@ -53,6 +53,22 @@ class ProcessRecord:
 
 
 @dataclass
+class ServerRecord:
+    """What a cluster run created on one server (``lab.cluster_nodes``), removed over ssh.
+
+    ssh: the client command that reaches the server (``ssh`` + options + ``user@address``).
+    netns: ``net:[inode]`` of each emulated host's namespace there: every process inside one
+    is ours. bridges, interfaces: names in the server's root namespace.
+    """
+
+    name: str
+    ssh: list[str]
+    bridges: list[str] = field(default_factory=list)
+    interfaces: list[str] = field(default_factory=list)
+    netns: list[str] = field(default_factory=list)
+
+
+@dataclass
 class RunState:
     """What one lab created. ``path`` is where this record lives."""
 
@@ -64,6 +80,7 @@ class RunState:
     bridges: list[str] = field(default_factory=list)
     interfaces: list[str] = field(default_factory=list)
     processes: list[ProcessRecord] = field(default_factory=list)
+    servers: list[ServerRecord] = field(default_factory=list)
     path: Path | None = None
 
     @classmethod
@@ -105,6 +122,16 @@ class RunState:
         self.processes = [p for p in self.processes if p.pid != pid]
         self.save()
 
+    def server(self, name: str, ssh: list[str]) -> ServerRecord:
+        """This run's record of cluster server ``name`` (created, and saved, on first use)."""
+        for rec in self.servers:
+            if rec.name == name:
+                return rec
+        rec = ServerRecord(name=name, ssh=list(ssh))
+        self.servers.append(rec)
+        self.save()
+        return rec
+
     def owner_alive(self) -> bool:
         return pid_alive(self.owner_pid, self.owner_start_ticks)
 
@@ -116,7 +143,8 @@ class RunState:
     def load(cls, path: Path) -> RunState:
         data = json.loads(path.read_text())
         procs = [ProcessRecord(**p) for p in data.pop("processes", [])]
-        return cls(processes=procs, path=path, **data)
+        servers = [ServerRecord(**s) for s in data.pop("servers", [])]
+        return cls(processes=procs, servers=servers, path=path, **data)
 
 
 def all_states() -> list[RunState]:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.cli import wait_until
-from lab.runstate import ProcessRecord, RunState, pid_alive
+from lab.runstate import ProcessRecord, RunState, ServerRecord, pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ class Removed:
     processes: list[str] = field(default_factory=list)
     bridges: list[str] = field(default_factory=list)
     interfaces: list[str] = field(default_factory=list)
+    unreachable: list[str] = field(default_factory=list)
 
     def total(self) -> int:
         return len(self.processes) + len(self.bridges) + len(self.interfaces)
@@ -39,7 +41,59 @@ class Removed:
             parts.append(f"{len(self.bridges)} bridge(s) ({', '.join(self.bridges)})")
         if self.interfaces:
             parts.append(f"{len(self.interfaces)} interface(s) ({', '.join(self.interfaces)})")
+        if self.unreachable:
+            parts.append(f"server(s) not reachable over ssh: {', '.join(self.unreachable)}")
         return "; ".join(parts) if parts else "nothing"
+
+
+# Run on a cluster server over ssh: every process inside a recorded host namespace (never the
+# server's own), then the recorded bridges and interfaces; one line per thing removed.
+REMOTE_REMOVE = r"""
+own=$(readlink /proc/$$/ns/net)
+pids=""
+for ns in {netns}; do
+  [ "$ns" = "$own" ] && continue
+  for p in /proc/[0-9]*; do
+    [ "$(readlink $p/ns/net 2>/dev/null)" = "$ns" ] && pids="$pids ${{p#/proc/}}"
+  done
+done
+for p in $pids; do kill -TERM $p 2>/dev/null && echo "process $p"; done
+[ -n "$pids" ] && sleep 1 && for p in $pids; do kill -KILL $p 2>/dev/null; done
+for b in {bridges}; do
+  ovs-vsctl --timeout=10 br-exists $b && ovs-vsctl --timeout=10 del-br $b && echo "bridge $b"
+done
+for i in {interfaces}; do
+  ip link show dev $i >/dev/null 2>&1 && ip link del $i && echo "interface $i"
+done
+true
+"""
+
+
+def remove_on_server(rec: ServerRecord, removed: Removed, timeout_s: float = 60.0) -> bool:
+    """Remove what ``rec`` lists on its server, over ssh; False if the server did not answer."""
+    script = REMOTE_REMOVE.format(
+        netns=" ".join(shlex.quote(n) for n in rec.netns) or "''",
+        bridges=" ".join(shlex.quote(b) for b in rec.bridges),
+        interfaces=" ".join(shlex.quote(i) for i in rec.interfaces))
+    try:
+        res = subprocess.run([*rec.ssh, "sh -c " + shlex.quote(script)], capture_output=True,
+                             text=True, timeout=timeout_s, check=False,
+                             stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.warning("%s: clean-up over ssh failed: %s", rec.name, exc)
+        removed.unreachable.append(rec.name)
+        return False
+    if res.returncode == 255:  # ssh's own failure, not the script's
+        log.warning("%s: ssh failed: %s", rec.name, res.stderr.strip()[:200])
+        removed.unreachable.append(rec.name)
+        return False
+    for line in res.stdout.splitlines():
+        kind, _, name = line.partition(" ")
+        target = {"process": removed.processes, "bridge": removed.bridges,
+                  "interface": removed.interfaces}.get(kind)
+        if target is not None:
+            target.append(f"{rec.name}:{name}")
+    return True
 
 
 def stop_pid(rec: ProcessRecord, grace_s: float = 3.0) -> bool:
@@ -92,4 +146,6 @@ def remove_recorded(state: RunState, grace_s: float = 3.0) -> Removed:
             subprocess.run(["ip", "link", "del", intf], capture_output=True, timeout=10,
                            check=False)
             removed.interfaces.append(intf)
+    for server in state.servers:
+        remove_on_server(server, removed)
     return removed
