@@ -23,6 +23,7 @@ from experiments.progress import Progress, QuietProgress
 from experiments.spec import Experiment, TrialResult
 from lab import fidelity, platform
 from lab.capture import CaptureSpec, parse_capture
+from lab.cluster import load_cluster
 from lab.devices import load_plant_plan
 from lab.lifecycle import LabConfig
 from reporting.bundle import Bundle, git_commit, package_versions
@@ -94,6 +95,8 @@ class TrialContext:
             "link_loss_pct": self.config["link_loss_pct"],
             "connect_timeout_s": self.config["connect_timeout_s"],
             "capture": self.capture,
+            "cluster": load_cluster(self.config["cluster"]) if self.config.get("cluster")
+            else None,
         }
         opts.update(overrides)
         return LabConfig(**opts)
