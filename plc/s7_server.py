@@ -35,6 +35,7 @@ from common.cli import OneLineParser
 from common.errors import UserError
 from common.requestlog import RequestLogWriter, RequestRecord
 from common.s7 import (
+    ROSCTR_ACK,
     ROSCTR_ACK_DATA,
     ROSCTR_JOB,
     S7_PORT,
@@ -96,7 +97,9 @@ class S7PlcServer(Server):
         rosctr = request[1] if len(request) > 1 else 0
         function = request[10] if rosctr == ROSCTR_JOB and len(request) > 10 else 0
         pdu_ref = int.from_bytes(request[4:6], "big") if len(request) >= 6 else 0
-        error = reply[10] if reply and len(reply) > 11 and reply[1] == ROSCTR_ACK_DATA else 0
+        # ACK and ACK_DATA headers carry an error class and code at bytes 10-11.
+        error = reply[10] if reply and len(reply) > 11 and reply[1] in (ROSCTR_ACK,
+                                                                       ROSCTR_ACK_DATA) else 0
         if reply and function == 0x05 and len(reply) > 14 and reply[14] != 0xFF:
             error = error or reply[14]  # a refused write item (e.g. a read-only block)
         with self._log_lock:
