@@ -166,7 +166,7 @@ class Hmi:
             else:
                 call = client.write_register(address, value, device_id=self.unit_id)
             response = await asyncio.wait_for(call, self.timeout_s)
-        except (TimeoutError, ModbusIOException):
+        except (TimeoutError, asyncio.TimeoutError, ModbusIOException):
             outcome, error = "timeout", "no response"
         except (ConnectionException, OSError) as exc:
             outcome, error = "connection_error", str(exc)[:80]
@@ -197,7 +197,7 @@ class Hmi:
             connected = await asyncio.wait_for(client.connect(), self.timeout_s)
             if not connected:
                 outcome, error = "connection_error", "refused or unreachable"
-        except TimeoutError:
+        except (TimeoutError, asyncio.TimeoutError):
             outcome, error = "timeout", "connect timed out"
         except OSError as exc:
             outcome, error = "connection_error", str(exc)[:80]
@@ -231,7 +231,7 @@ class Hmi:
                 if next_s < self._now_s():  # a slow poll: skip the missed slots
                     next_s = self._now_s()
                 delay_s = min(next_s, duration_s) - self._now_s()
-                with contextlib.suppress(TimeoutError):
+                with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), max(0.0, delay_s))
         finally:
             if client is not None:
@@ -284,7 +284,7 @@ class Hmi:
         outcome, error, result = "ok", "", None
         try:
             result = await call
-        except TimeoutError:
+        except (TimeoutError, asyncio.TimeoutError):
             outcome, error = "timeout", "no response"
         except S7_FAILURES as exc:
             outcome, error = "connection_error", str(exc)[:80]
@@ -321,7 +321,7 @@ class Hmi:
                     reg_map = self._s7_maps.get(target.name)
                 poll += 1
                 next_s = max(next_s + self.period_s, self._now_s())
-                with contextlib.suppress(TimeoutError):
+                with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(),
                                            max(0.0, min(next_s, duration_s) - self._now_s()))
         finally:
