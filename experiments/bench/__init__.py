@@ -26,6 +26,9 @@ in the same run, and each part lives in its own module:
   and on a ``linear`` chain (``--linear-hosts`` switches); peak memory as the drop of
   ``/proc/meminfo`` MemAvailable (machine-wide: other work on the machine counts too) and
   the ovs-vswitchd RSS growth.
+- ``memory`` (:mod:`.memory`): memory and CPU per host: stars of ``--mem-sizes`` hosts
+  built and idled, ovs-vswitchd RSS, the shells' PSS, the controller's RSS, the MemAvailable
+  drop and ovs-vswitchd CPU per size, each fitted by a line against N (slope = per host).
 - ``controller`` (:mod:`.controller`): packet-in → flow-mod rate under a burst of new flows
   (every host of a star of ``--burst-hosts`` sends to every other at once), per engine
   (``--engines``): flows in the switch over time from ``ovs-ofctl dump-flows``; the rate is
@@ -48,6 +51,7 @@ from experiments.bench.bringup import part_bringup
 from experiments.bench.controller import part_controller
 from experiments.bench.datapath import part_datapath
 from experiments.bench.hopping import part_hopping
+from experiments.bench.memory import part_memory
 from experiments.bench.plots import plot
 from experiments.bench.recon_wall import part_recon_wall
 from experiments.bench.scale import part_scale
@@ -65,6 +69,7 @@ PART_FUNCS: dict[str, Callable[[TrialContext], TrialResult]] = {
     "hopping": part_hopping,
     "datapath": part_datapath,
     "scale": part_scale,
+    "memory": part_memory,
     "controller": part_controller,
 }
 

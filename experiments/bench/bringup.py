@@ -57,11 +57,14 @@ def plain_mininet_s(plan: AddressPlan, datapath: str, log_dir: Path) -> dict[str
         out["start_s"] = time.monotonic() - t1
     finally:
         t2 = time.monotonic()
-        if net is not None:
-            net.stop()
-        out["teardown_s"] = time.monotonic() - t2
-        remove_recorded(state)
-        state.remove()
+        try:
+            if net is not None:
+                net.stop()
+        finally:
+            # Also when stop() itself fails (Mininet asserts on a shell interrupted mid-command).
+            out["teardown_s"] = time.monotonic() - t2
+            remove_recorded(state)
+            state.remove()
     out["total_s"] = time.monotonic() - t0
     return out
 

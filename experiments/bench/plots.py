@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
+from experiments.bench.memory import fit_line
 from reporting import plotting
 from reporting.bundle import read_csv
 from reporting.stats import summarize
@@ -117,6 +118,29 @@ def _plot_controller_burst(bundle: Path, rows: list[dict[str, str]]) -> tuple[st
             "per controller engine.")
 
 
+def _plot_memory(bundle: Path, rows: list[dict[str, str]]) -> tuple[str, str]:
+    fig, ax = plotting.figure()
+    ns = [int(r["n_hosts"]) for r in rows]
+    for col, label in (("mem_available_drop_mib", "MemAvailable drop (machine)"),
+                       ("ovs_rss_mib", "ovs-vswitchd RSS growth"),
+                       ("shells_pss_mib", "node shells (PSS)"),
+                       ("controller_rss_mib", "controller RSS")):
+        ys = [float(r[col]) for r in rows]
+        ax.plot(ns, ys, marker="o", label=label)
+        if len(set(ns)) >= 2:
+            slope, icpt = fit_line([float(n) for n in ns], ys)
+            ax.plot([min(ns), max(ns)], [icpt + slope * x for x in (min(ns), max(ns))],
+                    linestyle=":", color=ax.lines[-1].get_color())
+            ax.lines[-2].set_label(f"{label}: {slope * 1024:.0f} KiB/host")
+    ax.set_xlabel("hosts in the star")
+    ax.set_ylabel("MiB")
+    ax.set_title("Memory against network size (dotted: least-squares line)")
+    ax.legend(fontsize=8)
+    return (plotting.save(fig, bundle, "memory"),
+            "Memory of an idle lab against its host count; the legend gives each line's "
+            "slope, the memory per host.")
+
+
 _PLOTS: tuple[tuple[str, Callable[[Path, list[dict[str, str]]], tuple[str, str] | None]],
               ...] = (
     ("bringup.csv", _plot_bringup),
@@ -124,6 +148,7 @@ _PLOTS: tuple[tuple[str, Callable[[Path, list[dict[str, str]]], tuple[str, str] 
     ("hop_latency.csv", _plot_hop_latency),
     ("rtt.csv", _plot_rtt),
     ("controller_burst.csv", _plot_controller_burst),
+    ("memory.csv", _plot_memory),
 )
 
 

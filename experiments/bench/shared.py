@@ -19,7 +19,7 @@ from experiments.spec import Param
 from lab.lifecycle import SWITCH_PREFIX_ENV
 
 PARTS = ("bringup", "trial_stages", "recon_wall", "hopping", "datapath", "scale",
-         "controller")
+         "memory", "controller")
 
 
 def parse_parts(text: str) -> list[str]:
@@ -96,6 +96,10 @@ PARAMS = (
           quick=20),
     Param("linear_hosts", "int", 20, "scale: switches (one host each) of the linear chain",
           2, 250, quick=4),
+    Param("mem_sizes", "str", "250,500,1000", "memory: star host counts measured (2-1000 each)",
+          quick="10,20", parse=lambda t: parse_counts(t, "mem-sizes")),
+    Param("mem_idle_s", "float", 5.0, "memory: idle window per size (CPU shares)", 1, 120,
+          quick=1.0),
     Param("burst_hosts", "int", 20, "controller: star hosts sending the burst", 3, 250,
           quick=6),
     Param("engines", "str", "ryu,os-ken", "controller: engines to compare",

@@ -15,6 +15,7 @@ from experiments.bench import bringup, shared
 from experiments.bench.controller import burst_rate, controller_stats
 from experiments.bench.datapath import iperf_bps
 from experiments.bench.hopping import protected_star_plan
+from experiments.bench.memory import fit_line, pss_kib
 from experiments.bench.plots import plot
 from experiments.bench.scale import meminfo_kib, rss_kib
 from experiments.bench.trial_stages import stage_durations
@@ -165,3 +166,21 @@ def test_trial_stage_durations_split_build_and_teardown() -> None:
     assert out["scans"] == pytest.approx(1.0)
     assert out["exploit"] == pytest.approx(0.9 - 0.4)
     assert sum(out.values()) == pytest.approx(4.0)
+
+
+def test_memory_fit_line_and_pss() -> None:
+    slope, icpt = fit_line([250.0, 500.0, 1000.0], [30.0, 55.0, 105.0])
+    assert slope == pytest.approx(0.1) and icpt == pytest.approx(5.0)
+    with pytest.raises(ValueError, match="two distinct"):
+        fit_line([250.0, 250.0], [1.0, 2.0])
+    assert pss_kib("Rss:  4000 kB\nPss:  1234 kB\nPss_Anon: 800 kB\n") == 1234
+    assert pss_kib("") == 0
+
+
+def test_memory_figure_drawn_from_its_csv(tmp_path: Path) -> None:
+    cols = "n_hosts,ovs_rss_mib,shells_pss_mib,controller_rss_mib,mem_available_drop_mib"
+    (tmp_path / "memory.csv").write_text(
+        f"{cols},ovs_cpu_pct,idle_share\n250,20,300,60,500,3,0.9\n500,40,600,61,1000,5,0.8\n")
+    figs = plot(tmp_path)
+    assert [stem for stem, _ in figs] == ["memory"]
+    assert (tmp_path / "memory.png").exists()
