@@ -453,7 +453,9 @@ def plot(bundle: Path) -> list[tuple[str, str]]:
                     "Attacker's Modbus success at exploit time, findings still valid then, "
                     "hosts found, and HMI availability, per defense (valid trials only)."))
 
-    stages = read_csv(bundle / "recon_stages.csv")
+    out += ra.plot_persistent(bundle)
+    stages = read_csv(bundle / "recon_stages.csv") if (bundle / "recon_stages.csv").exists() \
+        else []
     by_stage: dict[str, list[float]] = defaultdict(list)
     for r in stages:
         if r["duration_s"]:

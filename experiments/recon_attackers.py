@@ -37,6 +37,8 @@ from experiments.spec import TrialResult
 from lab.devices import hmi_results, start_ics, stop_hmi
 from lab.hostrun import run_in_host
 from lab.lifecycle import Lab, running_lab
+from reporting import plotting
+from reporting.bundle import read_csv
 from reporting.stats import Proportion
 
 ATTACKERS = ("staged", "fast", "persistent", "aware")
@@ -106,6 +108,7 @@ def attack_metrics(score: AttackScore, tactics: dict[str, AttackScore] | None = 
         "attack_success": score.success,
         "attack_no_target": Proportion(int(not score.tried), 1),
         "attack_tried": float(score.tried),
+        "attack_connects": float(score.connects),
         "attack_attempts": float(score.attempts),
         "attack_reaches": float(score.reaches),
     }
@@ -121,7 +124,8 @@ def outcome_rows(attacker: str, score: AttackScore,
     rows = []
     for s in [score, *(tactics or {}).values()]:
         rows.append({"attacker": attacker, "tactic": s.tactic or "all", "outcome": s.outcome,
-                     "tried": s.tried, "attempts": s.attempts, "reaches": s.reaches,
+                     "tried": s.tried, "connects": s.connects, "attempts": s.attempts,
+                     "reaches": s.reaches,
                      "success_k": int(bool(s.plcs_reached)) if s.tried else 0,
                      "success_n": 1 if s.tried else 0,
                      "plcs_reached": " ".join(s.plcs_reached),
@@ -259,3 +263,36 @@ def model_trial(ctx: TrialContext, defense: str, attacker: str,
                        metrics={k: v for k, v in metrics.items()
                                 if not (isinstance(v, float) and math.isnan(v))},
                        validity=validity, timeline=dict(lab.timeline))
+
+
+def plot_persistent(bundle: Path) -> list[tuple[str, str]]:
+    """The persistent attacker's figure: distinct PLCs found and reached over the window, one
+    pair of lines per trial, per defense (from ``persistent_progress.csv``)."""
+    path = bundle / "persistent_progress.csv"
+    if not path.exists():
+        return []
+    by_run: dict[tuple[str, str], list[dict[str, str]]] = {}
+    for r in read_csv(path):
+        by_run.setdefault((r.get("condition") or "none", r["trial"]), []).append(r)
+    if not by_run:
+        return []
+    fig, ax = plotting.figure()
+    labelled: set[str] = set()
+    for (cond, _trial), rows in sorted(by_run.items()):
+        ts = [float(r["t_s"]) for r in rows]
+        defense = cond.split("+")[0]
+        first = defense not in labelled
+        labelled.add(defense)
+        ax.step(ts, [int(r["plcs_reached"]) for r in rows], where="post", alpha=0.8,
+                color=plotting.color(defense), label=f"{defense}: reached" if first else None)
+        ax.step(ts, [int(r["plcs_found"]) for r in rows], where="post", alpha=0.6,
+                linestyle="--", color=plotting.color(defense),
+                label=f"{defense}: found" if first else None)
+    ax.set_xlabel("time since the persistent attacker started (s)")
+    ax.set_ylabel("distinct PLCs")
+    ax.set_title("Persistent attacker: PLCs found and reached (one line per trial)")
+    ax.legend(fontsize=8)
+    return [(plotting.save(fig, bundle, "persistent_progress"),
+             "Persistent attacker: distinct PLCs found (a reply from an address the PLC held "
+             "then, dashed) and reached (the PLC's own request log, solid) over the attack "
+             "window, one line per trial, per defense.")]

@@ -130,17 +130,24 @@ class AttackAttempt:
 class AttackScore:
     """One tactic's (or a whole attack's) result, judged by the PLCs' request logs.
 
-    tried: addresses the attacker tried (connect or more); 0 means "no target found".
-    attempts: Modbus requests sent. reaches: attempts a PLC logged as answered.
+    connects: addresses the attacker tried to connect to (refused or timed-out connects
+        included; informational only). attempts: Modbus requests actually sent (a TCP
+        connection was made and the request left); 0 means "no target found", whatever was
+        connected to. reaches: attempts a PLC logged as answered.
     plcs_reached: the PLCs whose logs show a reach; plcs_total: PLCs in the plan.
     """
 
     tactic: str
-    tried: int
+    connects: int
     attempts: int
     reaches: int
     plcs_reached: tuple[str, ...]
     plcs_total: int
+
+    @property
+    def tried(self) -> bool:
+        """A Modbus request was sent to a found target (a refused connect is no attempt)."""
+        return self.attempts > 0
 
     @property
     def outcome(self) -> str:
@@ -174,18 +181,20 @@ def matching_records(attempt: AttackAttempt, records: Iterable[Any]) -> list[Any
 def score_attack(attempts: Iterable[AttackAttempt], records: Iterable[Any],
                  plc_names: Iterable[str], tactic: str = "") -> AttackScore:
     """Attempts against the PLCs' own request logs: a reach is an answered request the PLC
-    logged from the attempt's source, whatever address the attacker used to get there."""
+    logged from the attempt's source, whatever address the attacker used to get there. Only
+    a sent Modbus request is an attempt: connects refused by (or timed out at) the found
+    addresses leave the outcome at "no target found"."""
     recs = list(records)
     plcs = set(plc_names)
-    tried = attempts_sent = reaches = 0
+    connects = attempts_sent = reaches = 0
     reached: set[str] = set()
     for a in attempts:
-        tried += 1
+        connects += 1
         attempts_sent += a.sent
         hits = [r for r in matching_records(a, recs) if r.plc in plcs]
         reaches += bool(hits)
         reached |= {r.plc for r in hits}
-    return AttackScore(tactic, tried, attempts_sent, reaches, tuple(sorted(reached)), len(plcs))
+    return AttackScore(tactic, connects, attempts_sent, reaches, tuple(sorted(reached)), len(plcs))
 
 
 def score_tactics(attempts: Iterable[AttackAttempt], records: Iterable[Any],

@@ -3,6 +3,8 @@ persistent attacker's progress rows."""
 
 from __future__ import annotations
 
+import csv
+
 import pytest
 
 from common.errors import UserError
@@ -10,7 +12,12 @@ from common.plan import ics_plan
 from common.requestlog import RequestRecord
 from experiments import mtd
 from experiments.recon import check, condition_attacker, conditions, split_condition
-from experiments.recon_attackers import attack_phase_s, parse_attackers, progress_rows
+from experiments.recon_attackers import (
+    attack_phase_s,
+    parse_attackers,
+    plot_persistent,
+    progress_rows,
+)
 from experiments.scoring import AttackAttempt
 
 BASE = {"defense": "none,rhm", "scanner": "nmap", "hop_interval_s": 2.0}
@@ -59,3 +66,18 @@ def test_persistent_progress_counts_distinct_plcs_found_and_reached() -> None:
     by_t = {r["t_s"]: (r["plcs_found"], r["plcs_reached"]) for r in rows}
     assert by_t[0.0] == (0, 0) and by_t[1.0] == (1, 0) and by_t[3.0] == (1, 0)
     assert by_t[4.0] == (2, 1)
+
+
+def test_persistent_figure_drawn_from_the_progress_csv(tmp_path) -> None:
+    rows = [{"trial": 1, "condition": c, "t_s": t, "plcs_found": min(t, 2),
+             "plcs_reached": min(t, 2) if c.startswith("none") else 0}
+            for c in ("none+persistent", "rhm+persistent") for t in range(5)]
+    with open(tmp_path / "persistent_progress.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    figs = plot_persistent(tmp_path)
+    assert [stem for stem, _ in figs] == ["persistent_progress"]
+    assert (tmp_path / "persistent_progress.png").stat().st_size > 1000
+    assert (tmp_path / "persistent_progress.svg").exists()
+    assert plot_persistent(tmp_path / "missing") == []

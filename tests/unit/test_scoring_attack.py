@@ -49,7 +49,7 @@ def test_a_reach_through_a_retired_virtual_address_is_a_success() -> None:
     assert score.success == 1.0 and (score.success.k, score.success.n) == (1, 1)
     assert score.outcome == REACHED and score.plcs_reached == ("plc1",)
     assert (score.reach_share.k, score.reach_share.n) == (1, 2)
-    assert (score.tried, score.attempts, score.reaches) == (1, 1, 1)
+    assert (score.connects, score.attempts, score.reaches) == (1, 1, 1)
 
 
 def test_no_target_is_its_own_outcome_not_a_zero() -> None:
@@ -67,7 +67,7 @@ def test_unanswered_foreign_or_late_requests_are_not_reaches() -> None:
     score = score_attack([attempt], records, PLCS)
     assert score.outcome == NOT_REACHED and score.success == 0.0 and score.success.n == 1
     unsent = score_attack([_attempt("10.0.0.150", T0, 0, sent=False)], records, PLCS)
-    assert (unsent.tried, unsent.attempts, unsent.outcome) == (1, 0, NOT_REACHED)
+    assert (unsent.connects, unsent.attempts, unsent.outcome) == (1, 0, NO_TARGET)
 
 
 def test_spoofed_source_and_tactics_scored_apart() -> None:
@@ -79,7 +79,7 @@ def test_spoofed_source_and_tactics_scored_apart() -> None:
     tactics = score_tactics(attempts, records, PLCS,
                             ("spoof_authorized", "pool_sweep", "mac_follow"))
     assert tactics["spoof_authorized"].plcs_reached == ("plc2",)
-    assert (tactics["pool_sweep"].tried, tactics["pool_sweep"].reaches) == (2, 1)
+    assert (tactics["pool_sweep"].attempts, tactics["pool_sweep"].reaches) == (2, 1)
     assert tactics["mac_follow"].outcome == NO_TARGET
 
 
@@ -89,3 +89,16 @@ def test_probe_results_parse_as_attempts() -> None:
                                  "ended_unix_s": T0 + 1}, tactic="staged")
     assert a.sent and a.tactic == "staged" and a.src_port == 4242
     assert not AttackAttempt.from_dict({"address": "10.0.0.21", "stage": "connect"}).sent
+
+
+def test_refused_connects_to_non_plc_hosts_are_no_target_found() -> None:
+    """Connects to found addresses that refused (the HMI, the historian: no 502) or timed out
+    are not attempts: with no Modbus request sent, the trial is "no target found", not 0."""
+    refused = [_attempt(ip, T0, 0, sent=False) for ip in ("10.0.0.11", "10.0.0.12", "10.0.0.150")]
+    score = score_attack(refused, [_record(T0, 40000, ip="10.0.0.11")], PLCS)
+    assert (score.connects, score.attempts, score.tried) == (3, 0, False)
+    assert score.outcome == NO_TARGET
+    assert score.success.n == 0 and math.isnan(score.success)
+    # One request sent among the refused connects: an attempt, scored at the PLC's log.
+    sent = score_attack([*refused, _attempt("10.0.0.21", T0, 40100)], [], PLCS)
+    assert (sent.attempts, sent.outcome, sent.success.n) == (1, NOT_REACHED, 1)
