@@ -35,12 +35,18 @@ def _clean(args: argparse.Namespace) -> int:
             continue
         if args.dry_run:
             print(f"{st.run_id}: would remove {len(st.processes)} process(es), "
-                  f"bridges {st.bridges}, {len(st.interfaces)} interface(s)")
+                  f"bridges {st.bridges}, {len(st.interfaces)} interface(s)"
+                  + "".join(f"; on {s.name}: bridges {s.bridges}, {len(s.netns)} host "
+                            f"namespace(s), {len(s.interfaces)} interface(s)"
+                            for s in st.servers))
             continue
         removed = remove_recorded(st)
-        st.remove()
         total += removed.total()
         print(f"{st.run_id}: removed {removed.describe()}")
+        if removed.unreachable:  # a cluster server did not answer: keep the record for later
+            print(f"{st.run_id}: record kept; run again once the server(s) answer over ssh")
+            continue
+        st.remove()
     if not args.dry_run:
         print(f"removed {total} item(s) in all")
     return 0
