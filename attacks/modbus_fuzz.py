@@ -140,7 +140,7 @@ async def _connect(cfg: BarrageConfig, stats: BarrageStats
     try:
         pair = await asyncio.wait_for(asyncio.open_connection(cfg.host, cfg.port),
                                       CONNECT_TIMEOUT_S)
-    except (OSError, TimeoutError):
+    except (OSError, TimeoutError, asyncio.TimeoutError):
         stats.connect_failures += 1
         return None
     stats.connections += 1
@@ -196,7 +196,7 @@ async def run_barrage(cfg: BarrageConfig, stats: BarrageStats | None = None) -> 
                     if not chunk:
                         break
                     got += len(chunk)
-            except (TimeoutError, OSError):
+            except (TimeoutError, asyncio.TimeoutError, OSError):
                 pass
             stats.reply_bytes += got
             if got < EXCEPTION_REPLY_BYTES * cfg.burst or flood:

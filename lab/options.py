@@ -177,7 +177,7 @@ class RunFiles:
 
 def new_run_dir(out_root: Path, now: dt.datetime | None = None) -> Path:
     """``out_root/lab/<UTC timestamp>`` (``-2``, ``-3``... when taken), created."""
-    stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%SZ")
+    stamp = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
     base = out_root / "lab"
     base.mkdir(parents=True, exist_ok=True)
     for n in range(1, 100):

@@ -350,13 +350,13 @@ class Plc:
             if next_s < loop.time():  # overran: skip the missed slots, keep the phase
                 self.overruns += 1
                 next_s += self.cycle_s * int((loop.time() - next_s) / self.cycle_s + 1)
-            with contextlib.suppress(TimeoutError):
+            with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), next_s - loop.time())
 
     async def reap_loop(self, stop: asyncio.Event) -> None:
         assert self.server is not None
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
+            with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
             self.server.reap_idle(time.monotonic())
 

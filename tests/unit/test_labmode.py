@@ -100,7 +100,7 @@ def test_controller_setup_per_defense(tmp_path: Path) -> None:
 def test_run_dir_is_new_each_time(tmp_path: Path) -> None:
     import datetime as dt
 
-    now = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    now = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
     first = labopts.new_run_dir(tmp_path, now)
     second = labopts.new_run_dir(tmp_path, now)
     assert first == tmp_path / "lab" / "20260102T030405Z" and first.is_dir()
