@@ -26,7 +26,7 @@ from typing import Any
 from common.groundtruth import GroundTruthRow
 from common.hoplog import HopRecord
 from common.plan import AddressPlan
-from dashboard.progresslog import ProgressEvent
+from dashboard.progresslog import OUTCOMES, ProgressEvent
 from dashboard.runs import Attack, PlcTrack, RunData
 from lab.fidelity import LOW_IDLE_THRESHOLD, SATURATED_SAMPLE_SHARE
 from plc.metrics import READ_FUNCTIONS, WRITE_FUNCTIONS, RequestRecord, plc_metrics
@@ -177,7 +177,9 @@ def network_json(plan: AddressPlan | None, hops: Sequence[HopRecord],
 
 
 def progress_json(events: Sequence[ProgressEvent], now_unix_s: float) -> dict[str, Any] | None:
-    """The runner's latest trial, its latest stage and status, as of ``now_unix_s``."""
+    """The runner's latest trial (number, condition, run folder), its latest stage and
+    status, and the outcomes of the runs finished so far (``{"ok": k, ...}``, runs of every
+    trial and condition), as of ``now_unix_s``."""
     seen = [e for e in events if e.time_unix_s <= now_unix_s]
     trials = [e for e in seen if e.event == "trial"]
     if not trials:
@@ -186,9 +188,14 @@ def progress_json(events: Sequence[ProgressEvent], now_unix_s: float) -> dict[st
     after = [e for e in seen if e.time_unix_s >= cur.time_unix_s]
     stages = [e.text for e in after if e.event == "stage"]
     done = [e.text for e in after if e.event == "done"]
+    outcomes = {o: 0 for o in OUTCOMES}
+    for e in seen:
+        if e.event == "done" and e.outcome in outcomes:
+            outcomes[e.outcome] += 1
     return {"run": cur.run, "total": cur.total, "label": cur.label, "raw_dir": cur.raw_dir,
+            "trial": cur.trial, "condition": cur.condition,
             "stage": stages[-1] if stages else "starting", "status": done[-1] if done else "",
-            "finished": any(e.event == "finish" for e in seen)}
+            "outcomes": outcomes, "finished": any(e.event == "finish" for e in seen)}
 
 
 def attacks_json(attacks: Sequence[Attack], now_unix_s: float) -> list[dict[str, Any]]:

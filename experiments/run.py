@@ -18,11 +18,12 @@ import signal
 import sys
 from pathlib import Path
 
-from common.cli import OneLineParser
+from common.cli import OneLineParser, int_in
 from common.errors import EXIT_INTERRUPTED, Interrupted, UserError
 from experiments import plant_check
 from experiments.registry import EXPERIMENTS, get_experiment
 from experiments.spec import Experiment, Param, load_config_file, resolve_config
+from lab.dashboard import DEFAULT_PORT as DASHBOARD_PORT
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,11 @@ def _add_runner_options(p: argparse.ArgumentParser) -> None:
                         "comma-separated host names, switch ports (s1-eth1), 'hosts', "
                         "'trunks' or 'all' (the default when WHAT is left out); the OpenFlow "
                         "channel is always captured (docs/captures.md)")
+    p.add_argument("--dashboard", metavar="PORT", type=int_in(0, 65535), nargs="?",
+                   const=DASHBOARD_PORT, default=None,
+                   help="serve the live dashboard of the run on http://127.0.0.1:PORT/ "
+                        f"(default {DASHBOARD_PORT}; 0: any free port) until the run ends "
+                        "(docs/dashboard.md)")
 
 
 def add_param_option(p: argparse.ArgumentParser, prm: Param) -> None:
@@ -100,7 +106,7 @@ def _run_one(exp: Experiment, args: argparse.Namespace, argv: list[str]) -> int:
     with RunLock(f"experiments.run {exp.name}"):
         outcome = run_experiment(exp, config, out, ["python", "-m", "experiments.run", *argv],
                                  progress=make_progress(args.quiet), fail_fast=args.fail_fast,
-                                 pcap=args.pcap)
+                                 pcap=args.pcap, dashboard_port=args.dashboard)
     if args.json:
         print(json.dumps({"bundle": str(outcome.bundle), **outcome.summary}, default=str))
     else:

@@ -17,13 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.errors import Interrupted, LabError
+from common.errors import Interrupted, LabError, UserError
 from common.plan import AddressPlan, plan_for
-from experiments.progress import Progress, QuietProgress
+from dashboard.progresslog import PROGRESS_LOG
+from experiments.progress import LoggedProgress, Progress, QuietProgress
 from experiments.spec import Experiment, TrialResult
 from lab import fidelity, platform
 from lab.capture import CaptureSpec, parse_capture
 from lab.cluster import load_cluster
+from lab.dashboard import DashboardProcess, port_free, start_dashboard
 from lab.devices import load_plant_plan
 from lab.lifecycle import LabConfig
 from reporting.bundle import Bundle, git_commit, package_versions
@@ -42,8 +44,6 @@ from reporting.summary import (
 log = logging.getLogger(__name__)
 
 PACKAGES = ("ryu", "os-ken", "eventlet", "pymodbus", "scapy", "matplotlib", "mininet")
-
-
 
 
 def engine_version(engine: str) -> str:
@@ -171,15 +171,24 @@ def summary_table(summary: Mapping[str, Any]) -> str:
 
 def run_experiment(exp: Experiment, config: dict[str, Any], out_root: Path,
                    command: list[str], progress: Progress | None = None,
-                   fail_fast: bool = False, pcap: str | None = None) -> RunOutcome:
+                   fail_fast: bool = False, pcap: str | None = None,
+                   dashboard_port: int | None = None) -> RunOutcome:
     """Run every trial of ``exp`` with a resolved ``config`` and write the bundle.
+
+    Every progress event (trial, condition, stage, outcome) also goes to the bundle's
+    ``raw/progress.jsonl`` (:mod:`dashboard.progresslog`).
 
     pcap: what tcpdump captures into each trial's ``raw/trial-NNN/pcap/`` (host names, switch
     ports, ``hosts``, ``trunks``, ``all``: :func:`lab.capture.parse_capture`; the OpenFlow
     channel always); None: no capture.
+    dashboard_port: serve the live dashboard over the bundle on 127.0.0.1:PORT (0: any free
+    port) from the bundle's creation until the run ends, failed or interrupted included;
+    None: no dashboard.
     """
     progress = progress or QuietProgress()
-    say = progress.message
+    if dashboard_port is not None and not port_free(dashboard_port):
+        raise UserError(f"--dashboard: port {dashboard_port} on 127.0.0.1 is in use "
+                        "(choose another, or 0 for any free port)")
     platform.require_lab_prerequisites(need_nmap=exp.needs_nmap)
     need_netem = bool(config["link_delay_ms"] or config["link_loss_pct"])
     plat = platform.detect(config["datapath"], need_netem=need_netem)
@@ -192,6 +201,38 @@ def run_experiment(exp: Experiment, config: dict[str, Any], out_root: Path,
         exp.check(config, plan)
 
     bundle = Bundle.create(out_root, exp.name)
+    progress = LoggedProgress(progress, bundle.raw / PROGRESS_LOG)
+    dash = _start_dashboard(bundle, dashboard_port, progress)
+    try:
+        return _run_trials(exp, config, out_root, bundle, command, progress, fail_fast,
+                           plat, engine, plan, capture, conditions)
+    finally:
+        if dash is not None:
+            dash.stop()
+            progress.notice(f"dashboard stopped; replay it: python -m experiments.dashboard "
+                            f"{bundle.path}")
+
+
+def _start_dashboard(bundle: Bundle, port: int | None,
+                     progress: Progress) -> DashboardProcess | None:
+    """The dashboard over ``bundle`` (its log and run-state record in ``raw/``); its URL is
+    printed even with ``--quiet``."""
+    if port is None:
+        return None
+    try:
+        dash = start_dashboard(bundle.path, port, bundle.raw)
+    except LabError as exc:
+        raise UserError(f"--dashboard: {exc}") from None
+    progress.notice(f"dashboard: {dash.url} (live while the run lasts)")
+    return dash
+
+
+def _run_trials(exp: Experiment, config: dict[str, Any], out_root: Path, bundle: Bundle,
+                command: list[str], progress: Progress, fail_fast: bool,
+                plat: platform.PlatformInfo, engine: str, plan: AddressPlan,
+                capture: CaptureSpec | None, conditions: list[str]) -> RunOutcome:
+    """The trials, the summary, plots and report of a created bundle."""
+    say = progress.message
     bundle.write_json("config.json", {"experiment": exp.name, **config})
     plan.save(bundle.path / "plan.json")
     started = dt.datetime.now(dt.timezone.utc)
@@ -230,7 +271,8 @@ def run_experiment(exp: Experiment, config: dict[str, Any], out_root: Path,
                                capture=capture, condition=cond)
             label = f"trial {trial}" + (f" [{cond}]" if cond else "")
             t0 = time.monotonic()
-            progress.trial_started(index, label)
+            progress.trial_started(index, label, trial, cond,
+                                   str(raw_dir.relative_to(bundle.path)))
             record = TrialRecord(trial=trial, seed=ctx.seed, condition=cond)
             keys = {"trial": trial, **({"condition": cond} if cond else {})}
             mon = fidelity.FidelityMonitor()
@@ -247,7 +289,7 @@ def run_experiment(exp: Experiment, config: dict[str, Any], out_root: Path,
                 (ctx.raw_dir / "error.txt").write_text(traceback.format_exc())
                 manifest.trials.append(record)
                 bundle.write_json("manifest.json", manifest.to_dict())
-                progress.trial_done(index, f"FAILED: {record.error}")
+                progress.trial_done(index, f"FAILED: {record.error}", "failed")
                 if fail_fast:
                     break
                 continue
@@ -275,7 +317,8 @@ def run_experiment(exp: Experiment, config: dict[str, Any], out_root: Path,
             manifest.trials.append(record)
             bundle.write_json("manifest.json", manifest.to_dict())
             saturated = " (host CPU saturated)" if record.fidelity["saturated"] else ""
-            progress.trial_done(index, f"{record.status} in {duration:.1f} s{saturated}")
+            progress.trial_done(index, f"{record.status} in {duration:.1f} s{saturated}",
+                                record.status)
     except (KeyboardInterrupt, Interrupted):
         interrupted = True
         progress.finish()

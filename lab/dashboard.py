@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import uuid
@@ -48,6 +49,23 @@ class DashboardProcess:
         self.state.drop_process(self.proc.pid)
         remove_recorded(self.state)
         self.state.remove()
+
+
+def port_free(port: int) -> bool:
+    """Whether the dashboard could listen on 127.0.0.1:PORT now (0, any free port: True).
+
+    Checked before a run creates anything, so a taken port is a one-line error and no
+    bundle; the dashboard's own bind can still lose a race (start_dashboard's LabError).
+    """
+    if port == 0:
+        return True
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def start_dashboard(folder: Path, port: int, log_dir: Path,
