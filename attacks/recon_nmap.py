@@ -7,6 +7,10 @@
 - ``s7``: the ``s7-info`` script on 102/tcp (S7comm: module, firmware, system name), bounded
   the same way.
 
+Every run has ``--packet-trace``: its stdout (saved as ``nmap_<stage>.trace.txt``) times each
+answer, so a finding is timed at the moment the host answered, not at the end of its stage
+(:func:`attacks.recon_parse.parse_packet_trace`); the XML goes to a file.
+
 nmap is started with ``subprocess``, not through python-nmap (no longer a dependency):
 python-nmap keeps the child process private, so a SIGTERM during its scan would leave nmap
 running in the namespace. Here the child is always terminated in a ``finally``.
@@ -20,7 +24,7 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 
-from attacks.recon_parse import parse_nmap_xml
+from attacks.recon_parse import ReplyTimes, parse_nmap_xml, parse_packet_trace
 from attacks.recon_run import MIN_STAGE_BUDGET_S, Engine, ReconRun, StageRecord, StageTimeout, skip
 from common.modbus import MODBUS_PORT
 from common.s7 import S7_PORT
@@ -59,25 +63,32 @@ class NmapEngine(Engine):
             raise StageTimeout(f"time budget exhausted before the stage ({budget_s:.1f} s)")
         target_file = self.run.work_dir / f"targets_{record.name}.txt"
         target_file.write_text("\n".join(hosts) + "\n")
-        command = [self.nmap_path or "nmap", "-oX", "-", *options, "-iL", str(target_file)]
+        xml_file = self.run.work_dir / f"nmap_{record.name}.xml"
+        xml_file.unlink(missing_ok=True)
+        command = [self.nmap_path or "nmap", "-oX", str(xml_file), "--packet-trace", *options,
+                   "-iL", str(target_file)]
         record.command = command
         record.targets = len(hosts)
         log.debug("running %s", " ".join(command))
+        # The trace's times count from nmap's start; this is that start, a few ms early.
+        nmap_start_s = self.run.ctx.elapsed_s()
         proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         timed_out = False
         try:
             try:
-                xml_text, err_text = proc.communicate(timeout=budget_s)
+                trace_text, err_text = proc.communicate(timeout=budget_s)
             except subprocess.TimeoutExpired:
                 timed_out = True
                 proc.terminate()
-                xml_text, err_text = proc.communicate(timeout=NMAP_KILL_GRACE_S)
+                trace_text, err_text = proc.communicate(timeout=NMAP_KILL_GRACE_S)
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+        xml_text = xml_file.read_text() if xml_file.exists() else ""
         record.raw_file = self.run.save_raw(record.name, "xml", xml_text)
+        self.run.save_raw(record.name, "trace.txt", trace_text)
         if timed_out:
             raise StageTimeout(f"nmap ran over the stage budget of {budget_s:.1f} s")
         if proc.returncode != 0:
@@ -87,7 +98,8 @@ class NmapEngine(Engine):
         at_s = self.run.ctx.elapsed_s()
         record.hosts_up = sum(1 for h in parsed.hosts if h.is_alive and not h.is_self
                               and self.run.findings.accepts(h.address))
-        self.run.findings.merge_nmap(parsed, at_s, record.name)
+        replies = ReplyTimes.from_trace(parse_packet_trace(trace_text), nmap_start_s)
+        self.run.findings.merge_nmap(parsed, at_s, record.name, replies)
 
     def stage_discovery(self, record: StageRecord) -> None:
         self._nmap(record, self.run.ctx.targets, ["-sn", "-n"])

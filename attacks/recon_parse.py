@@ -1,4 +1,5 @@
-"""Pure parsing for reconnaissance: nmap XML into records, records into findings.
+"""Pure parsing for reconnaissance: nmap XML into records, nmap's packet trace into per-reply
+times, records into findings.
 
 No I/O and no root: everything here takes text or records and returns records, so it is
 unit-tested on saved nmap XML. The nmap XML is nmap's own ``-oX`` format (the one
@@ -9,6 +10,7 @@ ended early (no ``runstats``), but not truncated XML (:class:`NmapParseError`).
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -151,13 +153,89 @@ def local_ipv4_interfaces(ip_json: str) -> dict[str, str]:
     return out
 
 
+# --- nmap --packet-trace: when each host and port answered ------------------------------
+# nmap prints one line per packet sent/received and per connect() outcome, timed in seconds
+# since nmap started: "RCVD (0.0312s) ARP reply 10.0.0.21 is-at ...", "RCVD (0.0400s) ICMP
+# [10.0.0.21 > 10.0.0.100 Echo reply ...", "RCVD (1.2s) TCP 10.0.0.21:502 > 10.0.0.100:61 SA
+# ...", "CONN (2.1s) TCP localhost > 10.0.0.21:502 => Connected".
+_IP = r"(\d{1,3}(?:\.\d{1,3}){3})"
+_T = r"\((\d+(?:\.\d+)?)s\)"
+_ARP = re.compile(rf"^RCVD {_T} ARP reply {_IP} is-at")
+_ICMP = re.compile(rf"^RCVD {_T} ICMP \[?{_IP} > ")
+_TCP = re.compile(rf"^RCVD {_T} TCP \[?{_IP}:(\d+) > {_IP}:\d+ ([A-Z]+)")
+_CONN = re.compile(rf"^CONN {_T} TCP \S+ > {_IP}:(\d+) => (Connected|Connection refused)")
+
+
+@dataclass(frozen=True)
+class TraceReply:
+    """One answer in nmap's packet trace.
+
+    t_s: seconds since nmap started; port: the answering TCP port when it is open (a SYN-ACK
+        or a completed connect), None for a host-level answer (ARP, ICMP, RST, a refused
+        connect).
+    """
+
+    t_s: float
+    address: str
+    kind: str
+    port: int | None = None
+
+
+def parse_packet_trace(text: str) -> list[TraceReply]:
+    """Every answer in ``nmap --packet-trace`` output (other lines are ignored). An ICMP
+    error is the answer of its outer source: the router or host that sent it."""
+    out: list[TraceReply] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if m := _ARP.match(line):
+            out.append(TraceReply(float(m.group(1)), m.group(2), "arp"))
+        elif m := _ICMP.match(line):
+            out.append(TraceReply(float(m.group(1)), m.group(2), "icmp"))
+        elif m := _TCP.match(line):
+            flags = m.group(5)
+            port = int(m.group(3)) if "S" in flags and "A" in flags else None
+            out.append(TraceReply(float(m.group(1)), m.group(2), "tcp", port))
+        elif m := _CONN.match(line):
+            port = int(m.group(3)) if m.group(4) == "Connected" else None
+            out.append(TraceReply(float(m.group(1)), m.group(2), "conn", port))
+    return out
+
+
+@dataclass(frozen=True)
+class ReplyTimes:
+    """When each host, and each of its open ports, first answered, in seconds since the
+    attack started (the trace's times shifted by nmap's start)."""
+
+    hosts: dict[str, float] = field(default_factory=dict)
+    ports: dict[tuple[str, int], float] = field(default_factory=dict)
+
+    @classmethod
+    def from_trace(cls, replies: list[TraceReply], nmap_start_s: float) -> ReplyTimes:
+        """nmap_start_s: when nmap was started, in seconds since the attack started."""
+        hosts: dict[str, float] = {}
+        ports: dict[tuple[str, int], float] = {}
+        for r in replies:
+            at = round(nmap_start_s + r.t_s, 6)
+            hosts[r.address] = min(hosts.get(r.address, at), at)
+            if r.port is not None:
+                key = (r.address, r.port)
+                ports[key] = min(ports.get(key, at), at)
+        return cls(hosts, ports)
+
+    def host_s(self, address: str, default_s: float) -> float:
+        return self.hosts.get(address, default_s)
+
+    def port_s(self, address: str, port: int, default_s: float) -> float:
+        return self.ports.get((address, port), self.hosts.get(address, default_s))
+
+
 # --- findings ---------------------------------------------------------------------------
 @dataclass
 class PortFinding:
     """An open port the attacker learned of.
 
-    first_seen_s: seconds from the attack's start to the end of the stage that found it
-        (the attacker knows of it only once the stage's output is in).
+    first_seen_s: seconds from the attack's start to the moment the port answered (nmap's
+        packet trace; the end of the stage that found it when the trace has no answer).
     found_by: the stage that found it first; ``details`` adds what later stages learned
         (service product/version, script output such as modbus-discover's).
     """
@@ -237,18 +315,26 @@ class Findings:
         known.details.update(details or {})
         return new
 
-    def merge_nmap(self, run: NmapRun, at_s: float, stage: str) -> int:
-        """Merge one nmap run's up hosts and open ports; return how many hosts were new."""
+    def merge_nmap(self, run: NmapRun, at_s: float, stage: str,
+                   replies: ReplyTimes | None = None) -> int:
+        """Merge one nmap run's up hosts and open ports; return how many hosts were new.
+
+        at_s: when the stage's output was in; replies: when each host and port answered
+            (nmap's packet trace), which times a finding when it has the answer.
+        """
+        times = replies or ReplyTimes()
         new_hosts = 0
         for host in run.hosts:
             if not host.is_alive or host.is_self:
                 continue
-            new_hosts += self.add_host(host.address, host.mac, at_s, stage)
+            host_s = min(times.host_s(host.address, at_s), at_s)
+            new_hosts += self.add_host(host.address, host.mac, host_s, stage)
             for port in host.ports:
                 if port.state != OPEN:
                     continue
+                port_s = min(times.port_s(host.address, port.port, at_s), at_s)
                 # -sS/-sT name services from the port table only; keep those as a guess.
-                self.add_port(host.address, port.port, port.protocol, at_s, stage,
+                self.add_port(host.address, port.port, port.protocol, port_s, stage,
                               service=port.service, product=port.product,
                               version=port.version, details=dict(port.scripts))
         return new_hosts

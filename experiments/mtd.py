@@ -142,6 +142,18 @@ def staleness_curve(findings: Sequence[Finding], spans: Sequence[AddressSpan],
     return [(o, valid_share(findings, spans, t0_unix_s + o)) for o in offsets_s]
 
 
+def staleness_since_found(findings: Sequence[Finding], spans: Sequence[AddressSpan],
+                          offsets_s: Sequence[float]) -> list[tuple[float, float]]:
+    """(seconds after each finding's own answer, share still valid then) for each offset:
+    staleness measured from the moment each host answered, not from the scan's end."""
+    out = []
+    for o in offsets_s:
+        ok = sum(1 for f in findings if (then := owner_at(spans, f.address, f.found_unix_s))
+                 is not None and owner_at(spans, f.address, f.found_unix_s + o) == then)
+        out.append((o, Proportion(ok, len(findings)) if findings else math.nan))
+    return out
+
+
 def hop_latencies_ms(hops: Sequence[HopRecord]) -> list[float]:
     """Decision-to-enforcement latency of every real hop (first assignments excluded)."""
     return [r.decision_ms for r in hops if not r.first and r.decision_ms is not None]

@@ -301,8 +301,9 @@ def _score(ctx: TrialContext, defense: str, outcome: dict, findings: dict[str, d
 
     horizon_s = cfg["exploit_gap_s"] + 2 * cfg["hop_interval_s"]
     offsets = [round(0.25 * i, 2) for i in range(int(horizon_s / 0.25) + 1)]
-    curve = mtd.staleness_curve(found, spans, scan_end, offsets)
-    staleness_rows = [{"t_after_scan_s": o, "valid_share": v} for o, v in curve]
+    # Staleness from the moment each host answered (nmap's packet trace), not the scan's end.
+    curve = mtd.staleness_since_found(found, spans, offsets)
+    staleness_rows = [{"t_after_reply_s": o, "valid_share": v} for o, v in curve]
 
     host_rows = []
     for f in sorted(found, key=lambda x: tuple(map(int, x.address.split(".")))):
@@ -337,6 +338,7 @@ def _score(ctx: TrialContext, defense: str, outcome: dict, findings: dict[str, d
         "findings_valid_at_exploit": mtd.valid_share(found, spans, exploit_unix),
         **ra.attack_metrics(attack),
         "attack_phase_s": timeline.get("attack_phase_s", math.nan),
+        "scan_s": scan_end - started,
         "discovery_s": _stage_duration(outcome, ("discovery",)),
         "port_scan_s": _stage_duration(outcome, ("syn", "connect", "version", "modbus",
                                                    "s7")),
@@ -403,7 +405,8 @@ def plot(bundle: Path) -> list[tuple[str, str]]:
             by_t: dict[float, list[float]] = defaultdict(list)
             for r in rows:
                 if r["valid_share"]:
-                    by_t[float(r["t_after_scan_s"])].append(float(r["valid_share"]))
+                    by_t[float(r.get("t_after_reply_s") or r["t_after_scan_s"])].append(
+                        float(r["valid_share"]))
             ts = sorted(by_t)
             sums = [summarize(by_t[t]) for t in ts]
             means = [x.mean for x in sums]
@@ -411,17 +414,20 @@ def plot(bundle: Path) -> list[tuple[str, str]]:
             hi = [x.mean + (0 if math.isnan(x.ci95) else x.ci95) for x in sums]
             ax.plot(ts, means, label=cond, color=plotting.color(cond))
             ax.fill_between(ts, lo, hi, alpha=0.2, color=plotting.color(cond))
-        if "exploit_gap_s" in config:
+        since_reply = "t_after_reply_s" in (read_csv(stale_path)[:1] or [{}])[0]
+        if "exploit_gap_s" in config and not since_reply:
             ax.axvline(float(config["exploit_gap_s"]), color="black", linestyle="--",
                        linewidth=1, label="exploit attempt")
         ax.set_ylim(-0.05, 1.05)
-        ax.set_xlabel("time after the scan ended (s)")
+        ax.set_xlabel("time after the host answered (s)" if since_reply
+                      else "time after the scan ended (s)")
         ax.set_ylabel("share of findings still valid")
         ax.set_title("Staleness of the attacker's findings (mean, 95% CI band)")
         ax.legend(fontsize=8, title="defense")
         out.append((plotting.save(fig, bundle, "staleness"),
                     "Share of the attacker's findings that still reach the host they reached "
-                    "when found, over time after the scan; dashed: the exploit attempt."))
+                    "when it answered, over time since that answer (older bundles: since "
+                    "the scan's end, dashed: the exploit attempt)."))
 
     metrics = [r for r in read_csv(bundle / "metrics.csv") if r.get("valid") != "false"]
     shown = ("attacker_modbus_success", "findings_valid_at_exploit", "host_recall",

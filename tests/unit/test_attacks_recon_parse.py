@@ -2,6 +2,7 @@
 
 The files in data/ come from nmap 7.93 run in host axh1 (10.0.0.1) of a 4-host Mininet network
 where axh2 served HTTP on 80 and axh4 a Modbus/TCP responder (Report Server ID) on 502.
+The ``*.trace.txt`` files are the same run's ``--packet-trace`` stdout.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import pytest
 from attacks.recon_parse import (
     Findings,
     NmapParseError,
+    ReplyTimes,
     local_ipv4_interfaces,
     parse_nmap_xml,
+    parse_packet_trace,
 )
 from common.modbus import describe_report_server_id, report_server_id_request
 
@@ -143,3 +146,57 @@ def test_modbus_report_server_id_round_trip() -> None:
     exception = bytes.fromhex("0007 0000 0003 01 91 01")
     assert describe_report_server_id(exception, 7) == "exception 0x01"
     assert describe_report_server_id(b"HTTP/1.0 400 Bad request\r\n", 7) is None
+
+
+def _trace(name: str) -> str:
+    return (DATA / f"nmap_{name}.trace.txt").read_text()
+
+
+def test_packet_trace_times_each_host_at_its_first_answer() -> None:
+    replies = parse_packet_trace(_trace("discovery"))
+    assert {r.kind for r in replies} == {"arp"}
+    times = ReplyTimes.from_trace(replies, nmap_start_s=10.0)
+    # ARP answers from the three other hosts, long before the stage's 1.96 s end.
+    assert times.hosts == pytest.approx({"10.0.0.2": 10.6342, "10.0.0.3": 10.0212,
+                                         "10.0.0.4": 10.0210})
+    assert "10.0.0.1" not in times.hosts and not times.ports
+
+
+def test_packet_trace_open_ports_from_syn_acks_and_completed_connects() -> None:
+    syn = ReplyTimes.from_trace(parse_packet_trace(_trace("syn")), 0.0)
+    assert syn.ports == pytest.approx({("10.0.0.4", 502): 0.1807, ("10.0.0.2", 80): 0.1807})
+    assert syn.hosts["10.0.0.3"] < 1.0  # a RST is the host answering, no open port
+    conn = parse_packet_trace(_trace("connect"))
+    open_ = {(r.address, r.port) for r in conn if r.port is not None}
+    assert open_ == {("10.0.0.4", 502), ("10.0.0.2", 80)}
+    assert any(r.address == "10.0.0.4" and r.port is None for r in conn)  # refused: 80, 22
+    # "Operation now in progress" is nmap's own connect() call, not an answer.
+    assert len(conn) == sum(1 for line in _trace("connect").splitlines()
+                            if "=> Connected" in line or "=> Connection refused" in line)
+
+
+def test_icmp_answers_and_foreign_lines() -> None:
+    text = ("SENT (0.0100s) ICMP [10.0.0.66 > 10.0.0.150 Echo request (type=8/code=0) id=1 "
+            "seq=0] IP [ttl=41 id=1 iplen=28 ]\n"
+            "RCVD (0.0125s) ICMP [10.0.0.150 > 10.0.0.66 Echo reply (type=0/code=0) id=1 "
+            "seq=0] IP [ttl=64 id=2 iplen=28 ]\n"
+            "NSOCK INFO [0.3000s] nsock_iod_new2(): nsock_iod_new (IOD #1)\n"
+            "Nmap scan report for 10.0.0.150\n")
+    assert [(r.kind, r.address, r.t_s) for r in parse_packet_trace(text)] == [
+        ("icmp", "10.0.0.150", 0.0125)]
+
+
+def test_findings_timed_at_the_answer_not_at_the_stage_end() -> None:
+    findings = Findings(SCOPE, {"10.0.0.1"})
+    replies = ReplyTimes.from_trace(parse_packet_trace(_trace("discovery")), 0.5)
+    findings.merge_nmap(_run("discovery"), 2.5, "discovery", replies)
+    syn = ReplyTimes.from_trace(parse_packet_trace(_trace("syn")), 2.6)
+    findings.merge_nmap(_run("syn"), 3.0, "syn", syn)
+    by_ip = {f["address"]: f for f in findings.to_list()}
+    assert by_ip["10.0.0.4"]["first_seen_s"] == pytest.approx(0.521)
+    assert by_ip["10.0.0.2"]["first_seen_s"] == pytest.approx(1.1342)
+    assert by_ip["10.0.0.4"]["services"][0]["first_seen_s"] == pytest.approx(2.7807)
+    # Without a trace (or without the host in it) the stage's end is the time, as before.
+    plain = Findings(SCOPE, {"10.0.0.1"})
+    plain.merge_nmap(_run("discovery"), 2.5, "discovery")
+    assert {f["first_seen_s"] for f in plain.to_list()} == {2.5}

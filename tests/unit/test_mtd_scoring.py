@@ -118,3 +118,14 @@ def test_recon_conditions_with_both_scanners() -> None:
     assert split_condition("rhm+scapy", "both") == ("rhm", "scapy")
     assert split_condition("nat", "scapy") == ("nat", "scapy")
     assert split_condition("", "nmap") == ("none", "nmap")
+
+
+def test_staleness_measured_from_each_answer() -> None:
+    """plc1 answered at .150 just before its hop (T0+2): stale 0.5 s later; plc2, found at the
+    same moment, stays valid. From the scan's end (T0+1) both would look alike at 0.5 s."""
+    spans = mtd.address_spans(PLAN, HOPS, "rhm")
+    found = [mtd.Finding("10.0.0.150", T0 + 1.8), mtd.Finding("10.0.0.160", T0 + 1.8)]
+    curve = mtd.staleness_since_found(found, spans, [0.0, 0.1, 0.5])
+    assert [v for _t, v in curve] == pytest.approx([1.0, 1.0, 0.5])
+    assert (curve[2][1].k, curve[2][1].n) == (1, 2)
+    assert math.isnan(mtd.staleness_since_found([], spans, [0.0])[0][1])
