@@ -3,11 +3,13 @@ stop it.
 
 :func:`new_network` makes the plan's Mininet network on Open vSwitch with one remote
 controller on 127.0.0.1, :func:`start_network` builds and starts it, :func:`stop_network`
-takes it down. The bridges and switch ports are recorded in the run state before Mininet
-creates them (:func:`record_planned_network`) and every node's shell right after
-(:func:`record_node_shells`), so ``python -m experiments.clean`` can finish the job after a
-crash. The controller process and the processes started inside the
-hosts are the lifecycle's (:mod:`lab.lifecycle`, :mod:`lab.processes`).
+takes it down. The build is batched (:mod:`lab.netbuild`: shells spawned together, veth
+pairs made by one ``ip -batch``, one set-up line per host) unless links need netem, which
+takes Mininet's own per-link path. The bridges and switch ports are recorded in the run
+state before they are created (:func:`record_planned_network`) and every node's shell as
+soon as it is spawned, before any link exists (:func:`record_shells`), so ``python -m
+experiments.clean`` can finish the job after a crash. The controller process and the
+processes started inside the hosts are the lifecycle's (:mod:`lab.lifecycle`, :mod:`lab.processes`).
 """
 
 from __future__ import annotations

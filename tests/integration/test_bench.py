@@ -31,7 +31,8 @@ def test_bench_quick_bundle(tmp_path: Path) -> None:
     for name in ("bringup.csv", "recon_wall.csv", "hop_latency.csv", "rtt.csv",
                  "throughput.csv", "scale.csv", "controller_burst.csv", "metrics.csv",
                  "summary.json", "bringup.png", "recon_wall.svg", "hop_latency.png",
-                 "rtt_overhead.png", "controller_burst.png", "report.html"):
+                 "rtt_overhead.png", "controller_burst.png", "report.html",
+                 "trial_stages.csv", "memory.csv", "memory.png"):
         assert (bundle / name).is_file(), name
     m = {k: v["mean"] for k, v in
          flat_metrics(json.loads((bundle / "summary.json").read_text())).items()}
@@ -43,7 +44,10 @@ def test_bench_quick_bundle(tmp_path: Path) -> None:
                 "datapath:rtt_p50_ms_none", "datapath:rtt_p50_ms_rhm",
                 "datapath:throughput_mbps_none", "datapath:throughput_mbps_rhm",
                 "scale:star_wall_s", "scale:linear_wall_s",
-                "controller:flows_per_s_ryu", "controller:flows_per_s_os-ken"):
+                "controller:flows_per_s_ryu", "controller:flows_per_s_os-ken",
+                "trial_stages:trial_wall_median_s", "trial_stages:stage_build_median_s",
+                "trial_stages:stage_scans_median_s", "trial_stages:stage_teardown_median_s",
+                "memory:mem_available_drop_mib_n20", "memory:shells_pss_mib_per_host"):
         assert m[key] > 0, key
     assert m["hopping:ctrl_cpu_pct_p2"] >= 0
     assert m["scale:star_completed"] == 1 and m["scale:linear_completed"] == 1
