@@ -16,6 +16,13 @@ from reporting.summary import flat_metrics
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
+# A bundle of the same command and seed made before the restructuring (issue 12): the move
+# changed where code lives, not what it measures.
+BEFORE = REPO / "tests" / "data" / "recon-seed7-before-restructure"
+# Fields measured the same way then and now (the attacker's success under rhm is since
+# counted at the PLC, with "no target found" apart: a different metric, not a regression).
+SAME_SINCE_RESTRUCTURE = ("none:host_precision", "none:host_recall", "none:port_recall",
+                          "none:modbus_id_recall", "none:attacker_modbus_success")
 # Fields of a summary that do not depend on timing (durations and latencies do).
 DETERMINISTIC = ("none:host_precision", "none:host_recall", "none:port_recall",
                  "none:attacker_modbus_success", "rhm:attacker_modbus_success")
@@ -37,8 +44,28 @@ def hop_sequences(bundle: Path) -> dict[str, list[str]]:
     return seqs
 
 
+def compared_means(before: Path, after: Path, out: Path) -> dict[str, list[float]]:
+    """``python -m experiments.compare`` of two bundles: metric -> [mean before, mean after]."""
+    res = subprocess.run([sys.executable, "-m", "experiments.compare", str(before), str(after),
+                          "--out", str(out)], cwd=REPO, capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert res.returncode == 0, res.stderr
+    means: dict[str, list[float]] = defaultdict(list)
+    with open(out / "comparison.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            means[row["metric"]].append(float(row["mean"]))
+    return means
+
+
 def test_same_seed_same_schedule_and_summary(tmp_path: Path) -> None:
     a = run_once(tmp_path / "a", seed=7)
+    means = compared_means(BEFORE, a, tmp_path / "compare")
+    for key in SAME_SINCE_RESTRUCTURE:
+        assert len(means[key]) == 2 and means[key][0] == means[key][1], (key, means[key])
+    before_hops, after_hops = hop_sequences(BEFORE), hop_sequences(a)
+    for host, seq in before_hops.items():
+        n = min(len(seq), len(after_hops[host]))
+        assert n >= 3 and seq[:n] == after_hops[host][:n], host  # the seeded schedule
     b = run_once(tmp_path / "b", seed=7)
     c = run_once(tmp_path / "c", seed=8)
     ma, mb = (json.loads((x / "manifest.json").read_text()) for x in (a, b))
