@@ -80,8 +80,12 @@ class HopEvent:
 
 
 def virtual_mac(virtual_ip: str) -> str:
-    """The virtual MAC of a virtual IP: ``06:00`` (locally administered, unicast) + the IP."""
-    return "06:00:" + ":".join(f"{b:02x}" for b in ipaddress.IPv4Address(virtual_ip).packed)
+    """The virtual MAC of a virtual IP, in the real hosts' own MAC space: what
+    :func:`common.plan.mac_for` gives a host at that address (``02:00:00:00`` + the address's
+    low two bytes; locally administered, unicast), so a virtual address's MAC does not tell it
+    from a real host's. (Until the hardening issue it was ``06:00`` + the IP: a giveaway.)"""
+    low = ipaddress.IPv4Address(virtual_ip).packed[2:]
+    return f"02:00:00:00:{low[0]:02x}:{low[1]:02x}"
 
 
 class HopSchedule:

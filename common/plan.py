@@ -224,6 +224,37 @@ class AddressPlan:
         skip = set(exclude)
         return {h.ip: h for h in self.hosts if h.name not in skip}
 
+    def edge_ports(self) -> dict[str, tuple[str, int]]:
+        """Each host's (switch, OpenFlow port number): the ports the topology gives its links.
+
+        Ports are numbered per switch from 1, trunks first (in order), then hosts in plan
+        order; :class:`topologies.base.PlanTopo` passes these numbers to Mininet, so this is
+        the one place that knows which port a host is on (the controller binds trust to it).
+        """
+        return {h.name: (h.switch, port) for h, port in zip(self.hosts, self._host_ports(),
+                                                             strict=True)}
+
+    def trunk_ports(self) -> tuple[tuple[int, int], ...]:
+        """(port on a, port on b) of each trunk (a, b), in the same numbering as edge_ports."""
+        used: dict[str, int] = {}
+        out = []
+        for a, b in self.trunks:
+            used[a] = used.get(a, 0) + 1
+            used[b] = used.get(b, 0) + 1
+            out.append((used[a], used[b]))
+        return tuple(out)
+
+    def _host_ports(self) -> list[int]:
+        used: dict[str, int] = {}
+        for a, b in self.trunks:
+            used[a] = used.get(a, 0) + 1
+            used[b] = used.get(b, 0) + 1
+        ports = []
+        for h in self.hosts:
+            used[h.switch] = used.get(h.switch, 0) + 1
+            ports.append(used[h.switch])
+        return ports
+
     def plc_spec(self, name: str) -> PlcSpec | None:
         """What PLC ``name`` runs, when the plan says (None: the default process)."""
         for p in self.plcs:

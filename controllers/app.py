@@ -54,6 +54,12 @@ class DetectLog:
                   "switches": len(result.decision.flows), **result.detection.record()}
         if self.path is not None:
             jsonlines.append(self.path, record)
+        if record.get("kind") == "spoof":
+            self.logger.warning("spoof refused src_mac=%s src_ip=%s dpid=%s in_port=%s "
+                                "claims_host=%s claims=%s", record["src_mac"],
+                                record["src_ip"], record["dpid"], record["in_port"],
+                                record["claims_host"], record["claims"])
+            return
         self.logger.info("scan blocked src_mac=%s src_ip=%s threshold=%s dsts=%d ports=%d "
                          "block_s=%d switches=%d", record["src_mac"], record["src_ip"],
                          record["threshold"], record["distinct_dsts"],

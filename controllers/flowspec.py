@@ -23,12 +23,17 @@ NO_BUFFER = 0xFFFFFFFF
 CONTROLLER_MAX_LEN_NO_BUFFER = 0xFFFF  # OFPCML_NO_BUFFER: send whole packet, do not buffer
 
 MATCH_FIELD_ORDER = ("in_port", "eth_src", "eth_dst", "eth_type", "ip_proto", "ipv4_src",
-                     "ipv4_dst", "tcp_src", "tcp_dst", "udp_src", "udp_dst")
+                     "ipv4_dst", "tcp_src", "tcp_dst", "udp_src", "udp_dst", "icmpv4_type",
+                     "tcp_flags")
 
 
 @dataclass(frozen=True)
 class FlowMatch:
-    """OpenFlow match fields; ``None`` means wildcarded. MACs are lower-case ``aa:bb:..``."""
+    """OpenFlow match fields; ``None`` means wildcarded. MACs are lower-case ``aa:bb:..``.
+
+    tcp_flags: (value, mask); OpenFlow 1.3 has it only as the ONF extension OXM that Open
+    vSwitch implements (os-ken's ``ofproto_v1_3`` field ``tcp_flags``).
+    """
 
     in_port: int | None = None
     eth_src: str | None = None
@@ -41,6 +46,8 @@ class FlowMatch:
     tcp_dst: int | None = None
     udp_src: int | None = None
     udp_dst: int | None = None
+    icmpv4_type: int | None = None
+    tcp_flags: tuple[int, int] | None = None
 
     def fields(self) -> dict[str, Any]:
         """The set fields as OFPMatch keyword arguments, in OXM-prerequisite order.

@@ -28,6 +28,7 @@ PROTO_UDP = 17
 ARP_REQUEST = 1
 ARP_REPLY = 2
 ICMP_ECHO_REQUEST = 8
+ICMP_ECHO_REPLY = 0
 TCP_FLAG_SYN = 0x02
 TCP_FLAG_ACK = 0x10
 
@@ -212,3 +213,97 @@ def fine_match(in_port: int | None, view: PacketView, src_port: bool = False) ->
     return FlowMatch(in_port=in_port, eth_src=view.eth.src, eth_dst=view.eth.dst,
                      eth_type=ETH_IPV4, ip_proto=ip.proto, ipv4_src=ip.src, ipv4_dst=ip.dst,
                      **transport_match(ip.proto, ip.src_port, ip.dst_port, with_src=src_port))
+
+
+ICMP_ERROR_TYPES = frozenset({3, 4, 5, 11, 12})  # unreachable, quench, redirect, time, param
+_QUOTED_PORTS = struct.Struct("!HH")
+
+
+@dataclass(frozen=True)
+class QuotedHeader:
+    """The IPv4 header (and first ports) an ICMP error quotes: the packet that caused it.
+
+    offset: where the quoted IPv4 header starts in the frame.
+    """
+
+    offset: int
+    src: str
+    dst: str
+    proto: int
+    src_port: int | None
+    dst_port: int | None
+
+
+def icmp_quoted(frame: bytes) -> QuotedHeader | None:
+    """The quoted header of an Ethernet/IPv4 ICMP error, or None (not an error, truncated)."""
+    if len(frame) < ETH_HEADER_BYTES + _IPV4.size:
+        return None
+    outer_len = (frame[ETH_HEADER_BYTES] & 0x0F) * 4
+    icmp_at = ETH_HEADER_BYTES + outer_len
+    inner_at = icmp_at + 8
+    if (len(frame) < inner_at + _IPV4.size or frame[ETH_HEADER_BYTES + 9] != PROTO_ICMP
+            or frame[icmp_at] not in ICMP_ERROR_TYPES):
+        return None
+    inner = _parse_ipv4(frame[inner_at:])
+    if inner is None:
+        return None
+    return QuotedHeader(inner_at, inner.src, inner.dst, inner.proto, inner.src_port,
+                        inner.dst_port)
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\x00"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def _adjust(csum: int, old: bytes, new: bytes) -> int:
+    """RFC 1624 incremental update of a ones'-complement checksum for a 4-byte change."""
+    total = ~csum & 0xFFFF
+    for i in (0, 2):
+        total += (~struct.unpack_from("!H", old, i)[0] & 0xFFFF)
+        total += struct.unpack_from("!H", new, i)[0]
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def rewrite_icmp_error(frame: bytes, src_mac: str, src_ip: str, quoted_dst: str) -> bytes:
+    """The ICMP error ``frame`` as the virtual side must see it: Ethernet source ``src_mac``,
+    outer IPv4 source ``src_ip``, and the quoted header's destination ``quoted_dst``; the outer
+    IPv4, quoted IPv4, quoted TCP/UDP (when it is all there) and ICMP checksums fixed.
+
+    Raises ValueError when ``frame`` is not an ICMP error (:func:`icmp_quoted` is None)."""
+    quoted = icmp_quoted(frame)
+    if quoted is None:
+        raise ValueError("not an Ethernet/IPv4 ICMP error")
+    out = bytearray(frame)
+    out[6:12] = _mac_bytes(src_mac)
+    ip_at = ETH_HEADER_BYTES
+    outer_len = (out[ip_at] & 0x0F) * 4
+    out[ip_at + 12:ip_at + 16] = ipaddress.IPv4Address(src_ip).packed
+    out[ip_at + 10:ip_at + 12] = b"\x00\x00"
+    struct.pack_into("!H", out, ip_at + 10, _checksum(bytes(out[ip_at:ip_at + outer_len])))
+    inner_at = quoted.offset
+    inner_len = (out[inner_at] & 0x0F) * 4
+    old_dst = bytes(out[inner_at + 16:inner_at + 20])
+    new_dst = ipaddress.IPv4Address(quoted_dst).packed
+    out[inner_at + 16:inner_at + 20] = new_dst
+    out[inner_at + 10:inner_at + 12] = b"\x00\x00"
+    struct.pack_into("!H", out, inner_at + 10,
+                     _checksum(bytes(out[inner_at:inner_at + inner_len])))
+    l4 = inner_at + inner_len
+    csum_at = {PROTO_TCP: l4 + 16, PROTO_UDP: l4 + 6}.get(quoted.proto)
+    if csum_at is not None and len(out) >= csum_at + 2:
+        old_csum = struct.unpack_from("!H", out, csum_at)[0]
+        if not (quoted.proto == PROTO_UDP and old_csum == 0):  # 0: no UDP checksum
+            struct.pack_into("!H", out, csum_at, _adjust(old_csum, old_dst, new_dst))
+    icmp_at = ip_at + outer_len
+    total = struct.unpack_from("!H", out, ip_at + 2)[0]
+    icmp_end = min(len(out), ip_at + total)
+    out[icmp_at + 2:icmp_at + 4] = b"\x00\x00"
+    struct.pack_into("!H", out, icmp_at + 2, _checksum(bytes(out[icmp_at:icmp_end])))
+    return bytes(out)

@@ -48,8 +48,10 @@ class RhmSwitch(CoreApp):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         settings: RhmSettings = self.settings
-        if settings.detector is not None:
-            self.detect_log = DetectLog(settings.detector.detect_log, self.logger)
+        # Spoofing events are logged with the detector's log, or alone without a detector.
+        self.detect_log = DetectLog(
+            settings.detector.detect_log if settings.detector is not None else None,
+            self.logger)
         self.hop_log = Path(settings.hop_log) if settings.hop_log else None
         if self.hop_log is not None:
             self.hop_log.parent.mkdir(parents=True, exist_ok=True)
@@ -61,15 +63,15 @@ class RhmSwitch(CoreApp):
         detector = (ScanDetector(settings.detector.config)
                     if settings.detector is not None else None)
         return RhmCore(settings.load_plan(), settings.config, time.monotonic(),
-                       LearningSwitchCore(), detector)
+                       LearningSwitchCore(), detector, settings.hardening)
 
     def start(self) -> Any:
         thread = super().start()
         cfg = self.settings.config
         self.logger.info("rhm started seed=%d hop_interval_s=%g jitter_s=%g flow_idle_s=%d "
-                         "arp_mac=%s detector=%s", cfg.seed, cfg.hop_interval_s, cfg.jitter_s,
-                         cfg.flow_idle_timeout_s, cfg.arp_mac,
-                         self.settings.detector is not None)
+                         "arp_mac=%s detector=%s hardening=%s", cfg.seed, cfg.hop_interval_s,
+                         cfg.jitter_s, cfg.flow_idle_timeout_s, cfg.arp_mac,
+                         self.settings.detector is not None, self.settings.hardening)
         for event in self.core.initial_events:
             self._log_hop(event, 0, 0, 0, 0, None)
         self.threads.append(engine.hub.spawn(self._hop_loop))
@@ -93,6 +95,9 @@ class RhmSwitch(CoreApp):
             now_s = time.monotonic()
             for result in self.core.tick(now_s):
                 self._send_hop(result)
+            cut = self.core.cut_retired(now_s)
+            if cut:
+                self.send_changes(cut, ())
             for seq in [s for s, p in self._pending.items()
                         if now_s - p.sent_s > BARRIER_TIMEOUT_S]:
                 self._finish(seq, None)

@@ -1,48 +1,40 @@
 """Pure core of the ``rhm`` app (:mod:`controllers.rhm`): random host mutation, OF-RHM style.
 
-No I/O, no OpenFlow framework; options in :mod:`controllers.rhm_options`.
+No I/O, no OpenFlow framework; options in :mod:`controllers.rhm_options`, records and the
+hardening switches in :mod:`controllers.rhm_types`; threat model: docs/attacks-defenses.md.
 
-Each protected host of the plan keeps its real address; the controller hands it a virtual
-address from the plan's ``virtual_pool`` and changes it every hop interval. The core takes the
-time (``now_s``) and a seed, and answers with plain data (flow specs, packet-outs, hop events).
+Each protected host keeps its real address; the controller hands it a virtual address from the
+plan's ``virtual_pool`` and changes it every hop interval (``now_s`` and a seed in, plain data
+out). **Trusted** hosts (the plan's ``authorized`` ones and the protected hosts among
+themselves) use real addresses; trust is the plan's (IP, MAC) pair *on the host's own switch
+port* (:mod:`controllers.port_trust`): the same MAC or IP elsewhere is a spoof, dropped and
+reported. **Everyone else** only sees virtual addresses: the controller answers ARP for current
+virtual addresses (never for a real protected one), drops their packets to real addresses, and
+rewrites virtual <-> real at the protected host's edge switch. Protected hosts' own ARP
+requests are answered from the plan (proxy ARP), never broadcast. ICMP errors a protected host
+sends to an untrusted peer come to the controller, which rewrites the quoted header too.
 
-What each kind of host sees:
+**MACs**: a virtual address's ARP answer carries :func:`common.hopschedule.virtual_mac`, in the
+real hosts' MAC space, so neither the MAC nor its stability across hops gives a PLC away
+(``arp_mac="real"``: the host's real MAC).
 
-- **Trusted** hosts (the plan's ``authorized`` hosts: HMI, EWS, historian; and the protected
-  hosts among themselves) use the real addresses, unchanged. Trust is the plan's (IP, MAC)
-  pair, so a host claiming a trusted IP with its own MAC is not trusted.
-- **Everyone else** only ever sees virtual addresses. The controller answers ARP for current
-  virtual addresses, never answers or forwards ARP for a real protected address to them, drops
-  their IPv4 packets to real protected addresses (a drop flow per source/destination pair), and
-  rewrites virtual <-> real addresses at the protected host's edge switch (``set_field``
-  ``ipv4_dst``/``eth_dst`` toward the host, ``ipv4_src``/``eth_src`` back).
-- Protected hosts' own ARP requests are answered by the controller from the plan (proxy ARP),
-  never broadcast: a broadcast "who has X tell <real address>" would tell every host the real
-  address.
-
-**ARP and MAC design**: the ARP answer for a virtual address carries a *virtual MAC* derived
-from the virtual IP (``06:00:<4 IP bytes>``: locally administered, unicast), so an observer
-cannot link the virtual addresses of one host across hops by their MAC; the edge rewrite swaps
-it for the real MAC. ``arp_mac="real"`` answers with the protected host's real MAC instead
-(one less rewrite, but a MAC that is stable across hops).
-
-**Per-flow mappings**: each conversation (protocol, peer IP and port, virtual IP, port) is bound
-to the virtual address it started on. The edge flows of a mapping (forward rewrite and reverse
-rewrite) carry ``send_flow_removed``; the mapping lives until they idle out, so a hop never breaks
-an established flow, while a *new* flow to an old virtual address is dropped: at each hop, a drop
-flow for the old address (below the mapping flows' priority) is installed on every switch for the
-address's quarantine time, during which the schedule does not hand that address out again.
+**Conversations**: each (protocol, peer IP and port, virtual IP, port) is bound to the virtual
+address it started on; its edge flows carry ``send_flow_removed`` and it lives until they idle
+out. At a hop every switch gets a drop flow for the old address (below the conversations'
+flows) for its quarantine time, and a SYN guard above them: a new TCP connection to the old
+address is dropped whatever its source port, while established ones continue. UDP
+conversations keep the old address only when seen both ways, ICMP ones not at all; with
+``retired_grace_s`` every conversation on it is cut that long after the hop.
 
 **Schedule determinism**: all random choices come from one ``random.Random(seed)`` consumed in
-schedule order (scheduled time, then host order), not in call order, so the same seed gives
-the same sequence of (time, host, virtual address) however often :meth:`RhmCore.tick` is called.
+schedule order, so the same seed gives the same (time, host, virtual address) sequence however
+often :meth:`RhmCore.tick` is called.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
 
 from common.hopschedule import HopEvent, HopSchedule, MutationConfig, virtual_mac
 from common.plan import AddressPlan, HostSpec
@@ -64,11 +56,20 @@ from controllers.l2_switch_core import LearningSwitchCore
 from controllers.packets import (
     ARP_REQUEST,
     ETH_IPV4,
+    ICMP_ECHO_REPLY,
+    ICMP_ERROR_TYPES,
+    PROTO_ICMP,
+    PROTO_TCP,
+    PROTO_UDP,
+    TCP_FLAG_ACK,
+    TCP_FLAG_SYN,
     ArpHeader,
     FrameError,
     PacketView,
     arp_reply_frame,
+    icmp_quoted,
     parse_packet,
+    rewrite_icmp_error,
     transport_match,
 )
 from controllers.pipeline import (
@@ -76,80 +77,23 @@ from controllers.pipeline import (
     PRIORITY_MAPPED,
     PRIORITY_REAL_DROP,
     PRIORITY_STALE_DROP,
+    PRIORITY_STALE_SYN,
     REFUSED_COOKIE,
     STALE_COOKIE,
     mapped_cookie,
     mapping_of_cookie,
 )
+from controllers.port_trust import PortBinding, spoof_result
+from controllers.rhm_types import (
+    ArpVerdict,
+    FlowKey,
+    Hardening,
+    HopResult,
+    Mapping,
+    RhmStats,
+)
 
 LOG = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class FlowKey:
-    """One conversation between a peer and a protected host's virtual address.
-
-    peer_port / port: the peer's and the protected side's TCP/UDP ports (None without ports).
-    """
-
-    proto: int
-    peer_ip: str
-    peer_port: int | None
-    virtual_ip: str
-    port: int | None
-
-
-@dataclass
-class Mapping:
-    """A conversation bound to the virtual address it started on.
-
-    expires_s: controller-side expiry while no edge flow carries the mapping yet; None once
-    edge flows are installed (then the switch's idle timeout decides, via flow-removed).
-    live_edge_flows: directions (0 forward, 1 reverse) whose edge flow is installed.
-    """
-
-    id: int
-    key: FlowKey
-    host: HostSpec
-    peer_mac: str
-    created_s: float
-    expires_s: float | None
-    live_edge_flows: set[int] = field(default_factory=set)
-
-
-@dataclass(frozen=True)
-class ArpVerdict:
-    """What to do with one ARP message: ``reply`` (with answer_mac), ``drop`` or ``forward``
-    (ordinary L2 switching, never cached in a flow). reason: a word for logs and counters."""
-
-    action: str
-    reason: str
-    answer_mac: str | None = None
-
-
-@dataclass(frozen=True)
-class HopResult:
-    """A hop and the switch changes it needs. kept_flows: conversations still on the old
-    address (they keep it until idle). decided_s: when the core decided (caller's clock)."""
-
-    event: HopEvent
-    deletes: tuple[FlowDelete, ...]
-    flows: tuple[FlowSpec, ...]
-    kept_flows: int
-    decided_s: float
-
-
-@dataclass
-class RhmStats:
-    """Counters since the core was created."""
-
-    arp_replies: int = 0
-    arp_refused: int = 0
-    real_refused: int = 0
-    stale_refused: int = 0
-    mappings_created: int = 0
-    mappings_removed: int = 0
-    leak_refused: int = 0
 
 
 class RhmCore:
@@ -157,9 +101,13 @@ class RhmCore:
 
     def __init__(self, plan: AddressPlan, config: MutationConfig, now_s: float,
                  learning: LearningSwitchCore | None = None,
-                 detector: ScanDetector | None = None) -> None:
+                 detector: ScanDetector | None = None,
+                 hardening: Hardening | None = None) -> None:
         self.plan = plan
         self.config = config
+        self.hardening = hardening or Hardening()
+        self.binding = PortBinding(plan) if self.hardening.bind_ports else None
+        self._plan_macs = frozenset(h.mac for h in plan.hosts)
         self.learning = learning or LearningSwitchCore()
         self.detector = detector
         self.stats = RhmStats()
@@ -189,7 +137,11 @@ class RhmCore:
         return self.plan.host(name) if name is not None else None
 
     def answer_mac(self, virtual_ip: str, owner: HostSpec) -> str:
-        return owner.mac if self.config.arp_mac == "real" else virtual_mac(virtual_ip)
+        if self.config.arp_mac == "real":
+            return owner.mac
+        mac = virtual_mac(virtual_ip)
+        # A plan with its own MAC scheme could hold this MAC: never impersonate a real host.
+        return mac if mac not in self._plan_macs else "06" + mac[2:]
 
     def trusted(self, mac: str | None, ip: str) -> bool:
         """True for the plan's authorized and protected hosts, by (IP, MAC) pair; ``mac``
@@ -234,14 +186,49 @@ class RhmCore:
                                                    ipv4_dst=event.new_virtual),
                                    STALE_COOKIE, ALL_COOKIE_BITS) for dpid in dpids)
         flows: tuple[FlowSpec, ...] = ()
-        if event.old_virtual is not None:
+        old = event.old_virtual
+        if old is not None:
             flows = tuple(FlowSpec(dpid=dpid, priority=PRIORITY_STALE_DROP,
-                                   match=FlowMatch(eth_type=ETH_IPV4,
-                                                   ipv4_dst=event.old_virtual),
+                                   match=FlowMatch(eth_type=ETH_IPV4, ipv4_dst=old),
                                    actions=(), hard_timeout_s=hard_s, cookie=STALE_COOKIE)
                           for dpid in dpids)
-        kept = sum(1 for m in self._mappings.values() if m.key.virtual_ip == event.old_virtual)
-        return HopResult(event, deletes, flows, kept, now_s)
+            if self.hardening.syn_guard:
+                syn = FlowMatch(eth_type=ETH_IPV4, ip_proto=PROTO_TCP, ipv4_dst=old,
+                                tcp_flags=(TCP_FLAG_SYN, TCP_FLAG_SYN | TCP_FLAG_ACK))
+                flows += tuple(FlowSpec(dpid=dpid, priority=PRIORITY_STALE_SYN, match=syn,
+                                        actions=(), hard_timeout_s=hard_s, cookie=STALE_COOKIE)
+                               for dpid in dpids)
+        ended: list[FlowDelete] = []
+        for m in [m for m in self._mappings.values() if m.key.virtual_ip == old]:
+            m.retired_s = now_s
+            if self.hardening.syn_guard and not self._survives_hop(m):
+                ended += self._end(m)
+        kept = sum(1 for m in self._mappings.values() if m.key.virtual_ip == old)
+        return HopResult(event, deletes + tuple(ended), flows, kept, now_s)
+
+    @staticmethod
+    def _survives_hop(m: Mapping) -> bool:
+        """TCP conversations keep their address (a new SYN meets the SYN guard); UDP ones only
+        when seen both ways; anything else (ICMP) not."""
+        return m.key.proto == PROTO_TCP or (m.key.proto == PROTO_UDP and m.both_ways)
+
+    def _end(self, m: Mapping) -> list[FlowDelete]:
+        """Forget ``m`` and delete its edge flows (by their cookies)."""
+        self._forget(m)
+        dpid = self._edge[m.host.name]
+        return [FlowDelete(dpid, FlowMatch(), mapped_cookie(m.id, d), ALL_COOKIE_BITS)
+                for d in (0, 1)]
+
+    def cut_retired(self, now_s: float) -> tuple[FlowDelete, ...]:
+        """Deletes ending conversations whose address retired more than
+        ``hardening.retired_grace_s`` ago (none when that is None)."""
+        grace_s = self.hardening.retired_grace_s
+        if grace_s is None:
+            return ()
+        due = [m for m in self._mappings.values()
+               if m.retired_s is not None and now_s - m.retired_s >= grace_s]
+        self.stats.retired_cut += len(due)
+        return tuple(d for m in due for d in self._end(m))
 
     def flow_removed(self, cookie: int) -> None:
         """A flow with SEND_FLOW_REM left a switch; a mapping with no edge flow left ends."""
@@ -349,6 +336,12 @@ class RhmCore:
             learned = self.learning.packet_in(dpid, in_port, frame, now_s, buffer_id)
             key = FlowKey(ip.proto, ip.src, ip.src_port, ip.dst, ip.dst_port)
             mapping = self._mappings.get(key)
+            if (mapping is not None and mapping.retired_s is not None
+                    and self.hardening.syn_guard and ip.proto == PROTO_TCP and ip.initiates):
+                self.stats.stale_syn_refused += 1
+                return PacketResult(Decision(reason="stale_syn", deletes=learned.deletes))
+            if mapping is not None and mapping.created_side == 1:
+                mapping.both_ways = True
             if mapping is None:
                 owner = self.owner_of_virtual(ip.dst)
                 if owner is None:
@@ -364,14 +357,41 @@ class RhmCore:
             if dpid != self._edge[host.name]:
                 self.stats.leak_refused += 1  # a real address must never leave its edge
                 return PacketResult(Decision(reason="leak_refused", deletes=learned.deletes))
+            if (ip.proto == PROTO_ICMP and ip.icmp_type in ICMP_ERROR_TYPES
+                    and self.hardening.icmp_rewrite):
+                return PacketResult(self._icmp_error(dpid, in_port, host, view, frame,
+                                                     learned.deletes, now_s))
             mapping = self._by_real.get((ip.proto, ip.dst, ip.dst_port, ip.src, ip.src_port))
+            if mapping is not None and mapping.created_side == 0:
+                mapping.both_ways = True
             if mapping is None:
                 key = FlowKey(ip.proto, ip.dst, ip.dst_port, self.current_virtual(host.name),
                               ip.src_port)
                 mapping = self._new_mapping(key, host, view.eth.dst, now_s)
+                mapping.created_side = 1
             return PacketResult(self._from_protected(dpid, in_port, mapping, data, buffer_id,
                                                      learned.deletes, now_s))
         return None
+
+    def _icmp_error(self, dpid: int, in_port: int, host: HostSpec, view: PacketView,
+                    frame: bytes, deletes: tuple[FlowDelete, ...], now_s: float) -> Decision:
+        """An ICMP error from ``host`` to an untrusted peer: sent on with its outer source and
+        the quoted header's destination (the real address) both rewritten to the virtual
+        address the peer used (the conversation's, else the host's current one). No flow: a
+        switch cannot rewrite inside the ICMP payload, so every error comes here."""
+        quoted = icmp_quoted(frame)
+        if quoted is None or quoted.dst != host.ip or not frame:
+            return Decision(reason="icmp_error_dropped", deletes=deletes)
+        m = self._by_real.get((quoted.proto, quoted.src, quoted.src_port, host.ip,
+                               quoted.dst_port))
+        virtual_ip = m.key.virtual_ip if m is not None else self.current_virtual(host.name)
+        out_frame = rewrite_icmp_error(frame, self.answer_mac(virtual_ip, host), virtual_ip,
+                                       virtual_ip)
+        self.stats.icmp_quotes_rewritten += 1
+        port = self.learning.lookup(dpid, view.eth.dst, now_s)
+        out_port = PORT_FLOOD if port is None or port == in_port else port
+        out = PacketOut(dpid, PORT_CONTROLLER, (Output(out_port),), out_frame, NO_BUFFER)
+        return Decision(reason="icmp_quote_rewritten", deletes=deletes, packet_out=out)
 
     def _edge_flows(self, dpid: int, m: Mapping, host_port: int, peer_port: int
                     ) -> tuple[FlowSpec, FlowSpec]:
@@ -389,6 +409,8 @@ class RhmCore:
             dpid=dpid, priority=PRIORITY_MAPPED,
             match=FlowMatch(in_port=host_port, eth_type=ETH_IPV4, ip_proto=k.proto,
                             ipv4_src=m.host.ip, ipv4_dst=k.peer_ip,
+                            icmpv4_type=(ICMP_ECHO_REPLY if k.proto == PROTO_ICMP
+                                         and self.hardening.icmp_rewrite else None),
                             **transport_match(k.proto, k.port, k.peer_port)),
             actions=(SetField("eth_src", vmac), SetField("ipv4_src", k.virtual_ip),
                      Output(peer_port)),
@@ -438,10 +460,16 @@ class RhmCore:
             return Decision(reason=f"{side}_flood", deletes=deletes, packet_out=out)
         host_port, peer_port = (out_port, in_port) if side == "virtual" else (in_port, out_port)
         forward, reverse = self._edge_flows(dpid, m, host_port, peer_port)
-        m.live_edge_flows.update((0, 1))
+        directions = (0, 1)
+        if m.key.proto == PROTO_UDP and not m.both_ways and self.hardening.syn_guard:
+            # Only this direction's flow: the other side's first packet comes here, so the
+            # core learns the conversation was seen both ways.
+            directions = (0,) if side == "virtual" else (1,)
+        m.live_edge_flows.update(directions)
         m.expires_s = None
         out = PacketOut(dpid, in_port, (*rewrite, Output(out_port)), data, buffer_id)
-        return Decision(reason=f"{side}_rewrite", deletes=deletes, flows=(forward, reverse),
+        flows = tuple(f for d, f in ((0, forward), (1, reverse)) if d in directions)
+        return Decision(reason=f"{side}_rewrite", deletes=deletes, flows=flows,
                         packet_out=out)
 
     # --- packets -------------------------------------------------------------------------
@@ -457,6 +485,14 @@ class RhmCore:
             verdict = gate(self.detector, view, self.learning.dpids, now_s)
             if verdict is not None:
                 return verdict
+        if self.binding is not None:
+            src_ip = (view.arp.spa if view.arp is not None
+                      else view.ipv4.src if view.ipv4 is not None else None)
+            spoof = self.binding.check(dpid, in_port, view.eth.src, src_ip, now_s)
+            if spoof is not None:
+                self.stats.spoof_refused += 1
+                return spoof_result(spoof, view.ipv4 is not None,
+                                    self.config.flow_idle_timeout_s)
         if view.arp is not None:
             return self._arp(dpid, in_port, view, bytes(frame), now_s, buffer_id)
         if view.ipv4 is not None:

@@ -16,6 +16,7 @@ from common.plan import AddressPlan, ics_plan
 from controllers.detector_options import DetectorSettings
 from controllers.detector_options import add_arguments as add_detector_arguments
 from controllers.detector_options import config_from_args as detector_config_from_args
+from controllers.rhm_types import NO_HARDENING, Hardening
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class RhmSettings:
     config: MutationConfig = field(default_factory=MutationConfig)
     hop_log: str | None = None
     detector: DetectorSettings | None = None
+    hardening: Hardening = field(default_factory=Hardening)
 
     def load_plan(self) -> AddressPlan:
         return AddressPlan.load(Path(self.plan_path)) if self.plan_path else ics_plan()
@@ -54,6 +56,13 @@ def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> 
                         help="MAC in ARP answers for virtual addresses (default virtual)")
     parser.add_argument("--hop-log", default=None,
                         help="append one JSON line per hop to this file")
+    parser.add_argument("--no-hardening", action="store_true",
+                        help="the pre-hardening defense, for comparison: trust by (IP, MAC) "
+                             "on any port, no SYN guard at retired addresses, ICMP errors "
+                             "with the real address quoted")
+    parser.add_argument("--retired-grace-s", type=float, default=None,
+                        help="cut an untrusted peer's conversation this long after its "
+                             "address retired (default: keep it until idle)")
     parser.add_argument("--detector", action="store_true",
                         help="run the scan detector in front (options below)")
     add_detector_arguments(parser)
@@ -64,8 +73,13 @@ def settings_from_args(args: argparse.Namespace) -> RhmSettings:
     config = MutationConfig(hop_interval_s=args.hop_interval_s, jitter_s=args.jitter_s,
                             seed=args.seed, flow_idle_timeout_s=args.flow_idle_s,
                             arp_mac=args.arp_mac)
+    if args.retired_grace_s is not None and args.retired_grace_s < 0:
+        raise ValueError(f"--retired-grace-s {args.retired_grace_s:g}: expected >= 0")
+    base = NO_HARDENING if args.no_hardening else Hardening()
+    hardening = Hardening(base.bind_ports, base.syn_guard, base.icmp_rewrite,
+                          args.retired_grace_s)
     settings = RhmSettings(
-        plan_path=args.plan, config=config, hop_log=args.hop_log,
+        plan_path=args.plan, config=config, hop_log=args.hop_log, hardening=hardening,
         detector=(DetectorSettings(detector_config_from_args(args), args.detect_log)
                   if args.detector else None))
     try:

@@ -33,12 +33,14 @@ class PlanTopo(Topo):
     def build(self, **_params: object) -> None:
         for sw in self.plan.switches:
             self.addSwitch(self.switch_name(sw.name), dpid=sw.dpid, protocols="OpenFlow13")
-        for a, b in self.plan.trunks:
-            self.addLink(self.switch_name(a), self.switch_name(b))
+        for (a, b), (port_a, port_b) in zip(self.plan.trunks, self.plan.trunk_ports(),
+                                            strict=True):
+            self.addLink(self.switch_name(a), self.switch_name(b), port1=port_a, port2=port_b)
         prefix = self.plan.prefixlen
+        ports = self.plan.edge_ports()
         for h in self.plan.hosts:
             self.addHost(h.name, ip=f"{h.ip}/{prefix}", mac=h.mac, defaultRoute=None)
-            self.addLink(h.name, self.switch_name(h.switch))
+            self.addLink(h.name, self.switch_name(h.switch), port1=0, port2=ports[h.name][1])
 
 
 def hand_over_to_lab_mode(topo: str, argv: Sequence[str] | None = None) -> int:

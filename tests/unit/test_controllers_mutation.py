@@ -23,7 +23,12 @@ from controllers import __main__ as launcher
 from controllers import registry
 from controllers.flowspec import SetField
 from controllers.packets import ARP_REPLY, ArpHeader, parse_packet
-from controllers.pipeline import PRIORITY_MAPPED, PRIORITY_REAL_DROP, PRIORITY_STALE_DROP
+from controllers.pipeline import (
+    PRIORITY_MAPPED,
+    PRIORITY_REAL_DROP,
+    PRIORITY_STALE_DROP,
+    PRIORITY_STALE_SYN,
+)
 from controllers.rhm_core import RhmCore
 from controllers.rhm_options import add_arguments, settings_from_args
 from tests.support.frames import arp_request, ipv4
@@ -33,8 +38,8 @@ HMI = PLAN.host("hmi")
 ATTACKER = PLAN.host("attacker")
 PLC1 = PLAN.host("plc1")
 S1, S2 = 1, 2
-# Ports of the ics topology as the core learns them (any distinct numbers do).
-S1_HMI, S1_ATTACKER, S1_TRUNK = 1, 4, 5
+# Ports of the ics topology (PLAN.edge_ports(): trunks first; trust is bound to them).
+S1_TRUNK, S1_HMI, S1_ATTACKER = 1, 2, 5
 S2_TRUNK, S2_PLC1 = 1, 2
 
 
@@ -110,7 +115,7 @@ def test_pool_too_small_is_refused() -> None:
 
 def test_virtual_mac_is_local_unicast_and_per_address() -> None:
     mac = virtual_mac("10.0.0.100")
-    assert mac == "06:00:0a:00:00:64"
+    assert mac == "02:00:00:00:00:64", "the real hosts' MAC space (plan.mac_for)"
     first = int(mac[:2], 16)
     assert first & 0x02 and not first & 0x01
     assert virtual_mac("10.0.0.101") != mac
@@ -202,13 +207,20 @@ def test_virtual_address_rewritten_at_edge_and_flows_kept_across_a_hop() -> None
     (hop,) = [h for h in hops if h.event.host == "plc1"]
     assert hop.event.old_virtual == v1 and hop.kept_flows == 1
     assert {f.dpid for f in hop.flows} == {S1, S2}
-    assert all(f.match.ipv4_dst == v1 and f.actions == () and f.priority == PRIORITY_STALE_DROP
-               for f in hop.flows)
-    assert PRIORITY_STALE_DROP < PRIORITY_MAPPED
+    stale = [f for f in hop.flows if f.priority == PRIORITY_STALE_DROP]
+    guard = [f for f in hop.flows if f.priority == PRIORITY_STALE_SYN]
+    assert len(stale) == len(guard) == 2 and len(hop.flows) == 4
+    assert all(f.match.ipv4_dst == v1 and f.actions == () for f in hop.flows)
+    assert all(f.match.tcp_flags == (0x02, 0x12) and f.match.ip_proto == 6 for f in guard)
+    assert PRIORITY_STALE_DROP < PRIORITY_MAPPED < PRIORITY_STALE_SYN < PRIORITY_REAL_DROP
     assert all(d.match.ipv4_dst == hop.event.new_virtual for d in hop.deletes)
     # The established conversation still translates (e.g. its flow was re-requested) ...
-    again = core.packet_in(S2, S2_TRUNK, syn(ATTACKER, v1, vmac), 6.0).decision
+    ack = ipv4(ATTACKER.mac, vmac, ATTACKER.ip, v1, sport=40000, dport=502, flags=0x10)
+    again = core.packet_in(S2, S2_TRUNK, ack, 6.0).decision
     assert again.reason == "virtual_rewrite"
+    # ... but a new SYN on the same 5-tuple (a reused source port) is not.
+    reused = core.packet_in(S2, S2_TRUNK, syn(ATTACKER, v1, vmac), 6.0).decision
+    assert reused.reason == "stale_syn" and reused.dropped
     # ... and the ARP entry of its peer can be re-validated; a stranger gets nothing.
     assert core.arp_verdict(*arp(ATTACKER, v1)).action == "reply"
     assert core.arp_verdict(*arp(HMI, v1)).action == "drop"
