@@ -66,13 +66,17 @@ def test_event_stream_sends_snapshots_every_period(tmp_path: Path) -> None:
     async def body(c: TestClient) -> int:
         r = await c.get("/api/events")
         assert r.headers["Content-Type"].startswith("text/event-stream")
-        events = 0
-        async with asyncio.timeout(5):
+
+        async def three_events() -> int:
+            events = 0
             while events < 3:
                 line = await r.content.readline()
                 if line.startswith(b"data: "):
                     json.loads(line[6:])
                     events += 1
+            return events
+
+        events = await asyncio.wait_for(three_events(), 5)  # asyncio.timeout is 3.11+
         r.close()
         return events
 
