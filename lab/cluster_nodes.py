@@ -1,7 +1,8 @@
 """A lab network spread over cluster servers, on Mininet's own cluster mode.
 
 Built on ``mininet.examples.cluster`` (``MininetCluster``, ``RemoteHost``,
-``RemoteOVSSwitch``, ``RemoteLink``), subclassed only where this project needs it:
+``RemoteOVSSwitch``, ``RemoteLink``; imported through :mod:`lab.cluster_compat`), subclassed
+only where this project needs it:
 
 * ssh with the cluster file's key and private known_hosts, no agent forwarding, no ``sudo -u``
   on the head; never ``~/.ssh`` (``MininetCluster`` would create ``~/.ssh/mn``);
@@ -28,18 +29,18 @@ from functools import partial
 from typing import Any
 
 import mininet.clean
-from mininet.examples.cluster import (
+from mininet.net import Mininet
+
+from common.errors import SetupError
+from common.plan import AddressPlan
+from lab.cluster import ClusterSpec, ServerSpec, place
+from lab.cluster_compat import (
     ClusterCleanup,
     MininetCluster,
     RemoteHost,
     RemoteLink,
     RemoteOVSSwitch,
 )
-from mininet.net import Mininet
-
-from common.errors import SetupError
-from common.plan import AddressPlan
-from lab.cluster import ClusterSpec, ServerSpec, place
 from lab.network import ReadyController, disable_tx_offload
 from lab.runstate import RunState
 from topologies.base import PlanTopo
