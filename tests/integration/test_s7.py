@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from common.cli import wait_until
 from common.plant import parse_plant
 from common.requestlog import read as read_requests
 from lab.devices import start_ics, stop_hmi
 from lab.hostrun import run_in_host
 from lab.lifecycle import LabConfig, running_lab
 from lab.platform import choose_datapath, resolve_engine
+from plc.metrics import records_from_csv
 from plc.program import process_kinds
 from plc.registers import TANK_MAP
 
@@ -39,6 +40,14 @@ READ_DB1 = ("import json, snap7; c = snap7.client.Client(); c.connect('10.0.0.22
             "for i in range(0, 12, 2)]))")
 
 
+def _hmi_reads_ok(hmi_csv: Path) -> bool:
+    """The HMI has read both PLCs' input registers (so the network and both servers are up)."""
+    text = hmi_csv.read_text() if hmi_csv.exists() else ""
+    ok = {r.plc for r in records_from_csv(text.splitlines())
+          if r.function == "read_input_registers" and r.outcome == "ok"}
+    return ok == {"plc1", "plc2"}
+
+
 def _row_with_scan(state_csv: Path, scan: int) -> dict[str, str]:
     lines = state_csv.read_text().splitlines()
     header = lines[0].split(",")
@@ -59,7 +68,8 @@ def test_s7_plc_polled_read_injected_and_fuzzed(tmp_path: Path) -> None:
         ics = start_ics(lab, tmp_path)
         plc2 = next(d for d in ics.plcs if d.name == "plc2")
         assert plc2.protocol == "s7" and plc2.port == 102
-        time.sleep(2.0)
+        assert ics.hmi_csv is not None
+        assert wait_until(lambda: _hmi_reads_ok(ics.hmi_csv), 30.0), "the HMI never read plc2"
         # An independent client of the protocol, in another host, against the ground truth.
         out = lab.host("hmi").cmd(f'{sys.executable} -c "{READ_DB1}"')
         values = json.loads(out.strip().splitlines()[-1])
@@ -71,7 +81,7 @@ def test_s7_plc_polled_read_injected_and_fuzzed(tmp_path: Path) -> None:
 
         fuzz = run_in_host(lab, "attacker", "attacks.s7_fuzz", [
             "--plan", str(plan_path), "--targets", "10.0.0.22", "--out",
-            str(tmp_path / "fuzz.json"), "--frames", "10000", "--rate-fps", "5000",
+            str(tmp_path / "fuzz.json"), "--frames", "10000", "--rate-fps", "3000",
             "--max-s", "60"], "fuzz.log", 90)
         fuzz.check()
         barrage = fuzz.outcome(tmp_path / "fuzz.json")["barrage"]
