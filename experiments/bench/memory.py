@@ -3,7 +3,9 @@
 For each star size (``--mem-sizes``, default 250, 500, 1000) a lab is built (controller
 started, every switch connected) and left idle for ``--mem-idle-s``; then, before teardown:
 
-- ``ovs_rss_mib``: ovs-vswitchd's resident memory growth since before the build;
+- ``ovs_rss_mib``: ovs-vswitchd's resident memory growth since before the build, and
+  ``ovs_rss_total_mib`` its resident memory (the daemon keeps what earlier, larger labs made
+  it allocate, so the growth can be 0 while the total is what a machine must hold);
 - ``shells_pss_mib``: the node shells' proportional set size (``/proc/<pid>/smaps_rollup``
   Pss: shared pages split between the processes sharing them, so the sum is what they cost);
 - ``controller_rss_mib``: the controller process's resident memory (its tables);
@@ -31,8 +33,8 @@ from experiments.spec import TrialResult
 from lab.fidelity import idle_share, process_cpu_ticks, read_proc_stat
 from lab.lifecycle import running_lab
 
-QUANTITIES = ("ovs_rss_mib", "shells_pss_mib", "controller_rss_mib", "mem_available_drop_mib",
-              "ovs_cpu_pct")
+QUANTITIES = ("ovs_rss_mib", "ovs_rss_total_mib", "shells_pss_mib", "controller_rss_mib",
+              "mem_available_drop_mib", "ovs_cpu_pct")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -73,6 +75,7 @@ def measure(ctx: TrialContext, n: int) -> dict[str, float]:
         shells = [node.pid for node in (*lab.net.hosts, *lab.net.switches) if node.pid]
         out = {
             "ovs_rss_mib": (ovs_rss_kib() - base_ovs) / 1024,
+            "ovs_rss_total_mib": ovs_rss_kib() / 1024,
             "shells_pss_mib": sum(pss_kib(read_or_empty(f"/proc/{p}/smaps_rollup"))
                                   for p in shells) / 1024,
             "controller_rss_mib": rss_kib(read_or_empty(
