@@ -1,6 +1,6 @@
-"""``python -m experiments.run rtt --quick --dashboard 0``: the dashboard the runner starts
-shows the trial and its stage while the run lasts (read from /api/snapshot at the printed
-URL), and nothing of it is left when the run ends."""
+"""``python -m experiments.run rtt --quick --dashboard 0``, as docs/dashboard.md shows it: the
+dashboard the runner starts shows the trial and its stage while the run lasts (read from
+/api/snapshot at the printed URL), and nothing of it is left when the run ends."""
 
 from __future__ import annotations
 
@@ -22,11 +22,23 @@ import pytest
 from dashboard import progresslog
 from dashboard.source import ReplaySource
 from lab.runstate import all_states
+from tests.support.doc_commands import block_run_by
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_S = 90.0
+DOC = "docs/dashboard.md"
+
+
+def _doc_argv() -> list[str]:
+    """The arguments after ``python -m`` of the documented command."""
+    (block,) = block_run_by("tests/integration/test_dashboard_run.py", DOC)
+    (command,) = block.commands()
+    words = command.split()
+    assert words[:3] == ["sudo", ".venv/bin/python", "-m"], command
+    assert words[3:6] == ["experiments.run", "rtt", "--quick"] and "--dashboard" in words
+    return words[3:]
 
 
 def _snapshot(url: str) -> dict[str, Any] | None:
@@ -39,8 +51,8 @@ def _snapshot(url: str) -> dict[str, Any] | None:
 
 def test_experiment_dashboard_shows_trial_and_stage_live(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "experiments.run", "rtt", "--quick", "--dashboard", "0",
-         "--out", str(tmp_path / "results")], cwd=REPO, text=True,
+        [sys.executable, "-m", *_doc_argv(), "--out", str(tmp_path / "results")], cwd=REPO,
+        text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT)
     lines: queue.Queue[str] = queue.Queue()
