@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from common.errors import UserError
+from common.errors import Interrupted, UserError
 from dashboard import progresslog
 from dashboard.snapshot import progress_json
 from dashboard.source import LiveSource, ReplaySource
@@ -163,6 +163,34 @@ def test_runner_writes_progress_and_serves_it_live(monkeypatch: pytest.MonkeyPat
     assert replay.events == events
     live = LiveSource(outcome.bundle).snapshot()
     assert live["progress"]["finished"] and live["progress"]["trial"] == 2
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, Interrupted, TypeError])
+def test_dashboard_stopped_when_the_run_is_cut_short(monkeypatch: pytest.MonkeyPatch,
+                                                     tmp_path: Path,
+                                                     error: type[BaseException]) -> None:
+    """Ctrl-C and SIGTERM (Interrupted) end the run with what is done; a bug in a trial
+    escapes the runner: the dashboard process and its record are gone in every case."""
+    _fake_platform(monkeypatch, tmp_path)
+    pids: set[int] = set()
+
+    def trial(ctx: runner.TrialContext) -> TrialResult:
+        pids.update(p.pid for state in runstate.all_states() for p in state.processes)
+        raise error(15) if error is Interrupted else error()
+
+    exp = Experiment("fake", "a fake experiment", (), trial, lambda _bundle: [])
+    config = resolve_config(exp, None, {"trials": 3})
+    kwargs: dict[str, Any] = {"progress": QuietProgress(io.StringIO()), "dashboard_port": 0}
+    if error is TypeError:
+        with pytest.raises(TypeError):
+            runner.run_experiment(exp, config, tmp_path / "results", ["x"], **kwargs)
+    else:
+        outcome = runner.run_experiment(exp, config, tmp_path / "results", ["x"], **kwargs)
+        assert outcome.interrupted
+        (bundle,) = (tmp_path / "results" / "fake").glob("2*")
+        assert _events(bundle / "raw" / progresslog.PROGRESS_LOG)[-1].event == "finish"
+    assert pids and all(not Path(f"/proc/{pid}").exists() for pid in pids)
+    assert not runstate.all_states()
 
 
 def test_taken_port_is_one_line_before_the_bundle(monkeypatch: pytest.MonkeyPatch,
