@@ -234,16 +234,21 @@ def trial(ctx: TrialContext) -> TrialResult:
 
 
 # --- plots (CSV only) -------------------------------------------------------------------
+def _true(value: object) -> bool:
+    """A CSV boolean (the bundle writes ``true``; Python's csv module ``True``)."""
+    return str(value).lower() == "true"
+
+
 def cells(rows: list[dict[str, str]]) -> dict[tuple[float, float], dict[str, float]]:
     """(interval, gap) → k, n, model (mean P), delta_s, from ``timing_attempts.csv`` rows of
     valid trials whose target was found."""
     acc: dict[tuple[float, float], list[dict[str, str]]] = defaultdict(list)
     for r in rows:
-        if r.get("target_found") == "True" and r.get("model_p"):
+        if _true(r.get("target_found")) and r.get("model_p"):
             acc[(float(r["hop_interval_s"]), float(r["gap_s"]))].append(r)
     out = {}
     for key, rs in acc.items():
-        out[key] = {"k": sum(r["reached"] == "True" for r in rs), "n": len(rs),
+        out[key] = {"k": sum(_true(r["reached"]) for r in rs), "n": len(rs),
                     "model": sum(float(r["model_p"]) for r in rs) / len(rs),
                     "delta_s": sum(float(r["delta_s"]) for r in rs) / len(rs)}
     return out

@@ -35,12 +35,15 @@ def _attempt(address: str, t: float, port: int, tactic: str = "staged", sent: bo
 
 def test_a_reach_through_a_retired_virtual_address_is_a_success() -> None:
     plan = ics_plan()
-    hops = [HopRecord.from_json({"time_unix_s": T0, "host": "plc1", "real_ip": "10.0.0.21",
+    hops = [HopRecord.from_json({"time_unix_s": T0, "t_s": 0, "seq": 0, "host": "plc1",
+                                 "real_ip": "10.0.0.21",
                                  "old_virtual": None, "new_virtual": "10.0.0.150"}),
-            HopRecord.from_json({"time_unix_s": T0 + 2, "host": "plc1", "real_ip": "10.0.0.21",
+            HopRecord.from_json({"time_unix_s": T0 + 2, "t_s": 2, "seq": 1, "host": "plc1",
+                                 "real_ip": "10.0.0.21",
                                  "old_virtual": "10.0.0.150", "new_virtual": "10.0.0.151"})]
     spans = mtd.address_spans(plan, [h for h in hops if h is not None], "rhm")
     exploit_t = T0 + 3.0
+    assert mtd.owner_at(spans, "10.0.0.150", T0 + 1.0) == "plc1"  # it was plc1's address
     # The address-span view: nobody owns the old address at exploit time (scored 0 before).
     assert mtd.owner_at(spans, "10.0.0.150", exploit_t) is None
     # The PLC's own log: the request through the old address was answered.
