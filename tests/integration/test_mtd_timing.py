@@ -1,5 +1,6 @@
-"""``mtd-timing --quick`` end to end on the real network: the grid, the measured-vs-model plot,
-what the manifest says is shared, and success that falls with a shorter interval."""
+"""``mtd-timing --quick`` (the command in docs/mtd-timing.md) end to end on the real network:
+the grid, the measured-vs-model plot, what the manifest says is shared, and success that falls
+with a shorter interval."""
 
 from __future__ import annotations
 
