@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 VXLAN_MTU = 1450  # 1500-byte underlay minus the VXLAN/UDP/IP/Ethernet headers
 VXLAN_PORT = 4789
+VNI_BLOCK = 1024  # VNIs per run: more than the links of the largest plan (1000 hosts + trunks)
+VNI_BASE = 4096 + (os.getpid() % 16000) * VNI_BLOCK  # 24-bit VNIs: at most 16,387,072 + 1024
 # Remote side of a host process: the command runs in the background; when the head closes
 # our stdin (its SIGTERM) or the ssh connection drops, the command gets SIGTERM.
 REMOTE_WRAPPER = ('exec 3<&0; "$@" </dev/null & p=$!; '
@@ -211,7 +213,9 @@ class VxlanLink(_RecordedLink):
     ssh to each other, only UDP 4789 between them and an underlay MTU of 1500 or more.
     """
 
-    vnis = itertools.count(4100)
+    # One block of VNIs per process, so two runs on one cluster (other switch prefixes) never
+    # make two tunnels with one VNI between the same servers.
+    vnis = itertools.count(VNI_BASE)
 
     def makeTunnel(self, node1: Any, node2: Any, intfname1: str, intfname2: str,
                    addr1: str | None = None, addr2: str | None = None) -> Any:
@@ -368,9 +372,15 @@ def stop_cluster_network(net: LabCluster) -> None:
     switches = [s for s in net.switches if isinstance(s, ClusterSwitch)]
     if switches:
         ClusterSwitch.batchShutdown(switches)
-    for link in net.links:
-        tunnel = getattr(link, "tunnel", None)
-        if tunnel is not None and hasattr(tunnel, "terminate"):
-            tunnel.terminate()
+    tunnels = [t for t in (getattr(link, "tunnel", None) for link in net.links)
+               if isinstance(t, subprocess.Popen)]
+    for tunnel in tunnels:
+        tunnel.terminate()
+    for tunnel in tunnels:  # reaped here: an unreaped one looks alive to the run-state clean-up
+        try:
+            tunnel.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            tunnel.kill()
+            tunnel.wait(timeout=3)
     for node in (*net.switches, *net.hosts, *net.controllers):
         node.terminate()

@@ -148,11 +148,15 @@ def _spawn(server: Server, state: ClusterState, what: str, cmd: list[str]) -> No
     state.save()
 
 
-def _netns_of(pid: int) -> str:
+def _ns_of(pid: int, kind: str) -> str:
     try:
-        return os.readlink(f"/proc/{pid}/ns/net")
+        return os.readlink(f"/proc/{pid}/ns/{kind}")
     except OSError:
         return ""
+
+
+def _netns_of(pid: int) -> str:
+    return _ns_of(pid, "net")
 
 
 def _check_prerequisites() -> None:
@@ -270,10 +274,12 @@ def ssh_config_text(state: ClusterState) -> str:
             "  StrictHostKeyChecking yes\n  BatchMode yes\n")
 
 
-def _processes_in(netns: str) -> list[int]:
+def _processes_in(ns: str, kind: str = "net") -> list[int]:
+    if not ns:
+        return []
     found = []
     for proc in Path("/proc").iterdir():
-        if proc.name.isdigit() and _netns_of(int(proc.name)) == netns:
+        if proc.name.isdigit() and _ns_of(int(proc.name), kind) == ns:
             found.append(int(proc.name))
     return found
 
@@ -301,6 +307,9 @@ def down(quiet: bool = False) -> list[str]:
             # Every process in a network namespace that this tool created (sshd sessions,
             # OVS daemons, the holder) ends; Mininet hosts live in namespaces of their own.
             inside = _processes_in(server.netns)
+            # ... and every process started inside the server that a run left in an emulated
+            # host's namespace (its mount namespace is the server's).
+            inside += _processes_in(_ns_of(server.holder.pid, "mnt"), "mnt")
         inside += [p.pid for p in server.pids if pid_alive(p.pid, p.start_ticks)]
         inside = sorted(set(inside))
         _kill(inside, signal.SIGTERM)
@@ -324,8 +333,43 @@ def down(quiet: bool = False) -> list[str]:
     return removed
 
 
+@dataclass
+class ServerUse:
+    """What runs on one emulated server besides its own daemons: OVS bridges, interfaces
+    other than ``lo``/``eth0`` in its namespace, and processes in its mount namespace (so
+    started inside it, even if re-parented since) but in another network namespace: an
+    emulated host's shell, PLC, attack..."""
+
+    bridges: list[str]
+    interfaces: list[str]
+    host_processes: list[int]
+
+    def empty(self) -> bool:
+        return not (self.bridges or self.interfaces or self.host_processes)
+
+    def describe(self) -> str:
+        if self.empty():
+            return "nothing of a run"
+        return (f"{len(self.bridges)} bridge(s), {len(self.interfaces)} interface(s), "
+                f"{len(self.host_processes)} process(es) in host namespaces")
+
+
+def server_use(server: Server) -> ServerUse:
+    """What a cluster run has (or left) on ``server``; read from here, not over ssh."""
+    bridges = _in(server, ["ovs-vsctl", "--timeout=5", "list-br"], check=False).stdout.split()
+    links = _in(server, ["ip", "-br", "link"], check=False).stdout.splitlines()
+    interfaces = [ln.split()[0].split("@")[0] for ln in links if ln.strip()]
+    assert server.holder is not None
+    mnt = _ns_of(server.holder.pid, "mnt")
+    found = [pid for pid in _processes_in(mnt, "mnt") if _netns_of(pid) != server.netns]
+    return ServerUse(bridges=bridges,
+                     interfaces=[i for i in interfaces if i not in ("lo", "eth0")],
+                     host_processes=sorted(p for p in found if p != server.holder.pid))
+
+
 def status() -> list[str]:
-    """One line per server: address, whether its holder, sshd and OVS are alive."""
+    """One line per server: address, whether its holder, sshd and OVS are alive, and what
+    a cluster run has (or left) there."""
     state = ClusterState.load()
     if state is None:
         return ["no emulated cluster is up"]
@@ -334,8 +378,10 @@ def status() -> list[str]:
         alive = [p.what for p in s.pids if pid_alive(p.pid, p.start_ticks)]
         holder = bool(s.holder and pid_alive(s.holder.pid, s.holder.start_ticks))
         ssh_ok = _port_open(s.address)
+        use = server_use(s).describe() if holder else "-"
         lines.append(f"{s.name} {s.address}: namespaces {'up' if holder else 'GONE'}, "
-                     f"running {', '.join(alive) or 'nothing'}, ssh {'ok' if ssh_ok else 'DOWN'}")
+                     f"running {', '.join(alive) or 'nothing'}, ssh {'ok' if ssh_ok else 'DOWN'};"
+                     f" in use: {use}")
     return lines
 
 

@@ -48,15 +48,14 @@ class Removed:
 
 # Run on a cluster server over ssh: every process inside a recorded host namespace (never the
 # server's own), then the recorded bridges and interfaces; one line per thing removed.
+# One find over /proc, not a readlink per process and namespace: a server with thousands of
+# processes took 11 s per server that way.
 REMOTE_REMOVE = r"""
 own=$(readlink /proc/$$/ns/net)
-pids=""
-for ns in {netns}; do
-  [ "$ns" = "$own" ] && continue
-  for p in /proc/[0-9]*; do
-    [ "$(readlink $p/ns/net 2>/dev/null)" = "$ns" ] && pids="$pids ${{p#/proc/}}"
-  done
-done
+set -- {netns}
+pids=$(find /proc/[0-9]*/ns/net -maxdepth 0 -printf '%l %p\n' 2>/dev/null | awk -v own="$own" \
+  -v list="$*" 'BEGIN {{ n = split(list, a, " "); for (i = 1; i <= n; i++) if (a[i] != own)
+  want[a[i]] = 1 }} ($1 in want) {{ split($2, f, "/"); print f[3] }}')
 for p in $pids; do kill -TERM $p 2>/dev/null && echo "process $p"; done
 [ -n "$pids" ] && sleep 1 && for p in $pids; do kill -KILL $p 2>/dev/null; done
 for b in {bridges}; do
