@@ -13,6 +13,9 @@ Placement:
 * ``block``: switches in contiguous blocks over the servers (``linear``); a plan with one
   switch (``star``) keeps the switch on the first server and spreads its hosts in blocks.
 * ``round-robin``: the same, one at a time in turn.
+
+Any placement: ``hosts`` (host: server) moves single hosts off their switch's server (the
+host's link then crosses servers), e.g. the ``ics`` attacker onto a third server.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from common.plan import AddressPlan
 PLACEMENTS = ("zone", "block", "round-robin")
 LINK_KINDS = ("ssh", "vxlan")
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-TOP_KEYS = {"servers", "ssh", "controller_address", "link", "placement", "zones"}
+TOP_KEYS = {"servers", "ssh", "controller_address", "link", "placement", "zones", "hosts"}
 SERVER_KEYS = {"name", "address", "user", "project_dir", "python"}
 SSH_KEYS = {"key", "known_hosts", "options"}
 
@@ -70,6 +73,7 @@ class ClusterSpec:
     link: str = "ssh"
     placement: str = "block"
     zones: dict[str, str] = field(default_factory=dict)
+    hosts: dict[str, str] = field(default_factory=dict)
     extra_ssh_options: tuple[str, ...] = ()
     source: str = ""
 
@@ -176,13 +180,22 @@ def parse_cluster(data: Any, source: str = "cluster file") -> ClusterSpec:
         if server not in names:
             raise _err(source, f"zones.{switch} = {server!r}: no such server "
                                f"(servers: {', '.join(names)})")
+    hosts = data.get("hosts", {})
+    if not isinstance(hosts, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                              for k, v in hosts.items()):
+        raise _err(source, "hosts must map host names to server names")
+    for host, server in hosts.items():
+        if server not in names:
+            raise _err(source, f"hosts.{host} = {server!r}: no such server "
+                               f"(servers: {', '.join(names)})")
     if placement == "zone" and not zones:
         raise _err(source, "placement zone needs 'zones' (switch: server)")
     return ClusterSpec(servers=tuple(servers),
                        controller_address=_ipv4(source, "controller_address",
                                                 data["controller_address"]),
                        ssh_key=key, known_hosts=known, link=link, placement=placement,
-                       zones=dict(zones), extra_ssh_options=tuple(extra), source=source)
+                       zones=dict(zones), hosts=dict(hosts), extra_ssh_options=tuple(extra),
+                       source=source)
 
 
 def load_cluster(path: str | Path) -> ClusterSpec:
@@ -238,11 +251,24 @@ def place(plan: AddressPlan, cluster: ClusterSpec) -> dict[str, str]:
     elif len(switches) == 1:
         placement = {switches[0]: servers[0]}
         placement.update(_spread([h.name for h in plan.hosts], servers, cluster.placement))
-        return placement
+        return _with_host_overrides(placement, plan, cluster)
     else:
         placement = _spread(switches, servers, cluster.placement)
     placement.update({h.name: placement[h.switch] for h in plan.hosts})
-    return placement
+    return _with_host_overrides(placement, plan, cluster)
+
+
+def _with_host_overrides(placement: dict[str, str], plan: AddressPlan,
+                         cluster: ClusterSpec) -> dict[str, str]:
+    """The cluster file's ``hosts`` (host: server) over the placement; UserError on a host
+    the plan does not have."""
+    names = [h.name for h in plan.hosts]
+    unknown = sorted(set(cluster.hosts) - set(names))
+    if unknown:
+        raise UserError(f"{cluster.source}: hosts.{unknown[0]}: topology {plan.name} has no "
+                        f"host {unknown[0]!r} (hosts: {', '.join(names[:12])}"
+                        f"{', ...' if len(names) > 12 else ''})")
+    return {**placement, **cluster.hosts}
 
 
 def cross_server_links(plan: AddressPlan, placement: dict[str, str]) -> list[tuple[str, str]]:

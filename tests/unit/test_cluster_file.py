@@ -31,7 +31,14 @@ def test_shipped_files_are_valid() -> None:
     assert [s.name for s in two.servers] == ["srv1", "srv2"]
     assert two.placement == "zone" and two.zones == {"s1": "srv1", "s2": "srv2"}
     assert two.link == "ssh" and two.controller_address == "172.31.250.1"
-    assert load_cluster(DATA / "cluster-3.yaml").link == "vxlan"
+    three = load_cluster(DATA / "cluster-3.yaml")
+    assert three.link == "vxlan" and three.hosts == {"attacker": "srv3"}
+    placement = place(ics_plan(), three)
+    assert set(placement.values()) == {"srv1", "srv2", "srv3"}
+    for n in (1, 2, 3):
+        block = load_cluster(DATA / f"cluster-{n}-block.yaml")
+        assert block.placement == "block" and len(block.servers) == n
+        assert len(set(place(star_plan(250), block).values())) == n
 
 
 @pytest.mark.parametrize(("change", "message"), [
@@ -49,6 +56,8 @@ def test_shipped_files_are_valid() -> None:
     ({"placement": "random"}, "placement = 'random' is invalid"),
     ({"placement": "zone"}, "placement zone needs 'zones'"),
     ({"zones": {"s1": "nowhere"}}, "zones.s1 = 'nowhere': no such server"),
+    ({"hosts": {"attacker": "nowhere"}}, "hosts.attacker = 'nowhere': no such server"),
+    ({"hosts": ["attacker"]}, "hosts must map host names to server names"),
 ])
 def test_bad_files_one_line_errors(change: dict, message: str) -> None:
     with pytest.raises(UserError) as err:
@@ -90,6 +99,17 @@ def test_zone_placement_needs_every_switch() -> None:
         place(ics_plan(), parse_cluster(base(zones={"s1": "a"})))
     with pytest.raises(UserError, match="has no switch 's9'"):
         place(ics_plan(), parse_cluster(base(zones={"s1": "a", "s2": "b", "s9": "c"})))
+
+
+def test_host_overrides_cross_servers() -> None:
+    spec = parse_cluster(base(zones={"s1": "a", "s2": "b"}, hosts={"attacker": "c"}))
+    placement = place(ics_plan(), spec)
+    assert placement["attacker"] == "c" and placement["hmi"] == "a"
+    assert cross_server_links(ics_plan(), placement) == [("s1", "s2"), ("attacker", "s1")]
+    star = place(star_plan(4), parse_cluster(base(hosts={"h1": "c"})))
+    assert star["h1"] == "c" and star["s1"] == "a"
+    with pytest.raises(UserError, match=r"hosts\.hx: topology star has no host 'hx'"):
+        place(star_plan(4), parse_cluster(base(hosts={"hx": "c"})))
 
 
 def test_block_and_round_robin_of_linear() -> None:
