@@ -38,9 +38,10 @@ Everything a part creates goes through the lab runtime's run-state (``lab.lifecy
 teardown and ``python -m experiments.clean`` remove it. Options and parsers: :mod:`.shared`;
 figures: :mod:`.plots`; ``python -m experiments.bench``: :mod:`.__main__`.
 
-Targets (reported in docs/benchmarks.md, never asserted): ratio ≤ 1.15 at N = 100; default
-recon ≤ 60 s; hop latency p95 ≤ 50 ms at 10 protected hosts; rhm RTT median ≤ 1.10 x none;
-recon completes on 250 hosts.
+Targets (reported in docs/benchmarks.md, never asserted): bring-up ratio ours/plain ≤ 0.5 at
+N = 250 and N = 1000 (``--sizes 250,1000``); a ``recon --defense none --exploit-gap-s 0``
+trial ≤ 3 s (``trial_stages``); recon completes on 1000 hosts (``--scale-hosts 1000``);
+hop latency p95 ≤ 50 ms at 10 protected hosts; rhm RTT median ≤ 1.10 x none.
 """
 
 from __future__ import annotations
