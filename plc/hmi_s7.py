@@ -5,7 +5,8 @@ pymodbus: each table of the register map is one ``db_read`` of its data block
 (:data:`common.s7.TABLE_DB`), recorded under the same function names (``read_coils`` ...
 ``read_holding_registers``) so the HMI's figures mean the same for both protocols; an
 operator write is one ``db_write`` of one entry. snap7's client blocks, so each call runs in
-a worker thread, bounded by the HMI's timeout.
+the session's own worker thread, bounded by the HMI's timeout: a PLC whose connect hangs
+delays only its own polls (a shared pool would queue every other PLC's calls behind it).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from snap7.client import Client
 from snap7.error import S7Error
@@ -32,9 +34,11 @@ class S7Session:
     def __init__(self, host: str, port: int, timeout_s: float) -> None:
         self.host, self.port, self.timeout_s = host, port, timeout_s
         self.client = Client()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"s7-{host}")
 
     async def _call(self, func, *args):  # type: ignore[no-untyped-def]
-        return await asyncio.wait_for(asyncio.to_thread(func, *args), self.timeout_s)
+        future = asyncio.get_running_loop().run_in_executor(self._worker, func, *args)
+        return await asyncio.wait_for(future, self.timeout_s)
 
     def _connect(self) -> None:
         self.client.connect(self.host, RACK, SLOT, self.port)
@@ -66,3 +70,4 @@ class S7Session:
     def close(self) -> None:
         with contextlib.suppress(*S7_FAILURES):
             self.client.disconnect()
+        self._worker.shutdown(wait=False)

@@ -54,10 +54,13 @@ def test_recon_on_bundled_plants(tmp_path: Path) -> None:
     plan = load_plant_plan(REPO / "plants" / "treatment.yaml")
     assert plan.prefixlen == 22
     for name in ("host_precision", "host_recall", "port_recall", "modbus_id_precision",
-                 "modbus_id_recall", "attacker_modbus_success"):
+                 "modbus_id_recall", "s7_id_precision", "s7_id_recall",
+                 "attacker_modbus_success"):
         assert m[f"none:{name}"]["mean"] == 1.0, name
     hosts = list(csv.DictReader(open(bundle / "recon_hosts.csv")))
     assert {h["owner"] for h in hosts} == {h.name for h in plan.hosts} - {"attacker"}
+    assert {h["owner"] for h in hosts if h["s7_identified"] == "true"} == {
+        p.host for p in plan.plcs if p.protocol == "s7"}
     raw = bundle / "raw" / "trial-001" / "none"
     for spec in plan.plcs:  # each PLC ran its own kind: its ground truth has the kind's columns
         header = (raw / f"{spec.host}_state.csv").read_text().splitlines()[0]
