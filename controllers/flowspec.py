@@ -23,16 +23,16 @@ NO_BUFFER = 0xFFFFFFFF
 CONTROLLER_MAX_LEN_NO_BUFFER = 0xFFFF  # OFPCML_NO_BUFFER: send whole packet, do not buffer
 
 MATCH_FIELD_ORDER = ("in_port", "eth_src", "eth_dst", "eth_type", "ip_proto", "ipv4_src",
-                     "ipv4_dst", "tcp_src", "tcp_dst", "udp_src", "udp_dst", "icmpv4_type",
-                     "tcp_flags")
+                     "ipv4_dst", "tcp_src", "tcp_dst", "udp_src", "udp_dst", "icmpv4_type")
 
 
 @dataclass(frozen=True)
 class FlowMatch:
     """OpenFlow match fields; ``None`` means wildcarded. MACs are lower-case ``aa:bb:..``.
 
-    tcp_flags: (value, mask); OpenFlow 1.3 has it only as the ONF extension OXM that Open
-    vSwitch implements (os-ken's ``ofproto_v1_3`` field ``tcp_flags``).
+    No ``tcp_flags``: Open vSwitch takes it in OpenFlow 1.3 (an ONF extension OXM), but with the
+    userspace datapath a table holding a tcp_flags match broke every TCP connection through the
+    switch (``datapath_drop_userspace_action_error``; issue 15), so no app uses it.
     """
 
     in_port: int | None = None
@@ -47,7 +47,6 @@ class FlowMatch:
     udp_src: int | None = None
     udp_dst: int | None = None
     icmpv4_type: int | None = None
-    tcp_flags: tuple[int, int] | None = None
 
     def fields(self) -> dict[str, Any]:
         """The set fields as OFPMatch keyword arguments, in OXM-prerequisite order.

@@ -11,10 +11,6 @@ PRIORITY_BLOCK        1000   detector              everything: a scanner's frame
 PRIORITY_REAL_DROP    40     rhm                   mapped rewrites: an untrusted source's packets
                                                    to a real protected address are dropped even if
                                                    some mapping flow would also match them
-PRIORITY_STALE_SYN    35     rhm (at each hop)     mapped rewrites: a new TCP connection (SYN
-                                                   without ACK) to a retired virtual address is
-                                                   dropped even when an old conversation's flow
-                                                   (same 5-tuple: a reused source port) matches
 PRIORITY_MAPPED       30     rhm                   stale drops: a conversation keeps the virtual
                                                    address it started on after a hop, while new
                                                    flows to the retired address hit the drop below
@@ -47,7 +43,6 @@ PRIORITY_TABLE_MISS = 0
 PRIORITY_LEARNED = 10
 PRIORITY_STALE_DROP = 20
 PRIORITY_MAPPED = 30
-PRIORITY_STALE_SYN = 35
 PRIORITY_REAL_DROP = 40
 PRIORITY_BLOCK = 1000
 

@@ -56,6 +56,8 @@ class PortBinding:
         self._by_ip = {h.ip: h for h in self._trusted}
         self._edge = {h.name: (dpid_of[ports[h.name][0]], ports[h.name][1])
                       for h in self._trusted}
+        self._port_of_ip = {h.ip: (dpid_of[ports[h.name][0]], ports[h.name][1])
+                            for h in plan.hosts}
         self._trunk_ports: dict[int, set[int]] = {d: set() for d in dpid_of.values()}
         for (a, b), (port_a, port_b) in zip(plan.trunks, plan.trunk_ports(), strict=True):
             self._trunk_ports[dpid_of[a]].add(port_a)
@@ -67,6 +69,14 @@ class PortBinding:
         if dpid == edge_dpid:
             return in_port == edge_port
         return in_port in self._trunk_ports.get(dpid, set())
+
+    def no_flood_ports(self, dpid: int, in_port: int, dst_ip: str) -> tuple[int, ...]:
+        """Where a frame that must not be flooded goes instead: the destination host's own
+        port when it is on this switch, else every trunk port but ``in_port``."""
+        edge = self._port_of_ip.get(dst_ip)
+        if edge is not None and edge[0] == dpid:
+            return (edge[1],) if edge[1] != in_port else ()
+        return tuple(sorted(p for p in self._trunk_ports.get(dpid, set()) if p != in_port))
 
     def check(self, dpid: int, in_port: int, src_mac: str, src_ip: str | None, now_s: float
               ) -> SpoofEvent | None:

@@ -49,9 +49,7 @@ class RhmSwitch(CoreApp):
         super().__init__(*args, **kwargs)
         settings: RhmSettings = self.settings
         # Spoofing events are logged with the detector's log, or alone without a detector.
-        self.detect_log = DetectLog(
-            settings.detector.detect_log if settings.detector is not None else None,
-            self.logger)
+        self.detect_log = DetectLog(settings.spoof_log, self.logger)
         self.hop_log = Path(settings.hop_log) if settings.hop_log else None
         if self.hop_log is not None:
             self.hop_log.parent.mkdir(parents=True, exist_ok=True)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import replace
 
 from common.hopschedule import HopEvent, HopSchedule, MutationConfig, virtual_mac
 from common.plan import AddressPlan, HostSpec
@@ -61,8 +62,6 @@ from controllers.packets import (
     PROTO_ICMP,
     PROTO_TCP,
     PROTO_UDP,
-    TCP_FLAG_ACK,
-    TCP_FLAG_SYN,
     ArpHeader,
     FrameError,
     PacketView,
@@ -77,7 +76,6 @@ from controllers.pipeline import (
     PRIORITY_MAPPED,
     PRIORITY_REAL_DROP,
     PRIORITY_STALE_DROP,
-    PRIORITY_STALE_SYN,
     REFUSED_COOKIE,
     STALE_COOKIE,
     mapped_cookie,
@@ -108,6 +106,7 @@ class RhmCore:
         self.hardening = hardening or Hardening()
         self.binding = PortBinding(plan) if self.hardening.bind_ports else None
         self._plan_macs = frozenset(h.mac for h in plan.hosts)
+        self._protected_macs = frozenset(h.mac for h in plan.protected)
         self.learning = learning or LearningSwitchCore()
         self.detector = detector
         self.stats = RhmStats()
@@ -192,17 +191,15 @@ class RhmCore:
                                    match=FlowMatch(eth_type=ETH_IPV4, ipv4_dst=old),
                                    actions=(), hard_timeout_s=hard_s, cookie=STALE_COOKIE)
                           for dpid in dpids)
-            if self.hardening.syn_guard:
-                syn = FlowMatch(eth_type=ETH_IPV4, ip_proto=PROTO_TCP, ipv4_dst=old,
-                                tcp_flags=(TCP_FLAG_SYN, TCP_FLAG_SYN | TCP_FLAG_ACK))
-                flows += tuple(FlowSpec(dpid=dpid, priority=PRIORITY_STALE_SYN, match=syn,
-                                        actions=(), hard_timeout_s=hard_s, cookie=STALE_COOKIE)
-                               for dpid in dpids)
         ended: list[FlowDelete] = []
         for m in [m for m in self._mappings.values() if m.key.virtual_ip == old]:
             m.retired_s = now_s
-            if self.hardening.syn_guard and not self._survives_hop(m):
+            if not self.hardening.syn_guard:
+                continue
+            if not self._survives_hop(m):
                 ended += self._end(m)
+            elif m.key.proto == PROTO_TCP:
+                ended += self._watch(m, dpids)
         kept = sum(1 for m in self._mappings.values() if m.key.virtual_ip == old)
         return HopResult(event, deletes + tuple(ended), flows, kept, now_s)
 
@@ -211,6 +208,20 @@ class RhmCore:
         """TCP conversations keep their address (a new SYN meets the SYN guard); UDP ones only
         when seen both ways; anything else (ICMP) not."""
         return m.key.proto == PROTO_TCP or (m.key.proto == PROTO_UDP and m.both_ways)
+
+    def _watch(self, m: Mapping, dpids: tuple[int, ...]) -> list[FlowDelete]:
+        """Delete a retired TCP conversation's peer-to-host flows on every switch: from now on
+        its packets come here, a SYN (a new connection on a reused 5-tuple) is dropped, the
+        rest is sent on by packet-out (:meth:`_watched`)."""
+        k = m.key
+        m.live_edge_flows.discard(0)
+        match = FlowMatch(eth_type=ETH_IPV4, ip_proto=k.proto, ipv4_src=k.peer_ip,
+                          ipv4_dst=k.virtual_ip, **transport_match(k.proto, k.peer_port, k.port))
+        return [FlowDelete(dpid, match) for dpid in dpids]
+
+    def _watched(self, m: Mapping) -> bool:
+        return (m.retired_s is not None and m.key.proto == PROTO_TCP
+                and self.hardening.syn_guard)
 
     def _end(self, m: Mapping) -> list[FlowDelete]:
         """Forget ``m`` and delete its edge flows (by their cookies)."""
@@ -364,6 +375,11 @@ class RhmCore:
             mapping = self._by_real.get((ip.proto, ip.dst, ip.dst_port, ip.src, ip.src_port))
             if mapping is not None and mapping.created_side == 0:
                 mapping.both_ways = True
+            if (mapping is None and ip.proto == PROTO_TCP and not ip.initiates
+                    and self.hardening.syn_guard):
+                # A segment of a conversation that ended here (cut, idled out): sending it
+                # from the current address would link the old and new addresses.
+                return PacketResult(Decision(reason="orphan_refused", deletes=learned.deletes))
             if mapping is None:
                 key = FlowKey(ip.proto, ip.dst, ip.dst_port, self.current_virtual(host.name),
                               ip.src_port)
@@ -429,6 +445,9 @@ class RhmCore:
         if host_port is None or host_port == in_port:
             out = PacketOut(dpid, in_port, (Output(PORT_FLOOD),), data, buffer_id)
             return Decision(reason="virtual_flood", deletes=deletes, packet_out=out)
+        if self._watched(m):
+            out = PacketOut(dpid, in_port, (Output(host_port),), data, buffer_id)
+            return Decision(reason="retired_forward", deletes=deletes, packet_out=out)
         flow = FlowSpec(
             dpid=dpid, priority=PRIORITY_MAPPED,
             match=FlowMatch(in_port=in_port, eth_type=ETH_IPV4, ip_proto=k.proto,
@@ -460,8 +479,10 @@ class RhmCore:
             return Decision(reason=f"{side}_flood", deletes=deletes, packet_out=out)
         host_port, peer_port = (out_port, in_port) if side == "virtual" else (in_port, out_port)
         forward, reverse = self._edge_flows(dpid, m, host_port, peer_port)
-        directions = (0, 1)
-        if m.key.proto == PROTO_UDP and not m.both_ways and self.hardening.syn_guard:
+        directions: tuple[int, ...] = (0, 1)
+        if self._watched(m):  # no flow toward the host: each packet is checked here
+            directions = (1,) if side == "protected" else ()
+        elif m.key.proto == PROTO_UDP and not m.both_ways and self.hardening.syn_guard:
             # Only this direction's flow: the other side's first packet comes here, so the
             # core learns the conversation was seen both ways.
             directions = (0,) if side == "virtual" else (1,)
@@ -493,11 +514,31 @@ class RhmCore:
                 self.stats.spoof_refused += 1
                 return spoof_result(spoof, view.ipv4 is not None,
                                     self.config.flow_idle_timeout_s)
+        if view.arp is None and view.ipv4 is None and view.eth.src in self._protected_macs:
+            # IPv6 neighbour discovery and the like: a protected host's real MAC (and an
+            # address made from it) would reach every host. The plan is IPv4-only.
+            return PacketResult(Decision(reason="protected_non_ipv4"))
         if view.arp is not None:
             return self._arp(dpid, in_port, view, bytes(frame), now_s, buffer_id)
         if view.ipv4 is not None:
             result = self._ipv4(dpid, in_port, view, bytes(frame), now_s, buffer_id)
             if result is not None:
                 return result
-        decision = self.learning.packet_in(dpid, in_port, frame, now_s, buffer_id)
-        return PacketResult(refine(decision, view, in_port))
+        decision = refine(self.learning.packet_in(dpid, in_port, frame, now_s, buffer_id),
+                          view, in_port)
+        return PacketResult(self._contain(dpid, in_port, view, decision))
+
+    def _contain(self, dpid: int, in_port: int, view: PacketView, decision: Decision
+                 ) -> Decision:
+        """A flooded frame carrying a real protected address (trusted traffic before its
+        destination is learned) goes only toward its destination, never out of every port."""
+        out = decision.packet_out
+        ip = view.ipv4
+        if (self.binding is None or out is None or ip is None
+                or Output(PORT_FLOOD) not in out.actions
+                or not {ip.src, ip.dst} & self._protected_by_ip.keys()):
+            return decision
+        ports = self.binding.no_flood_ports(dpid, in_port, ip.dst)
+        actions = tuple(Output(p) for p in ports)
+        return replace(decision, reason="contained_flood",
+                       packet_out=replace(out, actions=actions) if actions else None)

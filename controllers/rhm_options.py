@@ -24,6 +24,7 @@ class RhmSettings:
     """The ``rhm`` app's settings.
 
     plan_path: the address plan's JSON (None: the built-in ``ics`` plan).
+    spoof_log: where spoofing events go (``--detect-log``, with or without ``--detector``).
     hop_log: JSON-lines hop log path, or None. detector: scan-detector settings when enabled.
     """
 
@@ -32,6 +33,7 @@ class RhmSettings:
     hop_log: str | None = None
     detector: DetectorSettings | None = None
     hardening: Hardening = field(default_factory=Hardening)
+    spoof_log: str | None = None
 
     def load_plan(self) -> AddressPlan:
         return AddressPlan.load(Path(self.plan_path)) if self.plan_path else ics_plan()
@@ -80,6 +82,7 @@ def settings_from_args(args: argparse.Namespace) -> RhmSettings:
                           args.retired_grace_s)
     settings = RhmSettings(
         plan_path=args.plan, config=config, hop_log=args.hop_log, hardening=hardening,
+        spoof_log=args.detect_log,
         detector=(DetectorSettings(detector_config_from_args(args), args.detect_log)
                   if args.detector else None))
     try:

@@ -18,6 +18,7 @@ from controllers.rhm_core import RhmCore
 from controllers.rhm_options import add_arguments, settings_from_args
 from controllers.rhm_types import NO_HARDENING, Hardening
 from tests.support.frames import arp_request, ipv4
+from tests.support.frames import eth as eth_frame
 from topologies.base import PlanTopo
 
 PLAN = ics_plan()
@@ -129,6 +130,10 @@ def test_grace_cut_ends_conversations_on_retired_addresses() -> None:
     assert core.cut_retired(5.5) == ()
     cut = core.cut_retired(6.0)
     assert len(cut) == 2 and core.mappings == () and core.stats.retired_cut == 1
+    # The host's late FIN on the cut conversation must not leave from its new address.
+    fin = ipv4(PLC1.mac, ATTACKER.mac, PLC1.ip, ATTACKER.ip, sport=502, dport=40000,
+               flags=0x11)
+    assert core.packet_in(S2, S2_PLC1, fin, 7.0).decision.reason == "orphan_refused"
 
 
 def _icmp_error_from_plc(core: RhmCore, v1: str, sport: int) -> bytes:
@@ -180,3 +185,25 @@ def test_options_hardening_on_by_default_and_off_on_request() -> None:
     assert settings_from_args(parser.parse_args([])).hardening == Hardening()
     off = settings_from_args(parser.parse_args(["--no-hardening", "--retired-grace-s", "2"]))
     assert off.hardening == Hardening(False, False, False, 2.0)
+
+
+def test_protected_hosts_non_ipv4_frames_are_dropped() -> None:
+    core = make_core()
+    rs = eth_frame("33:33:00:00:00:02", PLC1.mac, 0x86DD) + bytes(60)
+    assert core.packet_in(S2, S2_PLC1, rs, 1.0).decision.reason == "protected_non_ipv4"
+    from_hmi = eth_frame("33:33:00:00:00:02", HMI.mac, 0x86DD) + bytes(60)
+    assert not core.packet_in(S1, S1_HMI, from_hmi, 1.0).decision.dropped
+
+
+def test_trusted_traffic_with_real_addresses_is_never_flooded_to_other_hosts() -> None:
+    core = RhmCore(PLAN, MutationConfig(seed=3), 0.0)
+    for dpid in (S1, S2):
+        core.switch_connected(dpid, 0.0)
+    syn = ipv4(HMI.mac, PLC1.mac, HMI.ip, PLC1.ip)  # PLC1's MAC not learned anywhere yet
+    at_s1 = core.packet_in(S1, S1_HMI, syn, 1.0).decision
+    assert at_s1.reason == "contained_flood"
+    assert [a.port for a in at_s1.packet_out.actions] == [S1_TRUNK]
+    at_s2 = core.packet_in(S2, S2_TRUNK, syn, 1.0).decision
+    assert [a.port for a in at_s2.packet_out.actions] == [S2_PLC1]
+    other = ipv4(HMI.mac, ATTACKER.mac, HMI.ip, ATTACKER.ip)
+    assert core.packet_in(S1, S1_HMI, other, 1.0).decision.reason != "contained_flood"

@@ -23,12 +23,7 @@ from controllers import __main__ as launcher
 from controllers import registry
 from controllers.flowspec import SetField
 from controllers.packets import ARP_REPLY, ArpHeader, parse_packet
-from controllers.pipeline import (
-    PRIORITY_MAPPED,
-    PRIORITY_REAL_DROP,
-    PRIORITY_STALE_DROP,
-    PRIORITY_STALE_SYN,
-)
+from controllers.pipeline import PRIORITY_MAPPED, PRIORITY_REAL_DROP, PRIORITY_STALE_DROP
 from controllers.rhm_core import RhmCore
 from controllers.rhm_options import add_arguments, settings_from_args
 from tests.support.frames import arp_request, ipv4
@@ -207,17 +202,20 @@ def test_virtual_address_rewritten_at_edge_and_flows_kept_across_a_hop() -> None
     (hop,) = [h for h in hops if h.event.host == "plc1"]
     assert hop.event.old_virtual == v1 and hop.kept_flows == 1
     assert {f.dpid for f in hop.flows} == {S1, S2}
-    stale = [f for f in hop.flows if f.priority == PRIORITY_STALE_DROP]
-    guard = [f for f in hop.flows if f.priority == PRIORITY_STALE_SYN]
-    assert len(stale) == len(guard) == 2 and len(hop.flows) == 4
-    assert all(f.match.ipv4_dst == v1 and f.actions == () for f in hop.flows)
-    assert all(f.match.tcp_flags == (0x02, 0x12) and f.match.ip_proto == 6 for f in guard)
-    assert PRIORITY_STALE_DROP < PRIORITY_MAPPED < PRIORITY_STALE_SYN < PRIORITY_REAL_DROP
-    assert all(d.match.ipv4_dst == hop.event.new_virtual for d in hop.deletes)
-    # The established conversation still translates (e.g. its flow was re-requested) ...
+    assert all(f.match.ipv4_dst == v1 and f.actions == () and f.priority == PRIORITY_STALE_DROP
+               for f in hop.flows)
+    assert PRIORITY_STALE_DROP < PRIORITY_MAPPED
+    watch = [d for d in hop.deletes if d.match.ipv4_dst == v1]
+    assert {d.dpid for d in watch} == {S1, S2} and all(d.match.tcp_src == 40000 for d in watch)
+    assert all(d.match.ipv4_dst == hop.event.new_virtual for d in hop.deletes if d not in watch)
+    # The established conversation still translates, packet by packet through the controller
+    # (its peer-to-host flows were deleted at the hop) ...
     ack = ipv4(ATTACKER.mac, vmac, ATTACKER.ip, v1, sport=40000, dport=502, flags=0x10)
     again = core.packet_in(S2, S2_TRUNK, ack, 6.0).decision
-    assert again.reason == "virtual_rewrite"
+    assert again.reason == "virtual_rewrite" and again.flows == ()
+    assert SetField("ipv4_dst", PLC1.ip) in again.packet_out.actions
+    at_s1_again = core.packet_in(S1, S1_ATTACKER, ack, 6.0).decision
+    assert at_s1_again.reason == "retired_forward" and at_s1_again.flows == ()
     # ... but a new SYN on the same 5-tuple (a reused source port) is not.
     reused = core.packet_in(S2, S2_TRUNK, syn(ATTACKER, v1, vmac), 6.0).decision
     assert reused.reason == "stale_syn" and reused.dropped
