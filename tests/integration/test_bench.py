@@ -4,6 +4,7 @@ targets: timings on a shared machine are noise, the doc reports them)."""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -47,9 +48,11 @@ def test_bench_quick_bundle(tmp_path: Path) -> None:
                 "controller:flows_per_s_ryu", "controller:flows_per_s_os-ken",
                 "trial_stages:trial_wall_median_s", "trial_stages:stage_build_median_s",
                 "trial_stages:stage_scans_median_s", "trial_stages:stage_teardown_median_s",
-                "memory:mem_available_drop_mib_n20", "memory:shells_pss_mib_per_host"):
+                "memory:shells_pss_mib_per_host"):
         assert m[key] > 0, key
     assert m["hopping:ctrl_cpu_pct_p2"] >= 0
+    # machine-wide: other work on the machine moves it either way, so only its presence
+    assert math.isfinite(m["memory:mem_available_drop_mib_n20"])
     assert m["scale:star_completed"] == 1 and m["scale:linear_completed"] == 1
     # the nested recon wrote its own complete bundle inside the raw folder
     nested = list((bundle / "raw").glob("trial-001/recon_wall/recon/recon/*/manifest.json"))

@@ -35,7 +35,7 @@ def test_config_file_formats(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("values,needle", [
     ({"trials": 0}, "trials"), ({"trials": "many"}, "trials"), ({"trials": True}, "trials"),
-    ({"seed": -1}, "seed"), ({"topo": "mesh"}, "topo"), ({"n_hosts": 251}, "n_hosts"),
+    ({"seed": -1}, "seed"), ({"topo": "mesh"}, "topo"), ({"n_hosts": 1001}, "n_hosts"),
     ({"count": 2.5}, "count"), ({"interval_s": 0}, "interval_s"),
     ({"link_loss_pct": 101}, "link_loss_pct"), ({"engine": "pox"}, "engine"),
     ({"warp": 9}, "unknown key 'warp'"), ({"interval_s": float("nan")}, "interval_s"),
@@ -84,7 +84,7 @@ BAD_INVOCATIONS = [
     ["rtt", "--interval-s", "0"],
     ["recon", "--seed", "-5"],
     ["recon", "--topo", "mesh"],
-    ["recon", "--n-hosts", "1000"],
+    ["recon", "--n-hosts", "1001"],
     ["recon", "--engine", "pox"],
     ["recon", "--datapath", "fast"],
     ["recon", "--link-loss-pct", "150"],
