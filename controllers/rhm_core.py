@@ -41,6 +41,7 @@ from common.hopschedule import HopEvent, HopSchedule, MutationConfig, virtual_ma
 from common.plan import AddressPlan, HostSpec
 from controllers.detector_core import ScanDetector, gate, refine
 from controllers.flowspec import (
+    CONTROLLER_MAX_LEN_NO_BUFFER,
     NO_BUFFER,
     PORT_CONTROLLER,
     PORT_FLOOD,
@@ -199,7 +200,8 @@ class RhmCore:
             if not self._survives_hop(m):
                 ended += self._end(m)
             elif m.key.proto == PROTO_TCP:
-                ended += self._watch(m, dpids)
+                ended += [FlowDelete(f.dpid, f.match) for f in self._watch(m, dpids)]
+                flows += self._watch(m, dpids)
         kept = sum(1 for m in self._mappings.values() if m.key.virtual_ip == old)
         return HopResult(event, deletes + tuple(ended), flows, kept, now_s)
 
@@ -209,15 +211,23 @@ class RhmCore:
         when seen both ways; anything else (ICMP) not."""
         return m.key.proto == PROTO_TCP or (m.key.proto == PROTO_UDP and m.both_ways)
 
-    def _watch(self, m: Mapping, dpids: tuple[int, ...]) -> list[FlowDelete]:
-        """Delete a retired TCP conversation's peer-to-host flows on every switch: from now on
-        its packets come here, a SYN (a new connection on a reused 5-tuple) is dropped, the
-        rest is sent on by packet-out (:meth:`_watched`)."""
+    def _watch(self, m: Mapping, dpids: tuple[int, ...]) -> tuple[FlowSpec, ...]:
+        """A retired TCP conversation's peer-to-host flows, replaced on every switch (after
+        deleting the old ones) by flows to the controller, above the retired address's drop:
+        a SYN (a new connection on a reused 5-tuple) is dropped here, the rest sent on by
+        packet-out (:meth:`_watched`). The edge one keeps the mapping's cookie and idle
+        timeout, so the mapping still ends when the conversation idles out."""
         k = m.key
-        m.live_edge_flows.discard(0)
         match = FlowMatch(eth_type=ETH_IPV4, ip_proto=k.proto, ipv4_src=k.peer_ip,
                           ipv4_dst=k.virtual_ip, **transport_match(k.proto, k.peer_port, k.port))
-        return [FlowDelete(dpid, match) for dpid in dpids]
+        edge = self._edge[m.host.name]
+        to_controller = (Output(PORT_CONTROLLER, CONTROLLER_MAX_LEN_NO_BUFFER),)
+        return tuple(FlowSpec(dpid=dpid, priority=PRIORITY_MAPPED, match=match,
+                              actions=to_controller,
+                              idle_timeout_s=self.config.flow_idle_timeout_s,
+                              cookie=mapped_cookie(m.id if dpid == edge else 0, 0),
+                              send_flow_removed=dpid == edge)
+                     for dpid in dpids)
 
     def _watched(self, m: Mapping) -> bool:
         return (m.retired_s is not None and m.key.proto == PROTO_TCP

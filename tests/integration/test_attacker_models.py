@@ -1,10 +1,11 @@
 """The attacker models on the real network, success read from the PLCs' own request logs.
 
 Two short recon runs through the CLI (one network build each): the ``fast`` attacker against
-no defense, and the ``aware`` attacker against today's ``rhm``, whose source-port-reuse tactic
-is asserted as observed (a conversation is bound to its 5-tuple with no TCP state, so a new
-connection from the scan's source port to the scan's address is still rewritten after a hop;
-the defense-hardening issue flips this assertion).
+no defense, and the ``aware`` attacker against ``rhm``, whose source-port-reuse tactic no longer
+reaches a PLC: before the hardening (issue 15) a conversation was a bare 5-tuple, so a new
+connection from the scan's source port to the scan's retired address was still rewritten to the
+PLC; now a retired address's conversations are checked by the controller and a new SYN on them
+is dropped (tests/integration/test_defense_hardening.py checks every tactic).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from attacks.attacker_aware import FIXED_PORT_BASE, MAX_TARGETS
 from common import requestlog
 from common.plan import ics_plan
 
@@ -60,17 +62,15 @@ def test_fast_attacker_reaches_both_plcs_without_defense(tmp_path: Path) -> None
     assert len(delays) == 2 and max(delays) < 1000
 
 
-def test_aware_port_reuse_against_rhm_as_observed(tmp_path: Path) -> None:
+def test_aware_port_reuse_against_rhm_fails(tmp_path: Path) -> None:
     bundle = _recon(tmp_path, "rhm", "aware")
     rows = _outcomes(bundle)
     print({t: r["outcome"] for t, r in rows.items()})
     with open(bundle / "attack_attempts.csv", newline="") as f:
         reuse = [r for r in csv.DictReader(f) if r["tactic"] == "port_reuse"]
-    assert reuse, "the scan found no address with 502 open"
-    # Observed against today's rhm: the scan's source port still reaches the PLC after a hop.
-    assert rows["port_reuse"]["outcome"] == "reached"
-    ports = {int(r["src_port"]) for r in reuse if r["reached_plc"]}
+    assert reuse, "the scan found no address with 502 open: the premise failed"
+    assert rows["port_reuse"]["outcome"] != "reached"
+    assert not any(r["reached_plc"] for r in reuse)
     raw = bundle / "raw" / "trial-001" / "rhm+aware"
-    assert _answered_from_attacker(raw, ports), "the PLC logs do not show the reused port"
-    # The address used was retired by then: the old address-span scorer would have said 0.
-    assert any(r["owner_at_attempt"] == "" for r in reuse if r["reached_plc"])
+    ports = set(range(FIXED_PORT_BASE, FIXED_PORT_BASE + MAX_TARGETS))  # its fixed scan ports
+    assert not _answered_from_attacker(raw, ports), "a PLC answered a reused source port"

@@ -174,3 +174,48 @@ def test_hmi_sessions_survive_the_hops(hardened_run: dict) -> None:
     print({k: v for k, v in hmi.items() if "availability" in k or "reconnects" in k})
     assert float(hmi["hmi_availability"]) >= 0.999
     assert all(v == 0 for k, v in hmi.items() if k.endswith("_reconnects"))
+
+
+CLIENT = """
+import json, socket, struct, time
+def current():
+    out = {{}}
+    for line in open("{hop_log}"):
+        record = json.loads(line)
+        out[record["host"]] = record["new_virtual"]
+    return out["{plc}"]
+request = struct.pack("!HHHBBHH", 1, 0, 6, 1, 4, 0, 1)
+address = current()
+sock = socket.create_connection((address, 502), timeout=3)
+sock.sendall(request)
+print("before", len(sock.recv(100)))
+deadline = time.monotonic() + 10
+while current() == address and time.monotonic() < deadline:
+    time.sleep(0.1)
+time.sleep(0.5)
+print("hopped", address, "->", current())
+sock.sendall(request)
+print("after", len(sock.recv(100)))
+"""
+
+
+def test_an_established_untrusted_connection_survives_a_hop(tmp_path: Path) -> None:
+    """Without --retired-grace-s a conversation on a retired address goes on (through the
+    controller, which drops only new SYNs on it): a non-exempt client's session survives."""
+    plan = ics_plan()
+    assert plan.attacker is not None
+    plan_path = tmp_path / "plan.json"
+    plan.save(plan_path)
+    settings = DefenseSettings("rhm", hop_interval_s=HOP_INTERVAL_S, seed=5)
+    app, cargs, hop_logs = controller_setup(settings, plan_path, tmp_path)
+    cfg = LabConfig(plan=plan, log_dir=tmp_path, engine=resolve_engine("auto"),
+                    datapath=choose_datapath("auto"), app=app, controller_args=cargs,
+                    switch_prefix=os.environ.get(SWITCH_PREFIX_ENV) or "hd")
+    client = tmp_path / "client.py"
+    client.write_text(CLIENT.format(hop_log=hop_logs[0], plc="plc1"))
+    with running_lab(cfg) as lab:
+        start_ics(lab, tmp_path, hmi=False)
+        start_defense(lab, settings, plan_path, tmp_path, hop_logs)
+        out = lab.host(plan.attacker.name).cmd(f"{sys.executable} {client}")
+    print(out)
+    assert "before 11" in out and "hopped" in out and "after 11" in out, out

@@ -21,7 +21,7 @@ from common.hopschedule import (
 from common.plan import AddressPlan, HostSpec, SwitchSpec, ics_plan, star_plan
 from controllers import __main__ as launcher
 from controllers import registry
-from controllers.flowspec import SetField
+from controllers.flowspec import PORT_CONTROLLER, SetField
 from controllers.packets import ARP_REPLY, ArpHeader, parse_packet
 from controllers.pipeline import PRIORITY_MAPPED, PRIORITY_REAL_DROP, PRIORITY_STALE_DROP
 from controllers.rhm_core import RhmCore
@@ -202,12 +202,19 @@ def test_virtual_address_rewritten_at_edge_and_flows_kept_across_a_hop() -> None
     (hop,) = [h for h in hops if h.event.host == "plc1"]
     assert hop.event.old_virtual == v1 and hop.kept_flows == 1
     assert {f.dpid for f in hop.flows} == {S1, S2}
-    assert all(f.match.ipv4_dst == v1 and f.actions == () and f.priority == PRIORITY_STALE_DROP
-               for f in hop.flows)
+    stale = [f for f in hop.flows if f.priority == PRIORITY_STALE_DROP]
+    assert {f.dpid for f in stale} == {S1, S2}
+    assert all(f.match.ipv4_dst == v1 and f.actions == () for f in stale)
     assert PRIORITY_STALE_DROP < PRIORITY_MAPPED
-    watch = [d for d in hop.deletes if d.match.ipv4_dst == v1]
-    assert {d.dpid for d in watch} == {S1, S2} and all(d.match.tcp_src == 40000 for d in watch)
-    assert all(d.match.ipv4_dst == hop.event.new_virtual for d in hop.deletes if d not in watch)
+    # The kept conversation's peer-to-host flows now send to the controller, above the drop.
+    watch = [f for f in hop.flows if f not in stale]
+    assert {f.dpid for f in watch} == {S1, S2} and all(f.match.tcp_src == 40000 for f in watch)
+    assert all(f.priority == PRIORITY_MAPPED and f.actions[0].port == PORT_CONTROLLER
+               for f in watch)
+    dropped = [d for d in hop.deletes if d.match.ipv4_dst == v1]
+    assert {d.match for d in dropped} == {f.match for f in watch}
+    assert all(d.match.ipv4_dst == hop.event.new_virtual for d in hop.deletes
+               if d not in dropped)
     # The established conversation still translates, packet by packet through the controller
     # (its peer-to-host flows were deleted at the hop) ...
     ack = ipv4(ATTACKER.mac, vmac, ATTACKER.ip, v1, sport=40000, dport=502, flags=0x10)
