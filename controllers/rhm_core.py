@@ -56,17 +56,14 @@ from controllers.flowspec import (
 )
 from controllers.l2_switch_core import LearningSwitchCore
 from controllers.packets import (
-    ARP_REQUEST,
     ETH_IPV4,
     ICMP_ECHO_REPLY,
     ICMP_ERROR_TYPES,
     PROTO_ICMP,
     PROTO_TCP,
     PROTO_UDP,
-    ArpHeader,
     FrameError,
     PacketView,
-    arp_reply_frame,
     icmp_quoted,
     parse_packet,
     rewrite_icmp_error,
@@ -83,8 +80,8 @@ from controllers.pipeline import (
     mapping_of_cookie,
 )
 from controllers.port_trust import PortBinding, spoof_result
+from controllers.rhm_arp import RhmArp
 from controllers.rhm_types import (
-    ArpVerdict,
     FlowKey,
     Hardening,
     HopResult,
@@ -95,7 +92,7 @@ from controllers.rhm_types import (
 LOG = logging.getLogger(__name__)
 
 
-class RhmCore:
+class RhmCore(RhmArp):
     """Learning switch + host mutation (+ optional scan detector in front); see module doc."""
 
     def __init__(self, plan: AddressPlan, config: MutationConfig, now_s: float,
@@ -287,56 +284,6 @@ class RhmCore:
         self._by_real[self._real_key(m)] = m
         self.stats.mappings_created += 1
         return m
-
-    # --- ARP -----------------------------------------------------------------------------
-    def arp_verdict(self, arp: ArpHeader, src_mac: str) -> ArpVerdict:
-        """The ARP policy (module doc): proxy for protected hosts, answers for virtual
-        addresses, nothing about real protected addresses for untrusted askers."""
-        from_protected = (arp.spa in self._protected_by_ip
-                          or src_mac in {h.mac for h in self._protected_by_ip.values()})
-        if from_protected:
-            target = self._hosts_by_ip.get(arp.tpa)
-            if arp.op == ARP_REQUEST and target is not None and arp.tpa != arp.spa:
-                return ArpVerdict("reply", "proxy_for_protected", target.mac)
-            return ArpVerdict("drop", "protected_arp")
-        if arp.op != ARP_REQUEST:
-            if arp.tpa in self._protected_by_ip and not self.trusted(src_mac, arp.spa):
-                return ArpVerdict("drop", "real_refused")
-            return ArpVerdict("forward", "arp")
-        if arp.tpa in self._protected_by_ip:
-            if self.trusted(src_mac, arp.spa):
-                return ArpVerdict("reply", "real_for_trusted", self._protected_by_ip[arp.tpa].mac)
-            return ArpVerdict("drop", "real_refused")
-        if arp.tpa in self._pool:
-            owner = self.owner_of_virtual(arp.tpa)
-            if owner is None:
-                # An old address stays answerable to a peer that still has a live flow on it
-                # (its ARP cache entry goes stale and is re-checked during the flow).
-                live = next((m for m in self._mappings.values()
-                             if m.key.virtual_ip == arp.tpa and m.key.peer_ip == arp.spa), None)
-                if live is None:
-                    return ArpVerdict("drop", "virtual_unassigned")
-                owner = live.host
-            return ArpVerdict("reply", "virtual", self.answer_mac(arp.tpa, owner))
-        return ArpVerdict("forward", "arp")
-
-    def _arp(self, dpid: int, in_port: int, view: PacketView, frame: bytes, now_s: float,
-             buffer_id: int) -> PacketResult:
-        arp = view.arp
-        assert arp is not None
-        verdict = self.arp_verdict(arp, view.eth.src)
-        learned = self.learning.packet_in(dpid, in_port, frame, now_s, buffer_id)
-        if verdict.action == "forward":
-            return PacketResult(refine(learned, view, in_port))
-        if verdict.action == "drop":
-            self.stats.arp_refused += 1
-            return PacketResult(Decision(reason=f"arp_{verdict.reason}", deletes=learned.deletes))
-        assert verdict.answer_mac is not None
-        self.stats.arp_replies += 1
-        reply = arp_reply_frame(verdict.answer_mac, arp.tpa, arp.sha, arp.spa)
-        out = PacketOut(dpid, PORT_CONTROLLER, (Output(in_port),), reply, NO_BUFFER)
-        return PacketResult(Decision(reason=f"arp_{verdict.reason}", deletes=learned.deletes,
-                                     packet_out=out))
 
     # --- IPv4 ----------------------------------------------------------------------------
     def _ipv4(self, dpid: int, in_port: int, view: PacketView, frame: bytes, now_s: float,
