@@ -36,7 +36,8 @@ READY_TIMEOUT_S = 20.0
 class DefenseSettings:
     """What to run. hop_interval_s, seed, flow_idle_s, jitter_s (each interval drawn from
     hop_interval_s ± jitter_s): shared by both mechanisms (like for like); detector: the
-    controller's scan detector as well."""
+    controller's scan detector as well. retired_grace_s, hardening: rhm only (``rhm
+    --retired-grace-s``; False runs ``--no-hardening``, the defense before issue 15)."""
 
     defense: str
     hop_interval_s: float = 2.0
@@ -44,6 +45,8 @@ class DefenseSettings:
     flow_idle_s: int = 10
     detector: bool = False
     jitter_s: float = 0.0
+    retired_grace_s: float | None = None
+    hardening: bool = True
 
 
 def detect_log(folder: Path) -> Path:
@@ -92,6 +95,10 @@ def controller_setup(settings: DefenseSettings, plan_path: Path, folder: Path
         args = ("--plan", str(plan_path), "--hop-interval-s", f"{settings.hop_interval_s:g}",
                 "--seed", str(settings.seed), "--flow-idle-s", str(settings.flow_idle_s),
                 *_jitter_args(settings), "--hop-log", str(hop_log))
+        if settings.retired_grace_s is not None:
+            args += ("--retired-grace-s", f"{settings.retired_grace_s:g}")
+        if not settings.hardening:
+            args += ("--no-hardening",)
         if settings.detector:
             args += ("--detector", *detect)
         return "rhm", args, [hop_log]

@@ -75,9 +75,10 @@ def _run(raw: Path) -> dict:
     assert plan.attacker is not None
     plan_path = raw / "plan.json"
     plan.save(plan_path)
-    settings = DefenseSettings("rhm", hop_interval_s=HOP_INTERVAL_S, seed=5, flow_idle_s=10)
+    settings = DefenseSettings("rhm", hop_interval_s=HOP_INTERVAL_S, seed=5, flow_idle_s=10,
+                               retired_grace_s=GRACE_S)
     app, cargs, hop_logs = controller_setup(settings, plan_path, raw)
-    cargs += ("--retired-grace-s", f"{GRACE_S:g}", "--detect-log", str(detect_log(raw)))
+    cargs += ("--detect-log", str(detect_log(raw)))
     cfg = LabConfig(plan=plan, log_dir=raw, engine=resolve_engine("auto"),
                     datapath=choose_datapath("auto"), app=app, controller_args=cargs)
     t0 = time.monotonic()

@@ -5,6 +5,7 @@ virtual MACs, the grace cut. The real network: tests/integration/test_defense_ha
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from scapy.layers.inet import ICMP, IP, UDP, IPerror, UDPerror
 from scapy.layers.l2 import Ether
@@ -17,6 +18,7 @@ from controllers.port_trust import PortBinding
 from controllers.rhm_core import RhmCore
 from controllers.rhm_options import add_arguments, settings_from_args
 from controllers.rhm_types import NO_HARDENING, Hardening
+from lab.defenses import DefenseSettings, controller_setup
 from tests.support.frames import arp_request, ipv4
 from tests.support.frames import eth as eth_frame
 from topologies.base import PlanTopo
@@ -207,3 +209,17 @@ def test_trusted_traffic_with_real_addresses_is_never_flooded_to_other_hosts() -
     assert [a.port for a in at_s2.packet_out.actions] == [S2_PLC1]
     other = ipv4(HMI.mac, ATTACKER.mac, HMI.ip, ATTACKER.ip)
     assert core.packet_in(S1, S1_HMI, other, 1.0).decision.reason != "contained_flood"
+
+
+def test_defense_launcher_passes_the_hardening_options(tmp_path: Path) -> None:
+    plan_path = tmp_path / "plan.json"
+    _app, default, _logs = controller_setup(DefenseSettings("rhm"), plan_path, tmp_path)
+    assert "--retired-grace-s" not in default and "--no-hardening" not in default
+    _app, args, _logs = controller_setup(
+        DefenseSettings("rhm", retired_grace_s=0.5, hardening=False), plan_path, tmp_path)
+    assert args[args.index("--retired-grace-s") + 1] == "0.5" and "--no-hardening" in args
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    parsed = settings_from_args(parser.parse_args([a for a in args if a != "--plan"
+                                                   and a != str(plan_path)]))
+    assert parsed.hardening == Hardening(False, False, False, 0.5)
