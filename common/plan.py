@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 DEFAULT_SUBNET = "10.0.0.0/24"
@@ -328,6 +328,20 @@ def _pool(net: ipaddress.IPv4Network, first: int, last: int,
           used: set[str]) -> tuple[str, ...]:
     return tuple(str(net.network_address + i) for i in range(first, last + 1)
                  if str(net.network_address + i) not in used)
+
+
+def widen_pool(plan: AddressPlan, prefixlen: int) -> AddressPlan:
+    """``plan`` in the /``prefixlen`` network that holds its subnet, with every address of that
+    network no host uses as the virtual pool (OF-RHM's large unused range: an attacker must
+    search the whole range). Hosts keep their addresses and MACs; the hosts' prefix widens
+    with the subnet. PlanError when ``prefixlen`` is narrower than the subnet or below /16."""
+    if not 16 <= prefixlen <= plan.prefixlen:
+        raise PlanError(f"pool prefix /{prefixlen}: expected /16 to /{plan.prefixlen} (the "
+                        f"subnet {plan.subnet} or a wider network holding it)")
+    net = plan.network.supernet(new_prefix=prefixlen)
+    used = {h.ip for h in plan.hosts}
+    pool = tuple(str(a) for a in net.hosts() if str(a) not in used)
+    return replace(plan, subnet=str(net), virtual_pool=pool)
 
 
 def ics_plan(subnet: str = DEFAULT_SUBNET) -> AddressPlan:

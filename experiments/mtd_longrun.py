@@ -1,0 +1,201 @@
+"""``mtd-longrun``: the ``persistent`` attacker against the moving-target defense for a long
+window, OF-RHM style (Jafarian et al., HotSDN 2012): how many PLCs it finds and reaches over
+time, for each virtual-pool size and hop interval, and what the defense costs the controller.
+
+Each trial runs one condition per (pool size, hop interval), paired on the trial's seed:
+``recon_attackers.model_trial`` with the ``persistent`` attacker (sweep and exploit in rounds for
+``--window-s``; success read from the PLCs' own request logs) on the plan widened by
+:func:`common.plan.widen_pool` to a /``32 - bits`` network whose every unused address is the
+pool (``--pool-bits 8,12``: 248 and 4088 addresses on the default ICS). Conditions are named
+``pool<bits>_hop<interval>s``.
+
+Recorded besides what the attacker models record (``persistent_progress.csv``: distinct PLCs
+found and reached by each second): the controller process's CPU share over the run
+(``controller_cpu_pct``, :func:`experiments.mtd_sweep.controller_cpu`) and the number of flows
+in every switch at the end of the window (``flow_table_flows``, ``ovs-ofctl dump-aggregate``).
+
+Limits: the persistent attacker sweeps at most 4096 addresses a round (its safety bound), so a
+2^16 pool is refused (``--pool-bits`` 8 to 12). Decoys are not implemented.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import re
+import subprocess
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from common.errors import UserError
+from common.plan import widen_pool
+from experiments import recon
+from experiments.mtd_sweep import CpuReading, controller_cpu, parse_intervals
+from experiments.recon_attackers import model_trial
+from experiments.runner import TrialContext
+from experiments.spec import Experiment, Param, TrialResult
+from lab.lifecycle import Lab
+from reporting import plotting
+from reporting.bundle import read_csv
+
+POOL_BITS_LO, POOL_BITS_HI = 8, 12
+_CONDITION = re.compile(r"^pool(\d+)_hop([0-9.]+)s$")
+_FLOW_COUNT = re.compile(r"flow_count=(\d+)")
+
+
+# --- pure: conditions -------------------------------------------------------------------------
+def parse_pool_bits(text: str) -> list[int]:
+    """``"8,12"`` → [8, 12], sorted, duplicates dropped; UserError naming the bad item."""
+    out: set[int] = set()
+    for item in (i.strip() for i in text.split(",")):
+        if not item:
+            continue
+        if not item.isdigit() or not POOL_BITS_LO <= int(item) <= POOL_BITS_HI:
+            raise UserError(f"--pool-bits: {item!r} is not a whole number in "
+                            f"[{POOL_BITS_LO}, {POOL_BITS_HI}] (the persistent attacker "
+                            f"sweeps at most 4096 addresses a round)")
+        out.add(int(item))
+    if not out:
+        raise UserError("--pool-bits: name at least one pool size")
+    return sorted(out)
+
+
+def condition_name(bits: int, interval_s: float) -> str:
+    return f"pool{bits}_hop{interval_s:g}s"
+
+
+def parse_condition(name: str) -> tuple[int, float]:
+    """``pool8_hop5s`` → (8, 5.0); ValueError for anything else."""
+    m = _CONDITION.match(name)
+    if m is None:
+        raise ValueError(f"not an mtd-longrun condition: {name!r}")
+    return int(m.group(1)), float(m.group(2))
+
+
+def conditions(cfg: dict[str, Any]) -> list[str]:
+    return [condition_name(b, i) for b in parse_pool_bits(cfg["pool_bits"])
+            for i in parse_intervals(cfg["intervals_s"])]
+
+
+def flow_count(dump_aggregate: str) -> int:
+    """The flow count in ``ovs-ofctl dump-aggregate`` output; ValueError when absent."""
+    m = _FLOW_COUNT.search(dump_aggregate)
+    if m is None:
+        raise ValueError("no flow_count in ovs-ofctl output")
+    return int(m.group(1))
+
+
+# --- I/O ----------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def watch_load(lab: Lab, reading: CpuReading, flows: dict[str, int]) -> Iterator[None]:
+    """The controller's CPU while the body runs, then each switch's flow count (before the
+    lab tears down); a switch whose count cannot be read is left out."""
+    with controller_cpu(lab, reading):
+        yield
+    for sw in lab.plan.switches:
+        bridge = lab.cfg.switch_prefix + sw.name
+        res = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-aggregate", bridge],
+                             capture_output=True, text=True, timeout=10, check=False)
+        with contextlib.suppress(ValueError):
+            flows[sw.name] = flow_count(res.stdout)
+
+
+def trial(ctx: TrialContext) -> TrialResult:
+    """One persistent-attacker window at this condition's pool size and hop interval."""
+    bits, interval_s = parse_condition(ctx.condition)
+    cfg = ctx.config
+    plan = widen_pool(ctx.plan, 32 - bits)
+    run_ctx = dataclasses.replace(ctx, plan=plan, config={**cfg, "hop_interval_s": interval_s})
+    reading = CpuReading()
+    flows: dict[str, int] = {}
+    result = model_trial(run_ctx, cfg["defense"], "persistent",
+                         watch=lambda lab: watch_load(lab, reading, flows))
+    metrics = dict(result.metrics)
+    if not math.isnan(reading.pct):
+        metrics["controller_cpu_pct"] = reading.pct
+    if flows:
+        metrics["flow_table_flows"] = float(sum(flows.values()))
+    metrics["pool_addresses"] = float(len(plan.virtual_pool))
+    tables = dict(result.tables)
+    tables["controller_load"] = [{"pool_bits": bits, "hop_interval_s": interval_s,
+                                  "pool_addresses": len(plan.virtual_pool),
+                                  "controller_cpu_pct": reading.pct,
+                                  "controller_cpu_s": reading.cpu_s, "wall_s": reading.wall_s,
+                                  **{f"flows_{k}": v for k, v in flows.items()}}]
+    return dataclasses.replace(result, metrics=metrics, tables=tables)
+
+
+# --- plots (CSV only) -------------------------------------------------------------------------
+def reached_curves(rows: list[dict[str, str]]) -> dict[str, dict[float, list[float]]]:
+    """``persistent_progress.csv`` → condition → t_s → PLCs reached by then, one value per
+    trial."""
+    out: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        try:
+            out[r["condition"]][float(r["t_s"])].append(float(r["plcs_reached"]))
+        except (KeyError, ValueError):
+            continue
+    return {c: dict(v) for c, v in out.items()}
+
+
+def plot(bundle: Path) -> list[tuple[str, str]]:
+    """Cumulative PLCs reached against time, one line per (pool size, hop interval)."""
+    curves = reached_curves(read_csv(bundle / "persistent_progress.csv"))
+    if not curves:
+        return []
+    config = json.loads((bundle / "config.json").read_text()) if (
+        bundle / "config.json").exists() else {}
+    fig, ax = plotting.figure()
+    for name in sorted(curves, key=lambda c: parse_condition(c)):
+        bits, interval_s = parse_condition(name)
+        ts = sorted(curves[name])
+        means = [sum(curves[name][t]) / len(curves[name][t]) for t in ts]
+        ax.step(ts, means, where="post", label=f"pool 2^{bits}, hop {interval_s:g} s")
+    ax.set_xlabel("time since the attack started (s)")
+    ax.set_ylabel("PLCs reached (cumulative, mean over trials)")
+    ax.set_title(f"Persistent attacker vs {config.get('defense', 'rhm')}: PLCs reached")
+    ax.legend(fontsize=8)
+    return [(plotting.save(fig, bundle, "cumulative_reached"),
+             "Distinct PLCs the persistent attacker reached (a request the PLC's own log shows "
+             "answered) by each second of its window, mean over trials, one line per virtual "
+             "pool size and hop interval.")]
+
+
+PARAMS = (
+    Param("pool_bits", "str", "8,12", "virtual pool sizes as bits: the plan's subnet widened "
+          f"to a /(32-bits) whose unused addresses are the pool ({POOL_BITS_LO} to "
+          f"{POOL_BITS_HI})", quick="8", parse=parse_pool_bits),
+    Param("intervals_s", "str", "1,5,30", "hop intervals, comma-separated seconds",
+          quick="5", parse=parse_intervals),
+    Param("defense", "str", "rhm", "moving-target defense", choices=("rhm", "nat")),
+    Param("window_s", "float", 600.0, "how long the persistent attacker keeps attacking", 1,
+          3600, quick=60.0),
+    Param("flow_idle_s", "int", 10, "idle time after which a conversation's flows expire", 1,
+          3600),
+    Param("hop_jitter_s", "float", 0.0, "hop interval jitter (each interval ± this)", 0, 3600),
+)
+
+
+def _check(cfg: dict[str, Any], plan: Any) -> None:
+    recon.require_hosts(plan, cfg["defense"])
+    conditions(cfg)
+    if cfg.get("hop_jitter_s", 0.0) >= min(parse_intervals(cfg["intervals_s"])):
+        raise UserError(f"--hop-jitter-s {cfg['hop_jitter_s']:g}: must be below every "
+                        "hop interval")
+
+
+EXPERIMENT = Experiment(
+    name="mtd-longrun",
+    description="persistent attacker for a long window against the moving-target defense: "
+                "PLCs found and reached over time per pool size and hop interval, controller "
+                "CPU and flow-table size",
+    params=PARAMS,
+    trial=trial,
+    plot=plot,
+    conditions=conditions,
+    check=_check,
+)
