@@ -47,7 +47,8 @@ class LabModeOptions:
 
     script: command file (None: interactive prompt).
     out_root: results root; the run folder is ``out_root/lab/<UTC timestamp>``.
-    hop_interval_s, seed, flow_idle_s: the moving-target defense's schedule (rhm and nat).
+    hop_interval_s, hop_jitter_s, seed, flow_idle_s: the moving-target defense's schedule
+        (rhm and nat; each interval drawn from hop_interval_s ± hop_jitter_s, seeded).
     attack_timeout_s: bound of one ``attack`` command.
     pcap: what to capture from the start (``--pcap``: :func:`lab.capture.parse_capture`
         text, checked); None: nothing until a ``pcap start`` command.
@@ -62,6 +63,7 @@ class LabModeOptions:
     script: Path | None = None
     out_root: Path = Path("results")
     hop_interval_s: float = 5.0
+    hop_jitter_s: float = 0.0
     seed: int = 1
     flow_idle_s: int = MutationConfig().flow_idle_timeout_s
     attack_timeout_s: float = 120.0
@@ -71,7 +73,8 @@ class LabModeOptions:
     def defense_settings(self) -> DefenseSettings:
         """What :mod:`lab.defenses` starts for this session."""
         return DefenseSettings(self.defense, hop_interval_s=self.hop_interval_s, seed=self.seed,
-                               flow_idle_s=self.flow_idle_s, detector=self.detector)
+                               flow_idle_s=self.flow_idle_s, detector=self.detector,
+                               jitter_s=self.hop_jitter_s)
 
 
 def build_parser(prog: str, default_topo: str = "ics") -> OneLineParser:
@@ -95,6 +98,9 @@ def build_parser(prog: str, default_topo: str = "ics") -> OneLineParser:
     parser.add_argument("--datapath", choices=DATAPATHS, default="auto")
     parser.add_argument("--hop-interval-s", type=_positive_float(3600.0), default=5.0,
                         help="seconds between two address hops (default 5)")
+    parser.add_argument("--hop-jitter-s", type=float, default=0.0,
+                        help="each hop interval drawn from --hop-interval-s ± this, seeded "
+                             "(default 0: a fixed period)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the hop schedule")
     parser.add_argument("--flow-idle-s", type=int_in(1, MAX_FLOW_IDLE_S),
                         default=LabModeOptions.flow_idle_s,
@@ -124,6 +130,9 @@ def parse_options(argv: Sequence[str] | None, prog: str,
         raise UserError("nothing to do: give --cli (the mininet> prompt) or --script FILE")
     if args.script is not None and not args.script.is_file():
         raise UserError(f"--script {args.script}: no such file")
+    if not 0 <= args.hop_jitter_s < args.hop_interval_s:
+        raise UserError(f"--hop-jitter-s {args.hop_jitter_s:g}: expected 0 <= jitter < "
+                        f"--hop-interval-s ({args.hop_interval_s:g})")
     if args.pcap is not None:
         parse_capture(args.pcap, plan_for(args.topo))  # a bad name fails before the lab
     if args.plant is not None:
@@ -132,6 +141,7 @@ def parse_options(argv: Sequence[str] | None, prog: str,
                           detector=args.detector,
                           engine=args.engine, datapath=args.datapath, script=args.script,
                           out_root=args.out, hop_interval_s=args.hop_interval_s,
+                          hop_jitter_s=args.hop_jitter_s,
                           seed=args.seed, flow_idle_s=args.flow_idle_s,
                           attack_timeout_s=args.attack_timeout_s, pcap=args.pcap,
                           dashboard_port=args.dashboard)

@@ -7,9 +7,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import pytest
 from scapy.layers.inet import ICMP, IP, UDP, IPerror, UDPerror
 from scapy.layers.l2 import Ether
 
+from common.errors import UserError
 from common.hopschedule import MutationConfig, virtual_mac
 from common.plan import ics_plan, star_plan
 from controllers.packets import icmp_quoted, rewrite_icmp_error
@@ -19,6 +21,7 @@ from controllers.rhm_core import RhmCore
 from controllers.rhm_options import add_arguments, settings_from_args
 from controllers.rhm_types import NO_HARDENING, Hardening
 from lab.defenses import DefenseSettings, controller_setup
+from lab.options import parse_options
 from tests.support.frames import arp_request, ipv4
 from tests.support.frames import eth as eth_frame
 from topologies.base import PlanTopo
@@ -223,3 +226,13 @@ def test_defense_launcher_passes_the_hardening_options(tmp_path: Path) -> None:
     parsed = settings_from_args(parser.parse_args([a for a in args if a != "--plan"
                                                    and a != str(plan_path)]))
     assert parsed.hardening == Hardening(False, False, False, 0.5)
+
+
+def test_lab_mode_takes_hop_jitter() -> None:
+    opts = parse_options(["--cli", "--defense", "rhm", "--hop-interval-s", "4",
+                          "--hop-jitter-s", "1.5"], "lab")
+    assert opts.defense_settings().jitter_s == 1.5
+    _app, args, _logs = controller_setup(opts.defense_settings(), Path("p.json"), Path("."))
+    assert args[args.index("--jitter-s") + 1] == "1.5"
+    with pytest.raises(UserError, match="--hop-jitter-s"):
+        parse_options(["--cli", "--hop-interval-s", "2", "--hop-jitter-s", "2"], "lab")
