@@ -276,22 +276,28 @@ def plot_persistent(bundle: Path) -> list[tuple[str, str]]:
         by_run.setdefault((r.get("condition") or "none", r["trial"]), []).append(r)
     if not by_run:
         return []
-    fig, ax = plotting.figure()
-    labelled: set[str] = set()
-    for (cond, _trial), rows in sorted(by_run.items()):
-        ts = [float(r["t_s"]) for r in rows]
-        defense = cond.split("+")[0]
-        first = defense not in labelled
-        labelled.add(defense)
-        ax.step(ts, [int(r["plcs_reached"]) for r in rows], where="post", alpha=0.8,
-                color=plotting.color(defense), label=f"{defense}: reached" if first else None)
-        ax.step(ts, [int(r["plcs_found"]) for r in rows], where="post", alpha=0.6,
-                linestyle="--", color=plotting.color(defense),
-                label=f"{defense}: found" if first else None)
-    ax.set_xlabel("time since the persistent attacker started (s)")
-    ax.set_ylabel("distinct PLCs")
-    ax.set_title("Persistent attacker: PLCs found and reached (one line per trial)")
-    ax.legend(fontsize=8)
+    defenses = sorted({cond.split("+")[0] for cond, _t in by_run})
+    with plotting.plt.rc_context(plotting.STYLE):
+        fig, axes = plotting.plt.subplots(1, len(defenses), sharey=True, squeeze=False,
+                                 figsize=(3.2 * len(defenses) + 1.0, 3.6))
+    for ax, defense in zip(axes[0], defenses, strict=True):
+        for (cond, _trial), rows in sorted(by_run.items()):
+            if cond.split("+")[0] != defense:
+                continue
+            ts = [float(r["t_s"]) for r in rows]
+            ax.step(ts, [int(r["plcs_found"]) + 0.04 for r in rows], where="post",
+                    linestyle="--", alpha=0.6, color="#4477aa")
+            ax.step(ts, [int(r["plcs_reached"]) for r in rows], where="post", alpha=0.8,
+                    color="#bb5566")
+        ax.set_title(defense)
+        ax.set_xlabel("time since start (s)")
+        ax.set_yticks(range(int(max([1, *(float(r["plcs_found"]) for rs in by_run.values()
+                                          for r in rs)])) + 1))
+    axes[0][0].set_ylabel("distinct PLCs")
+    axes[0][0].plot([], [], linestyle="--", color="#4477aa", label="found")
+    axes[0][0].plot([], [], color="#bb5566", label="reached (PLC log)")
+    axes[0][0].legend(fontsize=8, loc="lower right")
+    fig.suptitle("Persistent attacker: PLCs found and reached (one line per trial)")
     return [(plotting.save(fig, bundle, "persistent_progress"),
              "Persistent attacker: distinct PLCs found (a reply from an address the PLC held "
              "then, dashed) and reached (the PLC's own request log, solid) over the attack "
