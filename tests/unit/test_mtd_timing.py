@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from attacks import attacker_timed
 from attacks.attacker_timed import parse_gaps
 from common.errors import UserError
 from common.hoplog import HopRecord
@@ -101,3 +102,18 @@ def test_plots_from_the_csv_alone(tmp_path: Path) -> None:
         w.writerows(rows)
     assert [s for s, _ in plot(tmp_path)] == ["timing_grid", "timing_model"]
     assert (tmp_path / "timing_grid.png").stat().st_size > 1000
+
+
+def test_timed_attacker_refuses_bad_input_before_sending(tmp_path: Path, capsys) -> None:
+    plan = tmp_path / "plan.json"
+    ics_plan().save(plan)
+    starts = tmp_path / "starts.json"
+    starts.write_text("[1, 2]")
+    base = ["--plan", str(plan), "--targets", "10.0.0.0/24", "--out", str(tmp_path / "o.json")]
+    assert attacker_timed.main([*base, "--starts-file", str(starts), "--gaps-s", "99"]) == 2
+    assert "--gaps-s 99" in capsys.readouterr().err
+    assert attacker_timed.main([*base, "--starts-file", str(tmp_path / "none.json")]) == 2
+    assert "--starts-file" in capsys.readouterr().err
+    starts.write_text("{}")
+    assert attacker_timed.main([*base, "--starts-file", str(starts)]) == 2
+    assert not (tmp_path / "o.json").exists()
