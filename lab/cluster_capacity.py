@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -138,6 +139,10 @@ def measure(cluster: ClusterSpec, plan: AddressPlan, idle_s: float, log_dir: Pat
             "costs": asdict(unit_costs(before, after))}
 
 
+def _interrupted(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def _plan(args: Any) -> AddressPlan:
     if args.plant:
         return load_plant_plan(args.plant)
@@ -165,8 +170,14 @@ def _main(args: Any) -> int:
     plan = _plan(args)
     log_dir = Path(args.out or tempfile.mkdtemp(prefix="sdn-ics-capacity-"))
     log_dir.mkdir(parents=True, exist_ok=True)
-    with RunLock(f"lab.cluster_capacity measure ({plan.name})"):
-        result = measure(cluster, plan, args.idle_s, log_dir, args.engine)
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # leave through the lab's teardown
+        signal.signal(sig, _interrupted)
+    try:
+        with RunLock(f"lab.cluster_capacity measure ({plan.name})"):
+            result = measure(cluster, plan, args.idle_s, log_dir, args.engine)
+    except KeyboardInterrupt:
+        print("interrupted; everything the run created was removed", file=sys.stderr)
+        return 130
     (log_dir / "capacity.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result if args.full else {k: v for k, v in result.items()
                                                if k not in ("before", "after")}))

@@ -26,10 +26,13 @@ import signal
 import subprocess
 import sys
 from functools import partial
+from itertools import groupby
+from operator import attrgetter
 from typing import Any
 
 import mininet.clean
 from mininet.net import Mininet
+from mininet.node import OVSSwitch
 
 from common.errors import SetupError
 from common.plan import AddressPlan
@@ -105,11 +108,36 @@ class _ClusterSsh:
     """Mixin before Mininet's RemoteMixin: our ssh options, no ``sudo -u`` on the head."""
 
     def __init__(self, name: str, ssh_options: tuple[str, ...] = (),
-                 server_spec: ServerSpec | None = None, **kwargs: Any) -> None:
+                 server_spec: ServerSpec | None = None, state: RunState | None = None,
+                 **kwargs: Any) -> None:
         self.sshbase = ["ssh", "-q", *ssh_options, "-tt"]
         self.server_spec = server_spec
+        self.run_state = state
         super().__init__(name, **kwargs)
         defuse_cluster_cleanup()
+
+    def startShell(self, *args: Any, **kwargs: Any) -> None:
+        """Mininet's, with the shell's ssh client recorded the moment it exists: a run stopped
+        in the middle of the build (SIGTERM) still ends every shell made so far, and with it
+        the server side of the session."""
+        try:
+            super().startShell(*args, **kwargs)
+        finally:  # also when interrupted while waiting for the shell's first output
+            shell = getattr(self, "shell", None)
+            if self.run_state is not None and shell is not None:
+                self.run_state.add_process(shell.pid, f"shell:ssh:{self.name}")
+
+    def terminate(self) -> None:
+        """SIGHUP to the shell's ssh client itself: Mininet's ``killpg`` assumes the shell leads
+        a process group (``mnexec -d`` does that locally), which an ssh client does not, and the
+        ProcessLookupError stopped the teardown at the first node."""
+        shell = getattr(self, "shell", None)
+        if shell is not None and shell.poll() is None:
+            try:
+                os.kill(shell.pid, signal.SIGHUP)
+            except ProcessLookupError:
+                pass
+        self.cleanup()
 
     @property
     def sshcmd(self) -> list[str]:
@@ -149,8 +177,29 @@ class ClusterHost(_ClusterSsh, RemoteHost):
         return proc
 
 
+def _run_over_ssh(node: Any, cmd: str, **_kwargs: Any) -> str:
+    """Run one shell command on ``node``'s server as an ssh argument, never typed into the
+    node's pty (a pty line holds 4095 bytes; a 250-port bridge's ``ovs-vsctl`` is longer)."""
+    res = subprocess.run([*node.sshbase[:-1], node.dest, cmd], capture_output=True, text=True,
+                         timeout=120, check=False, stdin=subprocess.DEVNULL)
+    if res.returncode != 0:
+        raise SetupError(f"{node.server}: {cmd[:80]}...: {res.stderr.strip()[:200]}")
+    return res.stdout + res.stderr
+
+
 class ClusterSwitch(_ClusterSsh, RemoteOVSSwitch):
-    """A RemoteOVSSwitch (the lab sets the userspace datapath and secure fail mode)."""
+    """A RemoteOVSSwitch (the lab sets the userspace datapath and secure fail mode) whose
+    batched ``ovs-vsctl`` runs as an ssh argument: Mininet's ``batchStartup`` types it into the
+    switch's shell, and past about 50 ports the pty cut it off, so no bridge was made and the
+    switch never connected (docs/platform-notes.md)."""
+
+    @classmethod
+    def batchStartup(cls, switches: Any, **_kwargs: Any) -> Any:
+        key = attrgetter("server")
+        for _server, group in groupby(sorted(switches, key=key), key):
+            members = tuple(group)
+            OVSSwitch.batchStartup(members, run=partial(_run_over_ssh, members[0]))
+        return switches
 
 
 class _NoProcess:
@@ -242,8 +291,9 @@ class LabCluster(MininetCluster):
     (:func:`check_servers` does it with our ssh options and one-line errors)."""
 
     def __init__(self, *, cluster: ClusterSpec, node_server: dict[str, str],
-                 **params: Any) -> None:
+                 state: RunState | None = None, **params: Any) -> None:
         self.cluster = cluster
+        self.run_state = state
         self.node_server = node_server
         self.servers = [s.name for s in cluster.servers]
         self.serverIP = {s.name: s.address for s in cluster.servers}
@@ -257,7 +307,8 @@ class LabCluster(MininetCluster):
             spec = self.cluster.server(self.node_server[node])
             config = self.topo.nodeInfo(node)
             config.update(server=spec.name, serverIP=spec.address, user=spec.user,
-                          ssh_options=tuple(self.cluster.ssh_options), server_spec=spec)
+                          ssh_options=tuple(self.cluster.ssh_options), server_spec=spec,
+                          state=self.run_state)
 
 
 def _run_on(cluster: ClusterSpec, server: ServerSpec, script: str,
@@ -325,8 +376,8 @@ def new_cluster_network(plan: AddressPlan, state: RunState, cluster: ClusterSpec
     switch = partial(ClusterSwitch, datapath=datapath, failMode="secure",
                      protocols="OpenFlow13")
     link = partial(LINKS[cluster.link], state=state, ssh_options=tuple(cluster.ssh_options))
-    net = LabCluster(cluster=cluster, node_server=node_server, topo=topo, switch=switch,
-                     host=ClusterHost, link=link, controller=None, build=False,
+    net = LabCluster(cluster=cluster, node_server=node_server, state=state, topo=topo,
+                     switch=switch, host=ClusterHost, link=link, controller=None, build=False,
                      autoSetMacs=False, autoStaticArp=False, waitConnected=False,
                      cleanup=False)
     net.addController(ReadyController("c0", ip=cluster.controller_address, port=ofp_port))
@@ -334,9 +385,8 @@ def new_cluster_network(plan: AddressPlan, state: RunState, cluster: ClusterSpec
 
 
 def record_cluster_nodes(state: RunState, net: LabCluster) -> None:
-    """Record each remote host's namespace (per server) and each node's local ssh client."""
-    state.add_processes([(n.shell.pid, f"shell:ssh:{n.name}") for n in (*net.hosts,
-                         *net.switches) if getattr(n, "shell", None) is not None])
+    """Record each remote host's namespace (per server); each node's local ssh client is
+    recorded as its shell starts (``_ClusterSsh.startShell``)."""
     by_server: dict[str, list[Any]] = {}
     for h in net.hosts:
         by_server.setdefault(h.server, []).append(h)

@@ -343,28 +343,34 @@ class ServerUse:
     bridges: list[str]
     interfaces: list[str]
     host_processes: list[int]
+    sessions: list[int]  # any other process of the server: ssh sessions, their sudo...
 
     def empty(self) -> bool:
-        return not (self.bridges or self.interfaces or self.host_processes)
+        return not (self.bridges or self.interfaces or self.host_processes or self.sessions)
 
     def describe(self) -> str:
         if self.empty():
             return "nothing of a run"
         return (f"{len(self.bridges)} bridge(s), {len(self.interfaces)} interface(s), "
-                f"{len(self.host_processes)} process(es) in host namespaces")
+                f"{len(self.host_processes)} process(es) in host namespaces, "
+                f"{len(self.sessions)} other process(es) (ssh sessions)")
 
 
 def server_use(server: Server) -> ServerUse:
-    """What a cluster run has (or left) on ``server``; read from here, not over ssh."""
+    """What a cluster run has (or left) on ``server``; read from here, not over ssh (an ssh
+    session of our own would count itself)."""
     bridges = _in(server, ["ovs-vsctl", "--timeout=5", "list-br"], check=False).stdout.split()
     links = _in(server, ["ip", "-br", "link"], check=False).stdout.splitlines()
     interfaces = [ln.split()[0].split("@")[0] for ln in links if ln.strip()]
     assert server.holder is not None
     mnt = _ns_of(server.holder.pid, "mnt")
-    found = [pid for pid in _processes_in(mnt, "mnt") if _netns_of(pid) != server.netns]
+    ours = {server.holder.pid, *(p.pid for p in server.pids)}
+    inside = _processes_in(mnt, "mnt")
+    found = [pid for pid in inside if _netns_of(pid) != server.netns]
     return ServerUse(bridges=bridges,
                      interfaces=[i for i in interfaces if i not in ("lo", "eth0")],
-                     host_processes=sorted(p for p in found if p != server.holder.pid))
+                     host_processes=sorted(p for p in found if p not in ours),
+                     sessions=sorted(p for p in inside if p not in ours and p not in found))
 
 
 def status() -> list[str]:
@@ -377,8 +383,8 @@ def status() -> list[str]:
     for s in state.servers:
         alive = [p.what for p in s.pids if pid_alive(p.pid, p.start_ticks)]
         holder = bool(s.holder and pid_alive(s.holder.pid, s.holder.start_ticks))
+        use = server_use(s).describe() if holder else "-"  # before our probe's sshd child
         ssh_ok = _port_open(s.address)
-        use = server_use(s).describe() if holder else "-"
         lines.append(f"{s.name} {s.address}: namespaces {'up' if holder else 'GONE'}, "
                      f"running {', '.join(alive) or 'nothing'}, ssh {'ok' if ssh_ok else 'DOWN'};"
                      f" in use: {use}")

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from common.cli import wait_until
 from lab import emucluster
-from lab.cluster import load_cluster
-from lab.cluster_nodes import ssh_command
 from lab.runstate import STATE_DIR, RunState
 
 pytestmark = pytest.mark.integration
@@ -38,26 +37,26 @@ def cluster() -> Iterator[None]:
     assert not Path("/sys/class/net", emucluster.BRIDGE).exists()
 
 
-def on_server(address: str, script: str) -> str:
-    spec = load_cluster(CLUSTER)
-    server = next(s for s in spec.servers if s.address == address)
-    res = subprocess.run([*ssh_command(spec, server), script], capture_output=True, text=True,
-                         timeout=30, check=False)
-    assert res.returncode == 0, res.stderr
-    return res.stdout
-
-
 def server_leftovers() -> dict[str, str]:
-    """Per server: OVS bridges and interfaces other than lo/eth0, and processes whose network
-    namespace is neither the server's own nor the head's (an emulated host's)."""
-    found = {}
-    for address in ("172.31.250.11", "172.31.250.12"):
-        bridges = on_server(address, "ovs-vsctl list-br").split()
-        links = [ln.split()[0].split("@")[0] for ln in
-                 on_server(address, "ip -br link").splitlines()]
-        extra = [name for name in links if name not in ("lo", "eth0")]
-        if bridges or extra:
-            found[address] = f"bridges {bridges}, interfaces {extra}"
+    """Per server: OVS bridges, interfaces other than lo/eth0, and processes started inside the
+    server that live in an emulated host's network namespace (``emucluster.server_use``)."""
+    state = emucluster.ClusterState.load()
+    assert state is not None
+    uses = {s.address: emucluster.server_use(s) for s in state.servers}
+    return {address: use.describe() for address, use in uses.items() if not use.empty()}
+
+
+def head_ssh_clients() -> list[str]:
+    """The head's ssh clients to the emulated servers (node shells, tunnels, commands)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"ssh") and any(a.startswith(b"root@172.31.250.")
+                                                     for a in argv):
+            found.append(f"{proc.name}: {b' '.join(argv).decode(errors='replace')[:120]}")
     return found
 
 
@@ -85,8 +84,11 @@ def test_rtt_across_servers_then_sigterm_leaves_nothing(cluster: None, tmp_path:
     # The PLCs ran on srv2, the HMI on srv1: every ping crossed the ssh tunnel.
     assert [(p["dst"], p["received"], float(p["loss_pct"])) for p in pairs] == [
         ("plc1", "5", 0.0), ("plc2", "5", 0.0)]
+    # An ssh session's server side ends a moment after its client: poll, then assert.
+    wait_until(lambda: not server_leftovers(), 10.0)
     assert server_leftovers() == {}
     assert cluster_states() == []
+    assert head_ssh_clients() == []
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "experiments.run", "rtt", "--cluster", str(CLUSTER),
@@ -114,5 +116,7 @@ def test_rtt_across_servers_then_sigterm_leaves_nothing(cluster: None, tmp_path:
             proc.kill()
             proc.wait()
     assert proc.returncode != 0
+    wait_until(lambda: not server_leftovers(), 10.0)
     assert server_leftovers() == {}, err[-2000:]
     assert cluster_states() == []
+    assert head_ssh_clients() == []
