@@ -1,10 +1,11 @@
 """``python -m lab.cluster_sample``: what runs on this cluster server, by kind, as JSON.
 
 Run on each server over ssh by ``python -m lab.cluster_capacity measure`` (with the server's
-own interpreter, from its checkout). The server's processes are those in the sampler's mount
-namespace: on an emulated server (``lab.emucluster``) exactly the server's, on a real machine
-nearly all. Memory is PSS (shared pages split between their users), CPU the share of one core
-over the sampling interval. Light on purpose: the standard library and ``common.cli`` only.
+own interpreter, from its checkout). The server's processes are those with the sampler's
+:func:`server_key`: on an emulated server (``lab.emucluster``) the server's and its emulated
+hosts', on a real machine all. Memory is PSS (shared pages split between their users), CPU
+the share of one core over the sampling interval. Light on purpose: the standard library and
+``common.cli`` only.
 """
 
 from __future__ import annotations
@@ -60,23 +61,47 @@ def _cpu_ticks(pid: str) -> int:
         return 0
 
 
-def _own_processes() -> Iterator[tuple[str, list[str]]]:
-    """Processes of this server: those in this process's mount namespace (on an emulated
-    server, the server's; on a real machine, nearly all), except this sampler."""
-    mine = os.readlink("/proc/self/ns/mnt")
-    me = str(os.getpid())
+OVS_RUN = "/run/openvswitch"
+
+
+def server_key(pid: int | str) -> str | None:
+    """Which server a process runs on, from its mount table: the source of the mount on
+    ``/run/openvswitch`` (an emulated server bind-mounts its own directory there, and every
+    emulated host inherits the server's mounts into its own mount namespace), or "" where
+    there is no such mount (a real machine, the head). None if the process is gone."""
+    try:
+        text = Path(f"/proc/{pid}/mountinfo").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) > 4 and fields[4] == OVS_RUN:
+            return f"{fields[2]} {fields[3]}"
+    return ""
+
+
+def processes_of(key: str) -> Iterator[tuple[str, list[str]]]:
+    """(pid, argv) of every process whose :func:`server_key` is ``key``."""
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or proc.name == me:
+        if not proc.name.isdigit() or server_key(proc.name) != key:
             continue
         try:
-            if os.readlink(proc / "ns/mnt") != mine:
-                continue
             argv = [a.decode(errors="replace") for a in
                     (proc / "cmdline").read_bytes().split(b"\0") if a]
         except OSError:
             continue
         if argv:
             yield proc.name, argv
+
+
+def _own_processes() -> Iterator[tuple[str, list[str]]]:
+    """Processes of this server (the sampler's :func:`server_key`: on an emulated server the
+    server's and its hosts', on a real machine all), except this sampler."""
+    me = str(os.getpid())
+    key = server_key("self") or ""
+    for pid, argv in processes_of(key):
+        if pid != me:
+            yield pid, argv
 
 
 def sample(interval_s: float) -> dict[str, Any]:

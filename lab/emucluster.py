@@ -32,6 +32,7 @@ from pathlib import Path
 from common.cli import OneLineParser, int_in, run_main, wait_until
 from common.errors import SetupError, UserError
 from common.files import atomic_write_text
+from lab.cluster_sample import processes_of, server_key
 from lab.runstate import pid_alive, proc_start_ticks
 
 log = logging.getLogger(__name__)
@@ -284,6 +285,16 @@ def _processes_in(ns: str, kind: str = "net") -> list[int]:
     return found
 
 
+def _server_processes(server: Server) -> list[int]:
+    """Every process started inside ``server``, its emulated hosts' included (they have mount
+    namespaces of their own, copied from the server's): those with the server's mounts."""
+    assert server.holder is not None
+    key = server_key(server.holder.pid)
+    if not key:
+        return []
+    return [int(pid) for pid, _argv in processes_of(key)]
+
+
 def _kill(pids: list[int], sig: int) -> None:
     for pid in pids:
         try:
@@ -308,8 +319,8 @@ def down(quiet: bool = False) -> list[str]:
             # OVS daemons, the holder) ends; Mininet hosts live in namespaces of their own.
             inside = _processes_in(server.netns)
             # ... and every process started inside the server that a run left in an emulated
-            # host's namespace (its mount namespace is the server's).
-            inside += _processes_in(_ns_of(server.holder.pid, "mnt"), "mnt")
+            # host's namespaces (found by the server's mounts, which hosts inherit).
+            inside += _server_processes(server)
         inside += [p.pid for p in server.pids if pid_alive(p.pid, p.start_ticks)]
         inside = sorted(set(inside))
         _kill(inside, signal.SIGTERM)
@@ -336,7 +347,7 @@ def down(quiet: bool = False) -> list[str]:
 @dataclass
 class ServerUse:
     """What runs on one emulated server besides its own daemons: OVS bridges, interfaces
-    other than ``lo``/``eth0`` in its namespace, and processes in its mount namespace (so
+    other than ``lo``/``eth0`` in its namespace, and processes with the server's mounts (so
     started inside it, even if re-parented since) but in another network namespace: an
     emulated host's shell, PLC, attack..."""
 
@@ -363,9 +374,8 @@ def server_use(server: Server) -> ServerUse:
     links = _in(server, ["ip", "-br", "link"], check=False).stdout.splitlines()
     interfaces = [ln.split()[0].split("@")[0] for ln in links if ln.strip()]
     assert server.holder is not None
-    mnt = _ns_of(server.holder.pid, "mnt")
     ours = {server.holder.pid, *(p.pid for p in server.pids)}
-    inside = _processes_in(mnt, "mnt")
+    inside = _server_processes(server)
     found = [pid for pid in inside if _netns_of(pid) != server.netns]
     return ServerUse(bridges=bridges,
                      interfaces=[i for i in interfaces if i not in ("lo", "eth0")],
