@@ -4,7 +4,8 @@ attacker one after the other, everything the attacker's interface receives captu
 Checks, success read from the PLCs' own request logs (as the recon experiment scores it):
 
 - every ``aware`` tactic fails: the ones that beat the pre-hardening rhm (``pool_sweep``: no
-  ``06:00:`` MAC to pick the PLCs by; ``port_reuse``: the SYN guard; ``keep_open``: the
+  ``06:00:`` MAC to pick the PLCs by; ``port_reuse``: a new SYN on a retired address's
+  conversation is dropped by the controller; ``keep_open``: the
   conversation is cut ``--retired-grace-s`` after its address retired) and the others;
 - the spoofing tactic shows up as a spoof event in the detect log (trust bound to the port);
 - no packet the attacker received carries a protected host's real address or MAC in any
