@@ -7,7 +7,8 @@ Checks, success read from the PLCs' own request logs (as the recon experiment sc
   ``06:00:`` MAC to pick the PLCs by; ``port_reuse``: a new SYN on a retired address's
   conversation is dropped by the controller; ``keep_open``: the
   conversation is cut ``--retired-grace-s`` after its address retired) and the others;
-- the spoofing tactic shows up as a spoof event in the detect log (trust bound to the port);
+- a spoofed SYN as the HMI from the attacker's port (to a PLC's current address, so it reaches
+  the controller) shows up as a spoof event in the detect log (trust bound to the port);
 - no packet the attacker received carries a protected host's real address or MAC in any
   header, quoted ICMP headers included (``tcpdump -Q in`` inside the attacker);
 - the HMI, which talks to the PLCs' real addresses across every hop, stays ≥ 99.9 % available
