@@ -192,7 +192,9 @@ def trial(ctx: TrialContext) -> TrialResult:
         starts_file = raw / "episode_starts.json"
         starts_file.write_text(json.dumps(starts))
         out = raw / "attack_timed.json"
-        bound_s = starts[-1] - time.time() + 30.0 + max(gaps) + 10.0
+        # Scans run one after another and may each overrun their spacing (up to the
+        # attacker's --scan-timeout-s, 15 s) when short intervals hide the target.
+        bound_s = starts[-1] - time.time() + 15.0 * len(starts) + max(gaps) + 10.0
         ctx.stage(f"{len(starts)} staged episodes, gaps {cfg['gaps_s']} s "
                   f"(about {starts[-1] - time.time() + max(gaps):.0f} s)")
         run = run_in_host(lab, plan.attacker.name, "attacks.attacker_timed", [
@@ -269,7 +271,8 @@ def plot(bundle: Path) -> list[tuple[str, str]]:
         cs = [grid[(interval, g)] for g in xs]
         ys = [c["k"] / c["n"] for c in cs]
         ci = [wilson_interval(int(c["k"]), int(c["n"])) for c in cs]
-        color = plotting.color(f"hop{interval:g}s")
+        color = plotting.plt.get_cmap("viridis")(intervals.index(interval)
+                                                  / max(1, len(intervals) - 1) * 0.9)
         ax.errorbar(xs, ys, yerr=[[y - lo for y, (lo, _h) in zip(ys, ci, strict=True)],
                                   [hi - y for y, (_l, hi) in zip(ys, ci, strict=True)]],
                     marker="o", capsize=3, linestyle="none", color=color,
@@ -289,8 +292,7 @@ def plot(bundle: Path) -> list[tuple[str, str]]:
     ys = [c["k"] / c["n"] for c in grid.values()]
     ax.plot([0, 1, max([1.5, *xs])], [1, 0, 0], color="black", linestyle="--",
             label="model: max(0, 1 - Δ/I)")
-    ax.scatter(xs, ys, c=[plotting.color(f"hop{i:g}s") for i, _g in grid], zorder=3,
-               label="measured cells")
+    ax.scatter(xs, ys, color="#4477aa", zorder=3, label="measured cells")
     ax.set_xlabel("mean Δ / I (answer-to-exploit time over hop interval)")
     ax.set_ylabel("measured exploit success")
     ax.set_title("Measured vs model, every (interval, gap) cell")
