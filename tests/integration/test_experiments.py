@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -63,7 +64,8 @@ def test_recon_finds_exactly_the_topology(tmp_path: Path) -> None:
     m = metrics(bundle)
     print(f"recon: 2 trials in {wall_s:.1f} s; discovery {m['none:discovery_s']['mean']:.2f} s,"
           f" port scan {m['none:port_scan_s']['mean']:.2f} s")
-    assert m["none:host_precision"]["mean"] == 1.0 and m["none:host_precision"]["n"] == 2
+    # n of a proportion is the hosts pooled over the trials; the trials are counted apart
+    assert m["none:host_precision"]["mean"] == 1.0 and m["none:host_precision"]["trials"] == 2
     assert m["none:host_recall"]["mean"] == 1.0
     assert m["none:port_recall"]["mean"] == 1.0
     assert m["none:unexpected_open_ports"]["mean"] == 0
@@ -91,14 +93,24 @@ def test_recon_under_both_defenses_is_valid_and_defeats_the_exploit(tmp_path: Pa
     assert [t["status"] for t in manifest["trials"]] == ["ok"] * 6
     assert manifest["validity"]["rhm:real_addresses_unreachable"]
     assert manifest["validity"]["nat:real_addresses_unreachable"]
+
+    def mean(key: str) -> float:
+        """A metric's mean; NaN when absent (nothing was attempted, e.g. no target found)."""
+        return float(m[key]["mean"]) if key in m else math.nan
+
     for d in ("none", "rhm", "nat"):
-        print(f"{d}: modbus success {m[f'{d}:attacker_modbus_success']['mean']:.2f}, "
-              f"findings valid at exploit {m[f'{d}:findings_valid_at_exploit']['mean']:.2f}, "
+        print(f"{d}: modbus success {mean(f'{d}:attacker_modbus_success'):.2f}, "
+              f"no target found {mean(f'{d}:attack_no_target'):.2f}, "
+              f"findings valid at exploit {mean(f'{d}:findings_valid_at_exploit'):.2f}, "
               f"HMI availability {m[f'{d}:hmi_availability']['mean']:.4f}")
         assert m[f"{d}:hmi_availability"]["mean"] >= 0.999
     assert m["none:attacker_modbus_success"]["mean"] == 1.0
-    assert m["rhm:attacker_modbus_success"]["mean"] <= 0.1
-    assert m["nat:attacker_modbus_success"]["mean"] <= 0.1
+    for d in ("rhm", "nat"):
+        # Defeated: the attack was scored, and either found no target in any trial (success
+        # absent: no attempt is no 0) or reached at most a tenth of the PLCs it tried.
+        assert f"{d}:attack_no_target" in m, d
+        success = mean(f"{d}:attacker_modbus_success")
+        assert math.isnan(success) or success <= 0.1, (d, success)
     for d in ("rhm", "nat"):
         assert m[f"{d}:hop_latency_p95_ms"]["mean"] > 0
         assert m[f"{d}:rtt_authorized_p50_ms"]["mean"] > 0

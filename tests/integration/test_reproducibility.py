@@ -23,9 +23,12 @@ BEFORE = REPO / "tests" / "data" / "recon-seed7-before-restructure"
 # counted at the PLC, with "no target found" apart: a different metric, not a regression).
 SAME_SINCE_RESTRUCTURE = ("none:host_precision", "none:host_recall", "none:port_recall",
                           "none:modbus_id_recall", "none:attacker_modbus_success")
-# Fields of a summary that do not depend on timing (durations and latencies do).
+# Fields of a summary that do not depend on timing (durations and latencies do). The attack
+# under rhm is left out: whether the staged attacker's scan catches 502 open between two hops,
+# and whether its connect lands before the next one, is a matter of timing, not of the seed
+# (docs/attackers.md: usually "no target found", so attacker_modbus_success is then absent).
 DETERMINISTIC = ("none:host_precision", "none:host_recall", "none:port_recall",
-                 "none:attacker_modbus_success", "rhm:attacker_modbus_success")
+                 "none:attacker_modbus_success")
 
 
 def run_once(out: Path, seed: int) -> Path:
