@@ -73,9 +73,10 @@ def capacity(ram_gib: float, cores: int, costs: UnitCosts, headroom: float = 0.5
                     plcs_bound=out[1][1])
 
 
-# Measured on the emulated cluster (docs/cluster.md, "Capacity"), CPU saturated by other work.
-MEASURED = UnitCosts(host_mib=2.3, host_cpu_pct=0.02, plc_mib=45.0, plc_cpu_pct=1.5,
-                     base_mib=60.0)
+# Measured on the emulated cluster, 2026-12-02, CPU saturated by other work (docs/cluster.md,
+# "Capacity model"): a star of 250 over 3 servers (hosts) and the treatment plant (8 PLCs).
+MEASURED = UnitCosts(host_mib=2.5, host_cpu_pct=0.036, plc_mib=28.0, plc_cpu_pct=1.1,
+                     base_mib=20.0)
 
 
 def unit_costs(before: dict[str, Any], after: dict[str, Any]) -> UnitCosts:

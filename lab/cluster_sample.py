@@ -121,7 +121,8 @@ def sample(interval_s: float) -> dict[str, Any]:
             continue
         pss[kind] += _pss_kib(pid) / 1024
         cpu[kind] += (_cpu_ticks(pid) - ticks0[pid]) / CLK_TCK / interval_s * 100
-        plcs += kind == "plc"
+        # A remote PLC is a wrapper shell, its watcher and the Python server: count the last.
+        plcs += kind == "plc" and Path(argv[0]).name.startswith("python")
         try:
             ns = os.readlink(f"/proc/{pid}/ns/net")
         except OSError:
