@@ -6,6 +6,10 @@ Run inside the attacker host::
         [--ports 502,80] [--stages discovery,syn,connect,version,modbus,s7] \\
         [--engine nmap|scapy] [--timeout-s 300] [--stage-timeout-s 60] [--raw-dir DIR]
 
+The default budgets (300 s for the run, 60 s per stage) are for a /24 or smaller; a larger range
+gets proportionally more (:func:`scaled_budget_s`: a /22 gets four times as much), because the
+discovery sweep grows with the number of addresses (88 s for 1022 addresses on a 2-core machine).
+
 Stages run in the order above, each only on what earlier stages found:
 
 - ``discovery``: ARP/ping sweep of every target (nmap ``-sn -n``; scapy: ARP who-has).
@@ -63,6 +67,13 @@ ENGINES = tuple(ENGINE_CLASSES)
 DEFAULT_PORTS = (MODBUS_PORT, 80, 22, 102, 20000, 44818)
 DEFAULT_TIMEOUT_S = 300.0
 DEFAULT_STAGE_TIMEOUT_S = 60.0
+# The default budgets are for this many target addresses (a /24); larger ranges scale them.
+BUDGET_ADDRESSES = 256
+
+
+def scaled_budget_s(base_s: float, n_addresses: int) -> float:
+    """``base_s`` for up to :data:`BUDGET_ADDRESSES` targets, proportionally more beyond."""
+    return base_s * max(1.0, n_addresses / BUDGET_ADDRESSES)
 
 
 def _address_key(address: str) -> int:
@@ -79,12 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"comma-separated subset of {','.join(STAGES)} "
                              f"(default {','.join(DEFAULT_STAGES)})")
     parser.add_argument("--engine", choices=ENGINES, default="nmap")
-    parser.add_argument("--timeout-s", type=positive_float, default=DEFAULT_TIMEOUT_S,
-                        help="budget for the whole run in seconds")
-    parser.add_argument("--stage-timeout-s", type=positive_float,
-                        default=DEFAULT_STAGE_TIMEOUT_S,
+    parser.add_argument("--timeout-s", type=positive_float, default=None,
+                        help="budget for the whole run in seconds (default "
+                             f"{DEFAULT_TIMEOUT_S:g} per {BUDGET_ADDRESSES} targets)")
+    parser.add_argument("--stage-timeout-s", type=positive_float, default=None,
                         help="budget for one stage; bounds nmap's --host-timeout and "
-                             "--script-timeout")
+                             f"--script-timeout (default {DEFAULT_STAGE_TIMEOUT_S:g} per "
+                             f"{BUDGET_ADDRESSES} targets)")
     parser.add_argument("--raw-dir", type=Path, default=None,
                         help="folder for each stage's raw output (created if missing)")
     return parser
@@ -104,6 +116,12 @@ def _new_outcome(args: argparse.Namespace, targets: tuple[str, ...]) -> ReconOut
 
 def _body(ctx: AttackContext) -> None:
     args = ctx.args
+    if args.timeout_s is None:
+        args.timeout_s = scaled_budget_s(DEFAULT_TIMEOUT_S, len(ctx.targets))
+    if args.stage_timeout_s is None:
+        args.stage_timeout_s = scaled_budget_s(DEFAULT_STAGE_TIMEOUT_S, len(ctx.targets))
+    log.info("recon: %d target(s), budget %.0f s, %.0f s per stage", len(ctx.targets),
+             args.timeout_s, args.stage_timeout_s)
     raw_dir = Path(args.raw_dir) if args.raw_dir is not None else None
     if raw_dir is not None:
         raw_dir.mkdir(exist_ok=True)

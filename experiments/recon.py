@@ -31,6 +31,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from attacks.recon import scaled_budget_s
 from attacks.recon_run import DEFAULT_STAGES, STAGES
 from common.cli import port_list
 from common.errors import UserError
@@ -86,7 +87,8 @@ PARAMS = (
           parse=parse_stages),
     Param("scanner", "str", "nmap", "recon engine; both: each trial scans with each engine, "
           "on the same network and seed", choices=("nmap", "scapy", "both")),
-    Param("scan_timeout_s", "float", 120.0, "bound on the whole reconnaissance", 5, 3600,
+    Param("scan_timeout_s", "float", 120.0, "bound on the whole reconnaissance of a /24 "
+          "(a larger subnet gets proportionally more: four times for a /22)", 5, 3600,
           quick=60.0),
     Param("defense", "str", "none,rhm", "defenses to compare, each trial under each: "
           "comma-separated from none, rhm, nat, or all", parse=mtd.parse_defenses),
@@ -203,12 +205,14 @@ def trial(ctx: TrialContext,
         ctx.stage(f"random attack phase ({phase_s:.2f} s)")
         time.sleep(phase_s)
         ctx.stage(f"reconnaissance ({scanner}: {', '.join(stages)})")
+        scan_budget_s = scaled_budget_s(cfg["scan_timeout_s"],
+                                        ctx.plan.network.num_addresses - 2)
         scan = run_in_host(lab, attacker.name, "attacks.recon", [
             "--plan", str(plan_path), "--targets", ctx.plan.subnet,
             "--ports", ",".join(map(str, ports)), "--stages", ",".join(stages),
-            "--engine", scanner, "--timeout-s", f"{cfg['scan_timeout_s']:g}",
+            "--engine", scanner, "--timeout-s", f"{scan_budget_s:g}",
             "--out", str(outcome_path), "--raw-dir", str(nmap_dir)], "recon.log",
-            cfg["scan_timeout_s"] + 30)
+            scan_budget_s + 30)
         scan.check()
         scan_end = time.time()
         outcome = scan.outcome(outcome_path)
