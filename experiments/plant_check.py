@@ -14,14 +14,7 @@ from common.cli import OneLineParser
 from common.errors import UserError
 from common.plan import AddressPlan
 from lab.devices import hmi_spec, load_plant_plan, plc_specs
-
-
-def _table(rows: list[tuple[str, ...]]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-             for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return lines
+from lab.views import format_table
 
 
 def _pool_text(pool: tuple[str, ...]) -> str:
@@ -42,7 +35,7 @@ def plant_table(plan: AddressPlan) -> str:
         zones.append((sw.name, str(int(sw.dpid, 16)),
                       str(sum(1 for h in plan.hosts if h.switch == sw.name)),
                       ", ".join(peers) or "-"))
-    lines += [*_table(zones), ""]
+    lines += [*format_table(zones[0], zones[1:]), ""]
     hosts: list[tuple[str, ...]] = [("host", "role", "address", "mac", "zone", "protected",
                                      "authorized", "runs")]
     for h in plan.hosts:
@@ -54,7 +47,7 @@ def plant_table(plan: AddressPlan) -> str:
                     f"{spec.scan_cycle_ms:g} ms{'; ' + params if params else ''})")
         hosts.append((h.name, h.role, h.ip, h.mac, h.switch, "yes" if h.protected else "no",
                       "yes" if h.authorized else "no", runs))
-    lines += [*_table(hosts), ""]
+    lines += [*format_table(hosts[0], hosts[1:]), ""]
     hmi = hmi_spec(plan)
     if hmi is None:
         lines.append("hmi: none")

@@ -28,6 +28,7 @@ from lab.cluster import load_cluster
 from lab.dashboard import DashboardProcess, port_free, start_dashboard
 from lab.devices import load_plant_plan
 from lab.lifecycle import LabConfig
+from lab.views import format_table
 from reporting.bundle import Bundle, git_commit, package_versions
 from reporting.manifest import Manifest, TrialRecord
 from reporting.report import write_report
@@ -119,14 +120,6 @@ def condition_order(conditions: list[str], seed: int) -> list[str]:
     return order
 
 
-def _table(rows: list[tuple[str, ...]]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-             for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return lines
-
-
 def _interval_cells(st: Mapping[str, Any]) -> tuple[str, str, str]:
     """(estimate with its interval, k/n or n, method) of one summary entry."""
     text = format_estimate(st)
@@ -149,7 +142,7 @@ def summary_table(summary: Mapping[str, Any]) -> str:
         rows.append((e.condition, e.metric, *_interval_cells(e.stats)))
     if len(rows) == 1:
         return "no metric scored (no trial completed with its premise intact)"
-    lines = _table(rows)
+    lines = format_table(rows[0], rows[1:])
     for cond, t in condition_trials(summary).items():
         if t.get("premise_failed"):
             checks = ", ".join(f"{c} {n}x" for c, n in (t.get("failed_checks") or {}).items())
@@ -165,7 +158,7 @@ def summary_table(summary: Mapping[str, Any]) -> str:
             prow.append((f"{p['b']} vs {p['a']}", str(p["metric"]), _p(p.get("mean_diff")),
                          interval, _p(p.get("p_value")),
                          f"{p.get('method')} (n={p.get('n_pairs')})"))
-        lines += ["", *_table(prow)]
+        lines += ["", *format_table(prow[0], prow[1:])]
     return "\n".join(lines)
 
 
