@@ -41,6 +41,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from common.checksum import internet_checksum
 from common.cli import positive_float
 from common.errors import UserError
 from common.hostenv import (
@@ -74,16 +75,6 @@ TCP_SYN = 0x02
 
 
 # --- packets (pure) ---------------------------------------------------------------------
-def internet_checksum(data: bytes) -> int:
-    """The 16-bit ones'-complement checksum of RFC 1071."""
-    if len(data) % 2:
-        data += b"\x00"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 def syn_packet(src: str, dst: str, sport: int, dport: int, seq: int, ip_id: int = 1,
                ttl: int = TTL, window: int = WINDOW) -> bytes:
     """An IPv4 packet carrying a TCP SYN (no options, DF clear), both checksums filled in."""

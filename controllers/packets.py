@@ -17,6 +17,7 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 
+from common.checksum import internet_checksum
 from controllers.flowspec import FlowMatch
 
 ETH_HEADER_BYTES = 14
@@ -251,15 +252,6 @@ def icmp_quoted(frame: bytes) -> QuotedHeader | None:
                         inner.dst_port)
 
 
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\x00"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 def _adjust(csum: int, old: bytes, new: bytes) -> int:
     """RFC 1624 incremental update of a ones'-complement checksum for a 4-byte change."""
     total = ~csum & 0xFFFF
@@ -286,7 +278,7 @@ def rewrite_icmp_error(frame: bytes, src_mac: str, src_ip: str, quoted_dst: str)
     outer_len = (out[ip_at] & 0x0F) * 4
     out[ip_at + 12:ip_at + 16] = ipaddress.IPv4Address(src_ip).packed
     out[ip_at + 10:ip_at + 12] = b"\x00\x00"
-    struct.pack_into("!H", out, ip_at + 10, _checksum(bytes(out[ip_at:ip_at + outer_len])))
+    struct.pack_into("!H", out, ip_at + 10, internet_checksum(bytes(out[ip_at:ip_at + outer_len])))
     inner_at = quoted.offset
     inner_len = (out[inner_at] & 0x0F) * 4
     old_dst = bytes(out[inner_at + 16:inner_at + 20])
@@ -294,7 +286,7 @@ def rewrite_icmp_error(frame: bytes, src_mac: str, src_ip: str, quoted_dst: str)
     out[inner_at + 16:inner_at + 20] = new_dst
     out[inner_at + 10:inner_at + 12] = b"\x00\x00"
     struct.pack_into("!H", out, inner_at + 10,
-                     _checksum(bytes(out[inner_at:inner_at + inner_len])))
+                     internet_checksum(bytes(out[inner_at:inner_at + inner_len])))
     l4 = inner_at + inner_len
     csum_at = {PROTO_TCP: l4 + 16, PROTO_UDP: l4 + 6}.get(quoted.proto)
     if csum_at is not None and len(out) >= csum_at + 2:
@@ -305,5 +297,5 @@ def rewrite_icmp_error(frame: bytes, src_mac: str, src_ip: str, quoted_dst: str)
     total = struct.unpack_from("!H", out, ip_at + 2)[0]
     icmp_end = min(len(out), ip_at + total)
     out[icmp_at + 2:icmp_at + 4] = b"\x00\x00"
-    struct.pack_into("!H", out, icmp_at + 2, _checksum(bytes(out[icmp_at:icmp_end])))
+    struct.pack_into("!H", out, icmp_at + 2, internet_checksum(bytes(out[icmp_at:icmp_end])))
     return bytes(out)

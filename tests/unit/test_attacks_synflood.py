@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 from attacks.synflood import (
     counter_deltas,
     flood_effect,
-    internet_checksum,
     parse_proc_netstat,
     spoof_pool,
     syn_packet,
 )
+from common.checksum import internet_checksum
 from common.plan import ics_plan
 from common.scope import ScopeError
 from plc.metrics import RequestRecord
