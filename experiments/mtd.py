@@ -16,9 +16,10 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from common.errors import LabError, UserError
+from common.errors import LabError
 from common.hoplog import HopRecord
 from common.plan import AddressPlan
+from experiments.spec import parse_names
 from lab.defenses import (
     DEFENSES,
     DefenseSettings,
@@ -37,19 +38,7 @@ INF = math.inf
 
 def parse_defenses(text: str) -> list[str]:
     """``none,rhm`` → ['none', 'rhm']; ``all`` → every defense."""
-    if text.strip() == "all":
-        return list(DEFENSES)
-    out = []
-    for item in text.split(","):
-        item = item.strip()
-        if item not in DEFENSES:
-            raise UserError(f"--defense: unknown defense {item!r} (choose from "
-                            f"{', '.join(DEFENSES)}, or all)")
-        if item not in out:
-            out.append(item)
-    if not out:
-        raise UserError("--defense: name at least one defense")
-    return out
+    return parse_names(text, "--defense", "defense", DEFENSES)
 
 
 # --- pure: address spans and the value of findings ----------------------------------------

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from common import requestlog
-from common.errors import UserError
 from common.plan import AddressPlan
 from experiments import mtd
 from experiments.runner import TrialContext
@@ -33,7 +32,7 @@ from experiments.scoring import (
     score_attack,
     score_tactics,
 )
-from experiments.spec import TrialResult
+from experiments.spec import TrialResult, parse_names
 from lab.devices import hmi_results, start_ics, stop_hmi
 from lab.hostrun import run_in_host
 from lab.lifecycle import Lab, running_lab
@@ -50,16 +49,7 @@ AWARE_TACTICS = ("pool_sweep", "port_reuse", "keep_open", "icmp_quote", "spoof_a
 
 def parse_attackers(text: str) -> list[str]:
     """``staged,fast`` → ['staged', 'fast']; ``all`` → every attacker; UserError when bad."""
-    if text.strip() == "all":
-        return list(ATTACKERS)
-    out: list[str] = []
-    for item in (s.strip() for s in text.split(",")):
-        if item not in ATTACKERS:
-            raise UserError(f"--attacker: unknown attacker {item!r} (choose from "
-                            f"{', '.join(ATTACKERS)}, or all)")
-        if item not in out:
-            out.append(item)
-    return out
+    return parse_names(text, "--attacker", "attacker", ATTACKERS)
 
 
 def attack_phase_s(seed: int, condition: str, hop_interval_s: float) -> float:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,6 +129,22 @@ class Param:
                     self.hi is not None and value > self.hi):
                 raise bad
         return value
+
+
+def parse_names(text: str, flag: str, noun: str, choices: Sequence[str]) -> list[str]:
+    """A list option's text (``rhm,nat``) → the names in the order given, repeats dropped;
+    ``all`` → every choice. UserError naming ``flag`` and the choices for an unknown (or empty)
+    name: the ``parse`` hook of ``--defense``, ``--attacker``, ``--parts``."""
+    if text.strip() == "all":
+        return list(choices)
+    out: list[str] = []
+    for item in (s.strip() for s in text.split(",")):
+        if item not in choices:
+            raise UserError(f"{flag}: unknown {noun} {item!r} (choose from "
+                            f"{', '.join(choices)}, or all)")
+        if item not in out:
+            out.append(item)
+    return out
 
 
 # Parameters every experiment has.

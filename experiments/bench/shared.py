@@ -15,7 +15,7 @@ from typing import Any
 
 from common.errors import LabError, UserError
 from common.plan import MAX_SCALE_HOSTS
-from experiments.spec import Param
+from experiments.spec import Param, parse_names
 from lab.lifecycle import SWITCH_PREFIX_ENV
 
 PARTS = ("bringup", "trial_stages", "recon_wall", "hopping", "datapath", "scale",
@@ -24,16 +24,7 @@ PARTS = ("bringup", "trial_stages", "recon_wall", "hopping", "datapath", "scale"
 
 def parse_parts(text: str) -> list[str]:
     """``bringup,hopping`` → ['bringup', 'hopping']; ``all`` → every part, in order."""
-    if text.strip() == "all":
-        return list(PARTS)
-    out: list[str] = []
-    for item in (s.strip() for s in text.split(",")):
-        if item not in PARTS:
-            raise UserError(f"--parts: unknown part {item!r} (choose from "
-                            f"{', '.join(PARTS)}, or all)")
-        if item not in out:
-            out.append(item)
-    return out
+    return parse_names(text, "--parts", "part", PARTS)
 
 
 def parse_counts(text: str, name: str, lo: int = 2, hi: int = MAX_SCALE_HOSTS) -> list[int]:
