@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
+from common.counters import counter_record
 from controllers.flowspec import (
     CONTROLLER_MAX_LEN_NO_BUFFER,
     NO_BUFFER,
@@ -84,23 +85,11 @@ class LearningConfig:
             raise ValueError(f"flow_priority must be 1..65535, got {self.flow_priority}")
 
 
-@dataclass
-class LearningStats:
-    """Counters since the core was created (not reset on switch reconnect)."""
-
-    packet_ins: int = 0
-    parse_errors: int = 0
-    invalid_sources: int = 0
-    link_local_dropped: int = 0
-    same_port_dropped: int = 0
-    floods: int = 0
-    forwards: int = 0
-    flows_installed: int = 0
-    mac_moves: int = 0
-    mac_evictions: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+LearningStats = counter_record(
+    "LearningStats",
+    ("packet_ins", "parse_errors", "invalid_sources", "link_local_dropped", "same_port_dropped",
+     "floods", "forwards", "flows_installed", "mac_moves", "mac_evictions"),
+    "Counters since the core was created (not reset on switch reconnect).", __name__)
 
 
 @dataclass(frozen=True)

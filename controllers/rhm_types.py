@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from common.counters import counter_record
 from common.hopschedule import HopEvent
 from common.plan import HostSpec
 from controllers.flowspec import FlowDelete, FlowSpec
@@ -50,6 +51,10 @@ class FlowKey:
     peer_port: int | None
     virtual_ip: str
     port: int | None
+
+
+RealKey = tuple[int, str, int | None, str, int | None]
+"""A conversation by its real addresses: (protocol, peer IP, peer port, real IP, port)."""
 
 
 @dataclass
@@ -98,18 +103,9 @@ class HopResult:
     decided_s: float
 
 
-@dataclass
-class RhmStats:
-    """Counters since the core was created."""
-
-    arp_replies: int = 0
-    arp_refused: int = 0
-    real_refused: int = 0
-    stale_refused: int = 0
-    mappings_created: int = 0
-    mappings_removed: int = 0
-    leak_refused: int = 0
-    spoof_refused: int = 0
-    stale_syn_refused: int = 0
-    icmp_quotes_rewritten: int = 0
-    retired_cut: int = 0
+RhmStats = counter_record(
+    "RhmStats",
+    ("arp_replies", "arp_refused", "real_refused", "stale_refused", "mappings_created",
+     "mappings_removed", "leak_refused", "spoof_refused", "stale_syn_refused",
+     "icmp_quotes_rewritten", "retired_cut", "decoy_replies"),
+    "Counters since the core was created.", __name__)
