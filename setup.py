@@ -40,6 +40,9 @@ setup(
         # The dashboard's web server (dashboard/server.py); web.AppKey and the runner's
         # header limits are 3.9+ API, and aiohttp deprecates between minor releases: one minor.
         "aiohttp>=3.14,<3.15",
+        # The lab's name server and the HMI's resolver (common/dns.py): the record classes'
+        # constructors are the library's own and have changed between releases: one release.
+        "dnslib==0.9.26",
         # experiments/spec.py reads TOML with tomllib (3.11+); tomli is the same parser before.
         "tomli>=2,<3; python_version<'3.11'",
     ],

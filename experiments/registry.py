@@ -11,6 +11,7 @@ from experiments import (
     mtd_longrun,
     mtd_sweep,
     mtd_timing,
+    nameservice,
     recon,
     rtt,
 )
@@ -19,7 +20,8 @@ from experiments.spec import Experiment
 EXPERIMENTS: dict[str, Experiment] = {
     e.name: e for e in (recon.EXPERIMENT, rtt.EXPERIMENT, ics.EXPERIMENT,
                         attacks_exp.EXPERIMENT, mtd_sweep.EXPERIMENT, mtd_timing.EXPERIMENT,
-                        evasion.EXPERIMENT, bench.EXPERIMENT, mtd_longrun.EXPERIMENT)}
+                        evasion.EXPERIMENT, bench.EXPERIMENT, mtd_longrun.EXPERIMENT,
+                        nameservice.EXPERIMENT)}
 
 
 def get_experiment(name: str) -> Experiment:

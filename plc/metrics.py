@@ -23,6 +23,8 @@ READ_FUNCTIONS = ("read_coils", "read_discrete_inputs", "read_input_registers",
                   "read_holding_registers")
 WRITE_FUNCTIONS = ("write_coil", "write_register")
 CONNECT = "connect"
+# A name lookup (plc.hmi --resolver): part of the poll it ran in, never a request to the PLC.
+RESOLVE = "resolve"
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,8 @@ class RequestRecord:
     poll: index of the HMI period the request belongs to, per PLC.
     values: values read or written, space-separated raw integers; empty otherwise.
     error: exception code (``0x02``) or error text when the outcome is not ok.
+    peer: the address the request went to (the resolved one for a PLC given by name; the
+        name server's for a ``resolve``); empty in CSVs written before it was recorded.
     """
 
     t_s: float
@@ -45,6 +49,7 @@ class RequestRecord:
     outcome: str
     values: str = ""
     error: str = ""
+    peer: str = ""
 
     @classmethod
     def columns(cls) -> tuple[str, ...]:
@@ -52,7 +57,8 @@ class RequestRecord:
 
     def as_row(self) -> tuple:
         return (round(self.t_s, 4), self.plc, self.poll, self.function, self.address,
-                self.count, round(self.latency_ms, 3), self.outcome, self.values, self.error)
+                self.count, round(self.latency_ms, 3), self.outcome, self.values, self.error,
+                self.peer)
 
 
 def records_from_csv(lines: Iterable[str]) -> list[RequestRecord]:
@@ -65,7 +71,7 @@ def records_from_csv(lines: Iterable[str]) -> list[RequestRecord]:
                 function=row["function"], address=int(row["address"]),
                 count=int(row["count"]), latency_ms=float(row["latency_ms"]),
                 outcome=row["outcome"], values=row["values"] or "",
-                error=row["error"] or ""))
+                error=row["error"] or "", peer=row.get("peer") or ""))
         except (KeyError, TypeError, ValueError):
             continue
     return records
@@ -124,7 +130,7 @@ def plc_metrics(plc: str, records: Iterable[RequestRecord]) -> PlcMetrics:
         longest = max(longest, verdicts[-1][0] - outage_start)
     latencies = [r.latency_ms for r in mine
                  if r.function in READ_FUNCTIONS and r.outcome == "ok"]
-    requests = [r for r in mine if r.function != CONNECT]
+    requests = [r for r in mine if r.function not in (CONNECT, RESOLVE)]
     n_ok = sum(ok for _, ok in verdicts)
     connects_ok = sum(r.function == CONNECT and r.outcome == "ok" for r in mine)
     return PlcMetrics(
