@@ -18,12 +18,13 @@ from collections.abc import Sequence
 
 from attacks.attacker_common import AttackerOutcome, attacker_parser, local_interface
 from attacks.attacker_fast import sweep_and_exploit
+from attacks.bounds import Bound, check_bounds
 from common.cli import positive_float
-from common.errors import UserError
 from common.hostenv import AttackContext, run_attack, utc_now_iso
 
 MAX_WINDOW_S = 3600.0
 MIN_ROUND_S = 0.5
+BOUNDS = (Bound("--window-s", at_most=MAX_WINDOW_S), Bound("--round-s", at_least=MIN_ROUND_S))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,10 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _validate(args: argparse.Namespace) -> None:
-    if args.window_s > MAX_WINDOW_S:
-        raise UserError(f"--window-s {args.window_s:g}: at most {MAX_WINDOW_S:g}")
-    if args.round_s < MIN_ROUND_S:
-        raise UserError(f"--round-s {args.round_s:g}: at least {MIN_ROUND_S:g}")
+    check_bounds(args, BOUNDS)
 
 
 def _new_outcome(args: argparse.Namespace, targets: tuple[str, ...]) -> AttackerOutcome:

@@ -27,14 +27,15 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from common.cli import positive_float
+from attacks.bounds import BarrageLimits, check_bounds
 from common.errors import UserError
 from common.hostenv import AttackContext, AttackOutcome, attack_parser, run_attack, utc_now_iso
 
 log = logging.getLogger(__name__)
 
-MAX_FRAMES = 200_000
-MAX_DURATION_S = 300.0
+# Paced at --rate-fps with no ceiling of its own: --frames and --max-s bound the barrage.
+LIMITS = BarrageLimits(frames=12_000, max_frames=200_000, rate_fps=3000.0, max_rate_fps=None,
+                       max_s=30.0, max_duration_s=300.0)
 ETH_MAX_FRAME = 1514  # 1500-byte MTU + 14-byte header, no FCS
 
 KINDS = (
@@ -166,22 +167,13 @@ def _default_iface() -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = attack_parser("attacks.ctrl_fuzz",
                       "Hostile frames that reach the OpenFlow controller as packet-ins.")
-    p.add_argument("--frames", type=int, default=12_000,
-                   help=f"frames to send (1..{MAX_FRAMES})")
-    p.add_argument("--rate-fps", type=positive_float, default=3000.0,
-                   help="frames per second (pacing)")
-    p.add_argument("--max-s", type=positive_float, default=30.0,
-                   help=f"stop after this many seconds (at most {MAX_DURATION_S:g})")
-    p.add_argument("--seed", type=int, default=1)
+    LIMITS.add_options(p)
     p.add_argument("--iface", default=None, help="interface to send on (default: the only one)")
     return p
 
 
 def _validate(args: argparse.Namespace) -> None:
-    if not 1 <= args.frames <= MAX_FRAMES:
-        raise UserError(f"--frames must be 1..{MAX_FRAMES}, not {args.frames}")
-    if args.max_s > MAX_DURATION_S:
-        raise UserError(f"--max-s must be at most {MAX_DURATION_S:g}")
+    check_bounds(args, LIMITS.bounds)
 
 
 def _new_outcome(args: argparse.Namespace, targets: tuple[str, ...]) -> CtrlFuzzOutcome:

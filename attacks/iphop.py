@@ -43,6 +43,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from attacks.bounds import Bound, check_bounds
 from common.cli import int_in, port_list, positive_float
 from common.errors import UserError
 from common.hostenv import AttackContext, AttackOutcome, attack_parser, run_attack, utc_now_iso
@@ -64,6 +65,11 @@ MAX_DURATION_S = 3600.0
 MAX_PROBES = 100000
 MIN_PROBE_INTERVAL_S = 0.01
 MIN_HOP_INTERVAL_S = 0.1
+MAX_CONNECT_TIMEOUT_S = 30.0
+BOUNDS = (Bound("--duration-s", at_most=MAX_DURATION_S),
+          Bound("--probe-interval-s", at_least=MIN_PROBE_INTERVAL_S),
+          Bound("--hop-interval-s", at_least=MIN_HOP_INTERVAL_S),
+          Bound("--connect-timeout-s", at_most=MAX_CONNECT_TIMEOUT_S))
 
 
 # --- pure: pool and schedule ------------------------------------------------------------
@@ -355,14 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _validate(args: argparse.Namespace) -> None:
-    if args.duration_s > MAX_DURATION_S:
-        raise UserError(f"--duration-s: at most {MAX_DURATION_S:g}")
-    if args.probe_interval_s < MIN_PROBE_INTERVAL_S:
-        raise UserError(f"--probe-interval-s: at least {MIN_PROBE_INTERVAL_S:g}")
-    if args.hop_interval_s < MIN_HOP_INTERVAL_S:
-        raise UserError(f"--hop-interval-s: at least {MIN_HOP_INTERVAL_S:g}")
-    if args.connect_timeout_s > 30:
-        raise UserError("--connect-timeout-s: at most 30")
+    check_bounds(args, BOUNDS)
     plan = AddressPlan.load(args.plan)  # run_attack has read it once already: it is valid
     if args.pool is not None:
         try:

@@ -48,6 +48,7 @@ from dataclasses import asdict
 from typing import Any
 
 from attacks.arp_poison import Victim, claim_frame, resolve_mac
+from attacks.bounds import Bound, check_bounds
 from attacks.mitm_relay import MitmOutcome, Relay
 from attacks.mitm_tamper import parse_tamper
 from common.cli import int_in, positive_float
@@ -66,6 +67,10 @@ MAX_DURATION_S = 3600.0
 DEFAULT_MAX_RECORDS = 10000
 DEFAULT_MAX_FORWARD_PACKETS = 200000
 DEFAULT_VERIFY_S = 1.5
+MAX_VERIFY_S = 30.0
+BOUNDS = (Bound("--duration-s", at_most=MAX_DURATION_S),
+          Bound("--poison-interval-s", at_least=MIN_POISON_INTERVAL_S),
+          Bound("--verify-s", at_most=MAX_VERIFY_S))
 RESTORE_ROUNDS = 3
 RESTORE_REPEATS = 3
 RESTORE_GAP_S = 0.2
@@ -251,12 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _validate(args: argparse.Namespace) -> None:
-    if args.duration_s > MAX_DURATION_S:
-        raise UserError(f"--duration-s: at most {MAX_DURATION_S:g}")
-    if args.poison_interval_s < MIN_POISON_INTERVAL_S:
-        raise UserError(f"--poison-interval-s: at least {MIN_POISON_INTERVAL_S:g}")
-    if args.verify_s > 30:
-        raise UserError("--verify-s: at most 30")
+    check_bounds(args, BOUNDS)
     items = [t.strip() for t in args.targets.split(",")]
     if len(items) != 2 or "/" in args.targets or items[0] == items[1]:
         raise UserError("--targets: exactly two different addresses (the two victims)")

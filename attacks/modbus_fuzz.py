@@ -35,14 +35,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
+from attacks.bounds import BarrageLimits, check_bounds
 from attacks.modbus_frames import (
     bad_content_frame,
     bad_framing,
     partial_header,
     table_sizes_of,
 )
-from common.cli import int_in, positive_float
-from common.errors import UserError
+from common.cli import int_in
 from common.hostenv import (
     AttackContext,
     AttackOutcome,
@@ -64,6 +64,9 @@ MAX_FRAMES = 1_000_000
 MAX_RATE_FPS = 50_000.0
 MAX_DURATION_S = 600.0
 MAX_HALF_OPEN = 1_000
+LIMITS = BarrageLimits(frames=DEFAULT_FRAMES, max_frames=MAX_FRAMES,
+                       rate_fps=DEFAULT_RATE_FPS, max_rate_fps=MAX_RATE_FPS,
+                       max_s=DEFAULT_MAX_S, max_duration_s=MAX_DURATION_S)
 KEEPING_WORKERS = 4
 KILLING_WORKERS = 8
 BURST = 16
@@ -264,25 +267,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = attack_parser("attacks.modbus_fuzz",
                            "A bounded barrage of hostile Modbus/TCP frames against one PLC.")
     parser.add_argument("--port", type=int_in(1, 65535), default=MODBUS_PORT)
-    parser.add_argument("--frames", type=int_in(1, MAX_FRAMES), default=DEFAULT_FRAMES,
-                        help=f"frames to send (at most {MAX_FRAMES})")
-    parser.add_argument("--rate-fps", type=positive_float, default=DEFAULT_RATE_FPS,
-                        help=f"frames per second (at most {MAX_RATE_FPS:g})")
-    parser.add_argument("--max-s", type=positive_float, default=DEFAULT_MAX_S,
-                        help=f"time bound in seconds (at most {MAX_DURATION_S:g})")
+    LIMITS.add_options(parser)
     parser.add_argument("--half-open", type=int_in(0, MAX_HALF_OPEN),
                         default=DEFAULT_HALF_OPEN, help="connections held open to the end")
-    parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--map", choices=sorted(MAPS), default="tank",
                         help="register map whose table ends the out-of-range frames aim past")
     return parser
 
 
 def _validate(args: argparse.Namespace) -> None:
-    if args.rate_fps > MAX_RATE_FPS:
-        raise UserError(f"--rate-fps {args.rate_fps:g} above the ceiling {MAX_RATE_FPS:g}")
-    if args.max_s > MAX_DURATION_S:
-        raise UserError(f"--max-s {args.max_s:g} above the ceiling {MAX_DURATION_S:g}")
+    check_bounds(args, LIMITS.bounds)
     single_target(args.plan, args.targets)
 
 

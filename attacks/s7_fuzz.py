@@ -26,17 +26,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
+from attacks.bounds import BarrageLimits, check_bounds
 from attacks.s7_frames import hostile_exchange
-from common.cli import int_in, positive_float
-from common.errors import UserError
+from common.cli import int_in
 from common.hostenv import AttackContext, AttackOutcome, attack_parser, run_attack, single_target
 from common.s7 import S7_PORT
 
 log = logging.getLogger(__name__)
 
-MAX_FRAMES = 100_000
-MAX_RATE_FPS = 5000.0
-MAX_DURATION_S = 300.0
+LIMITS = BarrageLimits(frames=10_000, max_frames=100_000, rate_fps=2000.0, max_rate_fps=5000.0,
+                       max_s=30.0, max_duration_s=300.0)
 REPLY_WAIT_S = 0.002
 WORKERS = 4
 
@@ -126,21 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = attack_parser("attacks.s7_fuzz",
                            "A bounded barrage of malformed S7comm frames against one PLC.")
     parser.add_argument("--port", type=int_in(1, 65535), default=S7_PORT)
-    parser.add_argument("--frames", type=int_in(1, MAX_FRAMES), default=10_000,
-                        help=f"frames to send (at most {MAX_FRAMES})")
-    parser.add_argument("--rate-fps", type=positive_float, default=2000.0,
-                        help=f"frames per second (at most {MAX_RATE_FPS:g})")
-    parser.add_argument("--max-s", type=positive_float, default=30.0,
-                        help=f"time bound in seconds (at most {MAX_DURATION_S:g})")
-    parser.add_argument("--seed", type=int, default=1)
+    LIMITS.add_options(parser)
     return parser
 
 
 def _validate(args: argparse.Namespace) -> None:
-    if args.rate_fps > MAX_RATE_FPS:
-        raise UserError(f"--rate-fps {args.rate_fps:g} above the ceiling {MAX_RATE_FPS:g}")
-    if args.max_s > MAX_DURATION_S:
-        raise UserError(f"--max-s {args.max_s:g} above the ceiling {MAX_DURATION_S:g}")
+    check_bounds(args, LIMITS.bounds)
     single_target(args.plan, args.targets)
 
 

@@ -41,8 +41,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from attacks.bounds import Bound, check_bounds
 from common.checksum import internet_checksum
-from common.cli import positive_float
+from common.cli import int_in, positive_float
 from common.errors import UserError
 from common.hostenv import (
     AttackContext,
@@ -66,6 +67,8 @@ DEFAULT_DURATION_S = 10.0
 MAX_RATE_PPS = 100_000.0
 MAX_DURATION_S = 300.0
 MAX_PACKETS = 10_000_000
+BOUNDS = (Bound("--rate-pps", at_most=MAX_RATE_PPS), Bound("--duration-s", at_most=MAX_DURATION_S),
+          Bound("--max-packets", at_most=MAX_PACKETS, at_least=1))
 TTL = 64
 WINDOW = 64240
 TIMELINE_PERIOD_S = 0.5
@@ -272,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The flood command line (see the module docstring)."""
     parser = attack_parser("attacks.synflood",
                            "A bounded, spoofed TCP SYN flood against one PLC port.")
-    parser.add_argument("--port", type=int, default=MODBUS_PORT)
+    parser.add_argument("--port", type=int_in(1, 65535), default=MODBUS_PORT)
     parser.add_argument("--rate-pps", type=positive_float, default=DEFAULT_RATE_PPS,
                         help=f"packets per second (at most {MAX_RATE_PPS:g})")
     parser.add_argument("--duration-s", type=positive_float, default=DEFAULT_DURATION_S,
@@ -286,17 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _validate(args: argparse.Namespace) -> None:
-    if args.rate_pps > MAX_RATE_PPS:
-        raise UserError(f"--rate-pps {args.rate_pps:g} above the ceiling {MAX_RATE_PPS:g}")
-    if args.duration_s > MAX_DURATION_S:
-        raise UserError(f"--duration-s {args.duration_s:g} above the ceiling "
-                         f"{MAX_DURATION_S:g}")
+    check_bounds(args, BOUNDS)
     if args.max_packets is None:
         args.max_packets = min(MAX_PACKETS, math.ceil(args.rate_pps * args.duration_s))
-    if not 1 <= args.max_packets <= MAX_PACKETS:
-        raise UserError(f"--max-packets {args.max_packets} outside 1..{MAX_PACKETS}")
-    if not 1 <= args.port <= 65535:
-        raise UserError(f"--port {args.port} outside 1..65535")
     single_target(args.plan, args.targets, "address")
     plan = load_plan(args.plan)
     try:

@@ -201,7 +201,7 @@ def _cli(module: str, *args: str) -> subprocess.CompletedProcess:
 REFUSALS = [
     ("modbus_fuzz", ["--targets", "8.8.8.8"], "outside the plan's subnet"),
     ("modbus_fuzz", ["--targets", "10.0.0.21,10.0.0.22"], "exactly one"),
-    ("modbus_fuzz", ["--targets", "10.0.0.21", "--rate-fps", "1e9"], "ceiling"),
+    ("modbus_fuzz", ["--targets", "10.0.0.21", "--rate-fps", "1e9"], "at most 50000"),
     ("modbus_fuzz", ["--targets", "10.0.0.21", "--frames", "0"], "--frames"),
     ("modbus_fuzz", ["--targets", "10.0.0.21", "--max-s", "-1"], "--max-s"),
     ("inject", ["--targets", "127.0.0.1", "--pump-on"], "outside the plan's subnet"),
@@ -217,8 +217,9 @@ REFUSALS = [
     ("synflood", ["--targets", "192.168.1.1"], "outside the plan's subnet"),
     ("synflood", ["--targets", "10.0.0.21", "--spoof-cidr", "10.0.1.0/24"],
      "outside the plan's subnet"),
-    ("synflood", ["--targets", "10.0.0.21", "--rate-pps", "1000000"], "ceiling"),
-    ("synflood", ["--targets", "10.0.0.21", "--duration-s", "3600"], "ceiling"),
+    ("synflood", ["--targets", "10.0.0.21", "--rate-pps", "1000000"], "at most 100000"),
+    ("synflood", ["--targets", "10.0.0.21", "--duration-s", "3600"],
+     "--duration-s 3600: at most 300"),
     ("synflood", ["--targets", "10.0.0.21", "--max-packets", "0"], "--max-packets"),
     ("synflood", ["--targets", "10.0.0.0/30"], "exactly one"),
 ]
