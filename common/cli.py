@@ -16,6 +16,7 @@ from typing import NoReturn, TypeVar
 from common.errors import UserError
 
 T = TypeVar("T")
+N = TypeVar("N", int, float)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -36,19 +37,35 @@ def run_main(body: Callable[[], int]) -> int:
         return exc.exit_code
 
 
-def int_in(low: int, high: int) -> Callable[[str], int]:
-    """argparse type factory: an integer in ``low..high`` (one-line error otherwise)."""
+def number_in(kind: Callable[[str], N], low: float, high: float, unit: str = ""
+              ) -> Callable[[str], N]:
+    """argparse type factory: a ``kind`` (int or float) in ``low..high``, one-line errors.
 
-    def parse(text: str) -> int:
+    unit: appended to the range in the error (``" s"``: ``must be 10..3600 s, got '5'``).
+    """
+
+    def parse(text: str) -> N:
         try:
-            value = int(text)
+            value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+            what = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
         if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be {low}..{high}, got {value}")
+            raise argparse.ArgumentTypeError(
+                f"must be {_bound(low)}..{_bound(high)}{unit}, got {text!r}")
         return value
 
     return parse
+
+
+def _bound(value: float) -> str:
+    # ints as written (2**63 - 1 stays exact); floats short (1e+09, 0.001)
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+def int_in(low: int, high: int) -> Callable[[str], int]:
+    """argparse type factory: an integer in ``low..high`` (one-line error otherwise)."""
+    return number_in(int, low, high)
 
 
 def positive_float(text: str) -> float:

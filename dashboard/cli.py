@@ -11,7 +11,6 @@ in use), with one line on stderr. The lab starts it as a process (``--dashboard`
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import errno
 import signal
@@ -19,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from common.cli import OneLineParser, int_in, run_main
+from common.cli import OneLineParser, int_in, number_in, run_main
 from common.errors import UserError
 from dashboard.runs import find_runs
 from dashboard.server import make_app, serve
@@ -27,26 +26,6 @@ from dashboard.snapshot import DEFAULT_WINDOW_S
 from dashboard.source import MAX_SPEED, LiveSource, ReplaySource
 
 DEFAULT_PORT = 8765
-
-
-def _speed(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 1.0 <= value <= MAX_SPEED:
-        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_SPEED:g}, got {text!r}")
-    return value
-
-
-def _window(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 10.0 <= value <= 3600.0:
-        raise argparse.ArgumentTypeError(f"must be between 10 and 3600 s, got {text!r}")
-    return value
 
 
 def build_parser(prog: str = "python -m dashboard", replay_only: bool = False
@@ -61,9 +40,10 @@ def build_parser(prog: str = "python -m dashboard", replay_only: bool = False
     if not replay_only:
         parser.add_argument("--replay", action="store_true",
                             help="play a finished folder back instead of following it")
-    parser.add_argument("--speed", type=_speed, default=1.0,
+    parser.add_argument("--speed", type=number_in(float, 1.0, MAX_SPEED), default=1.0,
                         help="replay speed, 1 to 20 (default 1)")
-    parser.add_argument("--window-s", type=_window, default=DEFAULT_WINDOW_S,
+    parser.add_argument("--window-s", type=number_in(float, 10.0, 3600.0, unit=" s"),
+                        default=DEFAULT_WINDOW_S,
                         help=f"history the charts show (default {DEFAULT_WINDOW_S:g} s)")
     return parser
 

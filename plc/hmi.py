@@ -10,6 +10,12 @@ then read every table of the PLC's register map (learned from input register 0,
 connection error drops the connection; the next period reconnects. A PLC given with
 ``/s7`` speaks S7comm: the same tables are read from its data blocks (:mod:`plc.hmi_s7`) and
 recorded under the same function names.
+
+With ``--resolver IP[:PORT]`` a PLC may be given by name (``--plc plc1=plc1.ics.lab``): the
+HMI looks it up through that name server before connecting, keeps the answer for its TTL,
+asks again once it has run out and moves its connection when the name points elsewhere
+(:mod:`plc.hmi_dns`; each query is a ``resolve`` record). Every record's ``peer`` is the
+address the request went to.
 """
 
 from __future__ import annotations
@@ -32,14 +38,16 @@ from typing import IO, Any
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusIOException
 
-from common.cli import OneLineParser
+from common.cli import OneLineParser, number_in
+from common.dns import is_ipv4
 from common.errors import UserError
 from common.modbus import MODBUS_PORT
 from common.plan import PROTOCOLS
 from common.s7 import S7_PORT
-from plc.cli import number_in, report_usage_error, setup_logging
+from plc.cli import report_usage_error, setup_logging
+from plc.hmi_dns import NameResolver, parse_server
 from plc.hmi_s7 import S7_FAILURES, S7Session
-from plc.metrics import RequestRecord
+from plc.metrics import RESOLVE, RequestRecord
 from plc.registers import MAPS_BY_ID, RegisterMap, Table
 
 log = logging.getLogger(__name__)
@@ -69,8 +77,9 @@ class OperatorWrite:
     value: int
 
 
-def parse_target(text: str) -> PlcTarget:
-    """``NAME=IP[:PORT][/PROTOCOL]`` -> PlcTarget (protocol modbus unless given)."""
+def parse_target(text: str, names: bool = False) -> PlcTarget:
+    """``NAME=IP[:PORT][/PROTOCOL]`` -> PlcTarget (protocol modbus unless given); names: the
+    IP may be a DNS name instead (a Modbus PLC looked up through ``--resolver``)."""
     name, sep, rest = text.partition("=")
     if not sep or not name or not rest:
         raise UserError(f"--plc {text!r}: expected NAME=IP[:PORT][/PROTOCOL]")
@@ -83,7 +92,9 @@ def parse_target(text: str) -> PlcTarget:
     try:
         ipaddress.IPv4Address(host)
     except ValueError:
-        raise UserError(f"--plc {text!r}: {host!r} is not an IPv4 address") from None
+        if not (names and protocol == "modbus" and "." in host):
+            raise UserError(f"--plc {text!r}: {host!r} is not an IPv4 address"
+                            + ("" if names else " (a name needs --resolver)")) from None
     port = S7_PORT if protocol == "s7" else MODBUS_PORT
     if port_text:
         if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
@@ -131,7 +142,8 @@ class Hmi:
 
     def __init__(self, targets: Sequence[PlcTarget], period_ms: float, timeout_ms: float,
                  sink: Callable[[RequestRecord], None],
-                 writes: Sequence[OperatorWrite] = (), unit_id: int = 1) -> None:
+                 writes: Sequence[OperatorWrite] = (), unit_id: int = 1,
+                 resolver: NameResolver | None = None) -> None:
         self.targets = tuple(targets)
         self.period_s = period_ms / 1000.0
         self.timeout_s = timeout_ms / 1000.0
@@ -140,6 +152,8 @@ class Hmi:
         self.unit_id = unit_id
         self._t0 = 0.0
         self._s7_maps: dict[str, RegisterMap] = {}  # learned from process_id per S7 PLC
+        self.resolver = resolver
+        self._peer = {t.name: t.host for t in self.targets}  # the address now connected to
 
     def _now_s(self) -> float:
         return time.monotonic() - self._t0
@@ -183,12 +197,36 @@ class Hmi:
             else:
                 values = " ".join(str(v) for v in response.registers)
         record = RequestRecord(t_s, target.name, poll, function, address, count, latency_ms,
-                               outcome, values, error)
+                               outcome, values, error, self._peer[target.name])
         self.sink(record)
         return record, response
 
+    async def _address(self, target: PlcTarget, poll: int) -> str | None:
+        """The address to use for ``target`` now: its IP, or its name's cached or freshly
+        resolved address (a query is recorded as a ``resolve`` request); None when the lookup
+        failed."""
+        if self.resolver is None or is_ipv4(target.host):
+            return target.host
+        t_s = self._now_s()
+        found = await self.resolver.address(target.host)
+        if found.queried:
+            self.sink(RequestRecord(t_s, target.name, poll, RESOLVE, 0, 0, found.latency_ms,
+                                    found.outcome, found.address or "", found.error,
+                                    self.resolver.server))
+        return found.address
+
+    async def _moved(self, target: PlcTarget, poll: int) -> bool:
+        """The name now points to another address than the one connected to (a failed
+        lookup keeps the working connection)."""
+        address = await self._address(target, poll)
+        return address is not None and address != self._peer[target.name]
+
     async def _connect(self, target: PlcTarget, poll: int) -> AsyncModbusTcpClient | None:
-        client = AsyncModbusTcpClient(target.host, port=target.port, timeout=self.timeout_s,
+        address = await self._address(target, poll)
+        if address is None:
+            return None
+        self._peer[target.name] = address
+        client = AsyncModbusTcpClient(address, port=target.port, timeout=self.timeout_s,
                                       retries=0, reconnect_delay=0)
         t_s = self._now_s()
         start = time.perf_counter()
@@ -202,7 +240,8 @@ class Hmi:
         except OSError as exc:
             outcome, error = "connection_error", str(exc)[:80]
         self.sink(RequestRecord(t_s, target.name, poll, "connect", 0, 0,
-                                (time.perf_counter() - start) * 1000.0, outcome, "", error))
+                                (time.perf_counter() - start) * 1000.0, outcome, "", error,
+                                address))
         if outcome != "ok":
             client.close()
             return None
@@ -220,6 +259,9 @@ class Hmi:
         next_s = 0.0
         try:
             while not stop.is_set() and self._now_s() < duration_s:
+                if client is not None and await self._moved(target, poll):
+                    client.close()  # the name moved: a new conversation at the new address
+                    client = None
                 if client is None:
                     client = await self._connect(target, poll)
                     reg_map = None
@@ -292,7 +334,8 @@ class Hmi:
             str(value) if value is not None
             else " ".join(str(v) for v in result) if isinstance(result, list) else "")
         record = RequestRecord(t_s, target.name, poll, function, address, count,
-                               (time.perf_counter() - start) * 1000.0, outcome, values, error)
+                               (time.perf_counter() - start) * 1000.0, outcome, values, error,
+                               target.host)
         self.sink(record)
         return record, result
 
@@ -388,6 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="CSV, one row per request")
     p.add_argument("--writes", type=Path, help="JSON list of {t_s, plc, table, address, value}")
     p.add_argument("--unit-id", type=int, default=1, choices=range(0, 256), metavar="0..255")
+    p.add_argument("--resolver", metavar="IP[:PORT]",
+                   help="name server for PLCs given by name (NAME=plc1.ics.lab)")
     p.add_argument("--log-level", default="INFO",
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
@@ -407,7 +452,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        targets = [parse_target(t) for t in args.plc]
+        server = parse_server(args.resolver) if args.resolver else None
+        targets = [parse_target(t, names=server is not None) for t in args.plc]
         names = [t.name for t in targets]
         if len(set(names)) != len(names):
             raise UserError("--plc: duplicate PLC name")
@@ -425,7 +471,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return report_usage_error(parser.prog, exc)
     setup_logging(args.log_level)
     logging.getLogger("snap7").setLevel(logging.WARNING)  # it logs every connect at INFO
-    hmi = Hmi(targets, args.period_ms, args.timeout_ms, sink, writes, args.unit_id)
+    resolver = (NameResolver(server[0], server[1], args.timeout_ms / 1000.0)
+                if server is not None else None)
+    hmi = Hmi(targets, args.period_ms, args.timeout_ms, sink, writes, args.unit_id, resolver)
     log.info("hmi polling %s every %g ms for %g s", ", ".join(names), args.period_ms,
              args.duration_s)
     try:

@@ -17,7 +17,6 @@ its listen backlog is widened so bursts of connections are not dropped.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import logging
 import signal
@@ -32,7 +31,6 @@ from snap7.datatypes import S7Area
 from snap7.server import Server
 from snap7.type import SrvArea
 
-from common.cli import OneLineParser
 from common.errors import UserError
 from common.requestlog import RequestLogWriter, RequestRecord
 from common.s7 import (
@@ -46,10 +44,9 @@ from common.s7 import (
     szl_module_id,
     to_db,
 )
-from plc.cli import number_in, report_usage_error, setup_logging
-from plc.program import PROGRAMS, PlcProgram, make_program
+from plc.cli import plc_main, plc_parser
+from plc.program import PlcProgram, make_program
 from plc.registers import Table
-from plc.server import _ip, _params
 
 log = logging.getLogger(__name__)
 
@@ -212,53 +209,30 @@ class S7Plc:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog="python -m plc.s7_server",
-                      description="S7comm PLC running a simulated physical process.")
-    p.add_argument("--process", required=True, choices=sorted(PROGRAMS))
-    p.add_argument("--host", type=_ip, default="0.0.0.0", help="address to listen on")
-    p.add_argument("--port", type=number_in(int, 1, 65535), default=S7_PORT)
-    p.add_argument("--cycle-ms", type=number_in(float, 1, 60000), default=100.0)
-    p.add_argument("--state-csv", type=Path, help="ground-truth CSV, one row per scan")
-    p.add_argument("--request-log", type=Path,
-                   help="JSON-lines log of every S7 request served (common.requestlog)")
-    p.add_argument("--name", default="", help="PLC name in logs and identity")
-    p.add_argument("--params", type=_params, default=None, metavar="JSON",
-                   help='process-model parameters, e.g. {"height_cm": 300}')
-    p.add_argument("--duration-s", type=number_in(float, 0.001, 1e9),
-                   help="stop after this many seconds (default: run until signalled)")
-    p.add_argument("--log-level", default="INFO",
-                   choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    return p
+    return plc_parser("s7_server", "S7comm", S7_PORT)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point; returns the exit status (0 ok, 1 runtime failure, 2 bad arguments)."""
-    parser = build_parser()
+def _make(args: argparse.Namespace) -> S7Plc:
     try:
-        args = parser.parse_args(argv)
-        try:
-            plc = S7Plc(args.process, args.host, args.port, args.cycle_ms, args.state_csv,
-                        args.request_log, args.name, args.params)
-        except ValueError as exc:
-            raise UserError(f"--params: {exc}") from None
-        except OSError as exc:
-            raise UserError(f"cannot write {exc.filename}: {exc.strerror}") from None
-    except UserError as exc:
-        return report_usage_error(parser.prog, exc)
-    setup_logging(args.log_level)
+        return S7Plc(args.process, args.host, args.port, args.cycle_ms, args.state_csv,
+                     args.request_log, args.name, args.params)
+    except OSError as exc:
+        raise UserError(f"cannot write {exc.filename}: {exc.strerror}") from None
+
+
+def _run(args: argparse.Namespace, plc: S7Plc) -> None:
     logging.getLogger("snap7").setLevel(logging.CRITICAL)  # it logs every hostile frame
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    try:
-        plc.start()
-    except OSError as exc:
-        log.error("plc failed: %s", exc)
-        return 1
+    plc.start()
     log.info("plc ready process=%s port=%d protocol=s7", plc.process, plc.port)
-    with contextlib.suppress(KeyboardInterrupt):
-        plc.run(stop, args.duration_s)
-    return 0
+    plc.run(stop, args.duration_s)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point; returns the exit status (0 ok, 1 runtime failure, 2 bad arguments)."""
+    return plc_main(build_parser(), argv, _make, _run, log)
 
 
 if __name__ == "__main__":

@@ -22,8 +22,6 @@ import argparse
 import asyncio
 import contextlib
 import csv
-import ipaddress
-import json
 import logging
 import signal
 import struct
@@ -39,7 +37,7 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from common.cli import OneLineParser
+from common.cli import number_in
 from common.errors import UserError
 from common.modbus import (
     MODBUS_PORT,
@@ -55,8 +53,8 @@ from common.modbus import (
     split_frames,
 )
 from common.requestlog import RequestLogWriter, RequestRecord
-from plc.cli import number_in, report_usage_error, setup_logging
-from plc.program import PROGRAMS, PlcProgram, RegisterImage, make_program
+from plc.cli import plc_main, plc_parser
+from plc.program import PlcProgram, RegisterImage, make_program
 from plc.registers import TABLE_BY_FUNCTION, Table
 
 log = logging.getLogger(__name__)
@@ -396,79 +394,33 @@ async def run(plc: Plc, duration_s: float | None, stop: asyncio.Event | None = N
         await plc.shutdown()
 
 
-def _ip(text: str) -> str:
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an IP address: {text!r}") from None
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog="python -m plc.server",
-                description="Modbus/TCP PLC running a simulated physical process.")
-    p.add_argument("--process", required=True, choices=sorted(PROGRAMS))
-    p.add_argument("--host", type=_ip, default="0.0.0.0", help="address to listen on")
-    p.add_argument("--port", type=number_in(int, 0, 65535), default=MODBUS_PORT,
-                   help="TCP port (0: any free port, reported in the ready line)")
-    p.add_argument("--cycle-ms", type=number_in(float, 1, 60000), default=100.0,
-                   help="scan cycle period")
+    p = plc_parser("server", "Modbus/TCP", MODBUS_PORT, min_port=0)
     p.add_argument("--unit-id", type=number_in(int, 0, 254), default=1)
-    p.add_argument("--state-csv", type=Path, help="ground-truth CSV, one row per scan")
-    p.add_argument("--request-log", type=Path,
-                   help="JSON-lines log of every Modbus request served (common.requestlog)")
-    p.add_argument("--name", default="", help="PLC name in the request log (default: process)")
-    p.add_argument("--duration-s", type=number_in(float, 0.001, 1e9),
-                   help="stop after this many seconds (default: run until signalled)")
     p.add_argument("--max-connections", type=number_in(int, 1, 10000), default=64)
     p.add_argument("--idle-timeout-s", type=number_in(float, 0.1, 1e6), default=30.0)
-    p.add_argument("--params", type=_params, default=None, metavar="JSON",
-                   help='process-model parameters, e.g. {"height_cm": 300} (plant files)')
-    p.add_argument("--log-level", default="INFO",
-                   choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
 
 
-def _params(text: str) -> dict[str, float]:
+def _make(args: argparse.Namespace) -> Plc:
+    plc = Plc(args.process, args.host, args.port, args.cycle_ms, args.unit_id,
+              args.state_csv, args.max_connections, args.idle_timeout_s,
+              args.request_log, args.name, args.params)
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        raise argparse.ArgumentTypeError(f"not JSON: {text!r}") from None
-    if not isinstance(value, dict) or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in value.values()):
-        raise argparse.ArgumentTypeError("expected a JSON object of numbers")
-    return value
+        plc.open_csv()
+    except OSError as exc:
+        raise UserError(f"--state-csv: {exc.strerror}: {args.state_csv}") from None
+    try:
+        plc.open_request_log()
+    except OSError as exc:
+        raise UserError(f"--request-log: {exc.strerror}: {args.request_log}") from None
+    return plc
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the exit status (0 ok, 1 runtime failure, 2 bad arguments)."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-        try:
-            plc = Plc(args.process, args.host, args.port, args.cycle_ms, args.unit_id,
-                      args.state_csv, args.max_connections, args.idle_timeout_s,
-                      args.request_log, args.name, args.params)
-        except ValueError as exc:
-            raise UserError(f"--params: {exc}") from None
-        try:
-            plc.open_csv()
-        except OSError as exc:
-            raise UserError(f"--state-csv: {exc.strerror}: {args.state_csv}") from None
-        try:
-            plc.open_request_log()
-        except OSError as exc:
-            raise UserError(f"--request-log: {exc.strerror}: {args.request_log}") from None
-    except UserError as exc:
-        return report_usage_error(parser.prog, exc)
-    setup_logging(args.log_level)
-    try:
-        asyncio.run(run(plc, args.duration_s))
-    except OSError as exc:
-        log.error("plc failed: %s", exc)
-        return 1
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return plc_main(build_parser(), argv, _make,
+                    lambda args, plc: asyncio.run(run(plc, args.duration_s)), log)
 
 
 if __name__ == "__main__":

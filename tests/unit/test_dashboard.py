@@ -127,7 +127,7 @@ def test_find_runs_of_a_lab_folder_and_a_bundle(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("argv, message", [
     (["/nonexistent/x"], "no such folder"),
-    (["{tmp}", "--speed", "30"], "between 1 and 20"),
+    (["{tmp}", "--speed", "30"], "must be 1..20"),
     (["{tmp}", "--port", "70000"], "--port"),
     (["{tmp}", "--replay"], "not a bundle"),
 ])
