@@ -7,26 +7,18 @@ file keys and the error messages all come from that declaration.
 
 from __future__ import annotations
 
-import json
 import math
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from common.errors import UserError
+from common.files import DocumentError, parse_document
 from common.plan import MAX_SCALE_HOSTS, AddressPlan
 from lab.cluster import load_cluster
 from lab.devices import load_plant_plan
 from reporting.stats import PROPORTION_METHODS
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # Python 3.10: the same parser, as a package (setup.py: tomli; python_version<'3.11')
-    import tomli as tomllib
 
 _UNSET: Any = object()
 
@@ -233,19 +225,14 @@ def load_config_file(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise UserError(f"cannot read config file {path}: {exc.strerror or exc}") from None
     suffix = Path(path).suffix.lower()
+    fmt = {".toml": "toml", ".json": "json", ".yaml": "yaml", ".yml": "yaml"}.get(suffix)
+    if fmt is None:
+        raise UserError(f"config file {path}: unknown format {suffix or '(none)'}; "
+                        "use .yaml, .yml, .toml or .json")
     try:
-        if suffix == ".toml":
-            data = tomllib.loads(text)
-        elif suffix == ".json":
-            data = json.loads(text)
-        elif suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(text)
-        else:
-            raise UserError(f"config file {path}: unknown format {suffix or '(none)'}; "
-                            "use .yaml, .yml, .toml or .json")
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"config file {path} is not valid {suffix[1:].upper()}: {first}"
+        data = parse_document(text, fmt)
+    except DocumentError as exc:
+        raise UserError(f"config file {path} is not valid {suffix[1:].upper()}: {exc}"
                         ) from None
     if data is None:
         return {}

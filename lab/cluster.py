@@ -22,19 +22,12 @@ from __future__ import annotations
 
 import ipaddress
 import shlex
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # Python 3.10: the same parser, as a package (setup.py)
-    import tomli as tomllib
-
 from common.errors import UserError
+from common.files import DocumentError, parse_document
 from common.plan import AddressPlan
 
 PLACEMENTS = ("zone", "block", "round-robin")
@@ -172,30 +165,30 @@ def parse_cluster(data: Any, source: str = "cluster file") -> ClusterSpec:
     if placement not in PLACEMENTS:
         raise _err(source, f"placement = {placement!r} is invalid; expected one of "
                            f"{', '.join(PLACEMENTS)}")
-    zones = data.get("zones", {})
-    if not isinstance(zones, dict) or not all(isinstance(k, str) and isinstance(v, str)
-                                              for k, v in zones.items()):
-        raise _err(source, "zones must map switch names to server names")
-    for switch, server in zones.items():
-        if server not in names:
-            raise _err(source, f"zones.{switch} = {server!r}: no such server "
-                               f"(servers: {', '.join(names)})")
-    hosts = data.get("hosts", {})
-    if not isinstance(hosts, dict) or not all(isinstance(k, str) and isinstance(v, str)
-                                              for k, v in hosts.items()):
-        raise _err(source, "hosts must map host names to server names")
-    for host, server in hosts.items():
-        if server not in names:
-            raise _err(source, f"hosts.{host} = {server!r}: no such server "
-                               f"(servers: {', '.join(names)})")
+    zones = _server_map(source, data, "zones", "switch", names)
+    hosts = _server_map(source, data, "hosts", "host", names)
     if placement == "zone" and not zones:
         raise _err(source, "placement zone needs 'zones' (switch: server)")
     return ClusterSpec(servers=tuple(servers),
                        controller_address=_ipv4(source, "controller_address",
                                                 data["controller_address"]),
                        ssh_key=key, known_hosts=known, link=link, placement=placement,
-                       zones=dict(zones), hosts=dict(hosts), extra_ssh_options=tuple(extra),
+                       zones=zones, hosts=hosts, extra_ssh_options=tuple(extra),
                        source=source)
+
+
+def _server_map(source: str, data: dict[str, Any], key: str, what: str,
+                names: list[str]) -> dict[str, str]:
+    """``zones`` or ``hosts``: a mapping of ``what`` names (switch, host) to server names."""
+    mapping = data.get(key, {})
+    if not isinstance(mapping, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                for k, v in mapping.items()):
+        raise _err(source, f"{key} must map {what} names to server names")
+    for name, server in mapping.items():
+        if server not in names:
+            raise _err(source, f"{key}.{name} = {server!r}: no such server "
+                               f"(servers: {', '.join(names)})")
+    return dict(mapping)
 
 
 def load_cluster(path: str | Path) -> ClusterSpec:
@@ -206,14 +199,10 @@ def load_cluster(path: str | Path) -> ClusterSpec:
     except OSError as exc:
         raise UserError(f"cluster file {p}: {exc.strerror or exc}") from None
     try:
-        if p.suffix == ".toml":
-            data = tomllib.loads(text)
-        else:
-            data = yaml.safe_load(text)
-    except (yaml.YAMLError, ValueError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        data = parse_document(text, "toml" if p.suffix == ".toml" else "yaml")
+    except DocumentError as exc:
         raise UserError(f"cluster file {p}: not valid {p.suffix.lstrip('.') or 'YAML'}: "
-                        f"{first}") from None
+                        f"{exc}") from None
     return parse_cluster(data, str(p))
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from common.cli import wait_until
 from common.errors import LabError
-from lab.lifecycle import signals_deferred
+from lab.processes import signals_deferred, terminate
 from lab.runstate import RunState
 from lab.teardown import remove_recorded
 
@@ -39,13 +39,7 @@ class DashboardProcess:
 
     def stop(self) -> None:
         """SIGTERM, wait, then remove whatever the record still lists."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        terminate(self.proc)
         self.state.drop_process(self.proc.pid)
         remove_recorded(self.state)
         self.state.remove()

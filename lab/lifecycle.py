@@ -37,7 +37,13 @@ from lab.network import (
     start_network,
     stop_network,
 )
-from lab.processes import HostProcesses, exit_description, log_tail, signals_deferred
+from lab.processes import (
+    HostProcesses,
+    exit_description,
+    log_tail,
+    signals_deferred,
+    terminate,
+)
 from lab.runstate import RunState
 from lab.teardown import remove_recorded
 
@@ -216,13 +222,8 @@ class Lab(HostProcesses):
                         stop_network(self.net)
                 except Exception as exc:
                     log.warning("mininet stop: %s", exc)
-            if self.controller is not None and self.controller.poll() is None:
-                self.controller.terminate()
-                try:
-                    self.controller.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    self.controller.kill()
-                    self.controller.wait(timeout=5)
+            if self.controller is not None:
+                terminate(self.controller)
             leftovers = remove_recorded(self.state)
             if leftovers.total():
                 log.info("teardown safety net removed %s", leftovers.describe())

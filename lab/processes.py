@@ -76,6 +76,21 @@ def log_tail(path: Path, n_lines: int = 5) -> str:
     return " | ".join(lines[-n_lines:])
 
 
+def terminate(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> int | None:
+    """SIGTERM a process, wait ``grace_s``, SIGKILL it if it does not go; its exit status.
+
+    Only for a process this lab started (a Popen of ours: its pid cannot have been reused).
+    """
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    return proc.returncode
+
+
 class HostProcesses:
     """The processes a lab starts inside its hosts, each recorded in ``state`` while it runs.
 
@@ -137,13 +152,7 @@ class HostProcesses:
 
     def stop(self, proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> int | None:
         """SIGTERM a process this lab started, wait, SIGKILL if it does not go."""
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=grace_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        terminate(proc, grace_s)
         for i, (p, _h, logf) in enumerate(self._procs):
             if p is proc:
                 logf.close()
