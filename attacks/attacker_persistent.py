@@ -24,7 +24,6 @@ from common.hostenv import AttackContext, run_attack, utc_now_iso
 
 MAX_WINDOW_S = 3600.0
 MIN_ROUND_S = 0.5
-BOUNDS = (Bound("--window-s", at_most=MAX_WINDOW_S), Bound("--round-s", at_least=MIN_ROUND_S))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _validate(args: argparse.Namespace) -> None:
-    check_bounds(args, BOUNDS)
+    check_bounds(args, (Bound("--window-s", at_most=MAX_WINDOW_S),
+                       Bound("--round-s", at_least=MIN_ROUND_S)))
 
 
 def _new_outcome(args: argparse.Namespace, targets: tuple[str, ...]) -> AttackerOutcome:

@@ -27,7 +27,8 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from attacks.bounds import BarrageLimits, check_bounds
+from attacks.barrage import BarrageLimits
+from attacks.bounds import check_bounds
 from common.errors import UserError
 from common.hostenv import AttackContext, AttackOutcome, attack_parser, run_attack, utc_now_iso
 

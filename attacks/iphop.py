@@ -66,10 +66,6 @@ MAX_PROBES = 100000
 MIN_PROBE_INTERVAL_S = 0.01
 MIN_HOP_INTERVAL_S = 0.1
 MAX_CONNECT_TIMEOUT_S = 30.0
-BOUNDS = (Bound("--duration-s", at_most=MAX_DURATION_S),
-          Bound("--probe-interval-s", at_least=MIN_PROBE_INTERVAL_S),
-          Bound("--hop-interval-s", at_least=MIN_HOP_INTERVAL_S),
-          Bound("--connect-timeout-s", at_most=MAX_CONNECT_TIMEOUT_S))
 
 
 # --- pure: pool and schedule ------------------------------------------------------------
@@ -361,7 +357,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _validate(args: argparse.Namespace) -> None:
-    check_bounds(args, BOUNDS)
+    check_bounds(args, (Bound("--duration-s", at_most=MAX_DURATION_S),
+                       Bound("--probe-interval-s", at_least=MIN_PROBE_INTERVAL_S),
+                       Bound("--hop-interval-s", at_least=MIN_HOP_INTERVAL_S),
+                       Bound("--connect-timeout-s", at_most=MAX_CONNECT_TIMEOUT_S)))
     plan = AddressPlan.load(args.plan)  # run_attack has read it once already: it is valid
     if args.pool is not None:
         try:

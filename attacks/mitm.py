@@ -68,9 +68,6 @@ DEFAULT_MAX_RECORDS = 10000
 DEFAULT_MAX_FORWARD_PACKETS = 200000
 DEFAULT_VERIFY_S = 1.5
 MAX_VERIFY_S = 30.0
-BOUNDS = (Bound("--duration-s", at_most=MAX_DURATION_S),
-          Bound("--poison-interval-s", at_least=MIN_POISON_INTERVAL_S),
-          Bound("--verify-s", at_most=MAX_VERIFY_S))
 RESTORE_ROUNDS = 3
 RESTORE_REPEATS = 3
 RESTORE_GAP_S = 0.2
@@ -256,7 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _validate(args: argparse.Namespace) -> None:
-    check_bounds(args, BOUNDS)
+    check_bounds(args, (Bound("--duration-s", at_most=MAX_DURATION_S),
+                       Bound("--poison-interval-s", at_least=MIN_POISON_INTERVAL_S),
+                       Bound("--verify-s", at_most=MAX_VERIFY_S)))
     items = [t.strip() for t in args.targets.split(",")]
     if len(items) != 2 or "/" in args.targets or items[0] == items[1]:
         raise UserError("--targets: exactly two different addresses (the two victims)")

@@ -29,13 +29,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
-from attacks.bounds import BarrageLimits, check_bounds
+from attacks.barrage import BarrageCounts, BarrageLimits, BarrageOutcome, OnePortBarrage
 from attacks.modbus_frames import (
     bad_content_frame,
     bad_framing,
@@ -43,17 +42,8 @@ from attacks.modbus_frames import (
     table_sizes_of,
 )
 from common.cli import int_in
-from common.hostenv import (
-    AttackContext,
-    AttackOutcome,
-    attack_parser,
-    run_attack,
-    single_target,
-)
 from common.modbus import EXCEPTION_REPLY_BYTES, MODBUS_PORT
 from plc.registers import MAPS, Table
-
-log = logging.getLogger(__name__)
 
 DEFAULT_FRAMES = 30_000
 DEFAULT_RATE_FPS = 4_000.0
@@ -103,37 +93,26 @@ class BarrageConfig:
 
 
 @dataclass
-class BarrageStats:
-    """What a barrage did, updated while it runs (an interrupted one still has its counts).
+class BarrageStats(BarrageCounts):
+    """The Modbus barrage's counts: :class:`~attacks.barrage.BarrageCounts` (reply_bytes: on
+    kept connections; exception_replies = reply_bytes // 9, every exception reply is 9 bytes)
+    plus:
 
-    frames: frames written, by kind in ``kinds``.
-    connections: TCP connections established; connect_failures: refused or timed out.
-    reply_bytes: bytes the target sent back on kept connections;
-        exception_replies = reply_bytes // 9 (every exception reply is 9 bytes).
+    half_open_held: connections held open, silent or mid-header, to the end.
     dropped_by_target: kept connections the target closed or left unanswered.
     timeline: samples ``{"t_s", "frames", "connections"}`` every TIMELINE_PERIOD_S.
     """
 
-    frames: int = 0
-    connections: int = 0
-    connect_failures: int = 0
     half_open_held: int = 0
-    reply_bytes: int = 0
     dropped_by_target: int = 0
-    kinds: dict[str, int] = field(default_factory=dict)
-    duration_s: float = 0.0
     timeline: list[dict[str, float]] = field(default_factory=list)
-
-    def count(self, kind: str, n: int = 1) -> None:
-        self.frames += n
-        self.kinds[kind] = self.kinds.get(kind, 0) + n
 
     @property
     def exception_replies(self) -> int:
         return self.reply_bytes // EXCEPTION_REPLY_BYTES
 
     def to_dict(self) -> dict:
-        out = asdict(self)
+        out = super().to_dict()
         out["exception_replies"] = self.exception_replies
         return out
 
@@ -249,62 +228,39 @@ async def run_barrage(cfg: BarrageConfig, stats: BarrageStats | None = None) -> 
 
 # --- CLI --------------------------------------------------------------------------------
 @dataclass(kw_only=True)
-class FuzzOutcome(AttackOutcome):
-    """The fuzz outcome: :class:`AttackOutcome` plus the target and the barrage's figures.
+class FuzzOutcome(BarrageOutcome):
+    """The fuzz outcome: :class:`BarrageOutcome` (barrage: :class:`BarrageStats` as a dict).
 
-    barrage: :class:`BarrageStats` as a dict (frames, kinds, connections, timeline...).
     host_changes: what the attack changed on the host (always empty: it only opens sockets).
     """
 
-    target: str = ""
-    port: int = MODBUS_PORT
-    barrage: dict = field(default_factory=dict)
     host_changes: list[str] = field(default_factory=list)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The fuzz command line (see the module docstring)."""
-    parser = attack_parser("attacks.modbus_fuzz",
-                           "A bounded barrage of hostile Modbus/TCP frames against one PLC.")
-    parser.add_argument("--port", type=int_in(1, 65535), default=MODBUS_PORT)
-    LIMITS.add_options(parser)
+def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--half-open", type=int_in(0, MAX_HALF_OPEN),
                         default=DEFAULT_HALF_OPEN, help="connections held open to the end")
     parser.add_argument("--map", choices=sorted(MAPS), default="tank",
                         help="register map whose table ends the out-of-range frames aim past")
-    return parser
 
 
-def _validate(args: argparse.Namespace) -> None:
-    check_bounds(args, LIMITS.bounds)
-    single_target(args.plan, args.targets)
-
-
-def _new_outcome(args: argparse.Namespace, targets: tuple[str, ...]) -> FuzzOutcome:
-    return FuzzOutcome(attack="modbus_fuzz", targets=list(targets), target=targets[0],
-                       port=args.port)
-
-
-def _body(ctx: AttackContext) -> None:
-    args = ctx.args
-    outcome = ctx.outcome
-    assert isinstance(outcome, FuzzOutcome)
-    cfg = BarrageConfig(host=outcome.target, port=args.port, frames=args.frames,
+def _send(args: argparse.Namespace, target: str, stats: BarrageStats) -> None:
+    cfg = BarrageConfig(host=target, port=args.port, frames=args.frames,
                         rate_fps=args.rate_fps, max_s=args.max_s, half_open=args.half_open,
                         seed=args.seed, table_sizes=table_sizes_of(MAPS[args.map]))
-    stats = BarrageStats()
-    try:
-        asyncio.run(run_barrage(cfg, stats))
-    finally:
-        outcome.barrage = stats.to_dict()
-        log.info("modbus_fuzz: %d frames, %d connections in %.2f s to %s:%d", stats.frames,
-                 stats.connections, stats.duration_s, cfg.host, cfg.port)
+    asyncio.run(run_barrage(cfg, stats))
+
+
+ATTACK = OnePortBarrage(attack="modbus_fuzz", port=MODBUS_PORT, limits=LIMITS,
+                        description="A bounded barrage of hostile Modbus/TCP frames against "
+                                    "one PLC.",
+                        new_stats=BarrageStats, send=_send, add_options=_add_options,
+                        outcome=FuzzOutcome)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the barrage; returns the exit status (0 ok, 1 failed, 2 refused, 128+N signal N)."""
-    return run_attack(parser=build_parser(), argv=argv, new_outcome=_new_outcome, body=_body,
-                      validate=_validate)
+    return ATTACK.main(argv)
 
 
 if __name__ == "__main__":

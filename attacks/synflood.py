@@ -67,8 +67,6 @@ DEFAULT_DURATION_S = 10.0
 MAX_RATE_PPS = 100_000.0
 MAX_DURATION_S = 300.0
 MAX_PACKETS = 10_000_000
-BOUNDS = (Bound("--rate-pps", at_most=MAX_RATE_PPS), Bound("--duration-s", at_most=MAX_DURATION_S),
-          Bound("--max-packets", at_most=MAX_PACKETS, at_least=1))
 TTL = 64
 WINDOW = 64240
 TIMELINE_PERIOD_S = 0.5
@@ -289,7 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _validate(args: argparse.Namespace) -> None:
-    check_bounds(args, BOUNDS)
+    check_bounds(args, (Bound("--rate-pps", at_most=MAX_RATE_PPS),
+                       Bound("--duration-s", at_most=MAX_DURATION_S),
+                       Bound("--max-packets", at_most=MAX_PACKETS, at_least=1)))
     if args.max_packets is None:
         args.max_packets = min(MAX_PACKETS, math.ceil(args.rate_pps * args.duration_s))
     single_target(args.plan, args.targets, "address")
