@@ -23,10 +23,10 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from common import hoplog, jsonlines
 from common.groundtruth import GroundTruthRow, read_ground_truth
@@ -43,6 +43,14 @@ DETECT_LOG = "detections.jsonl"
 FIDELITY_CSV = "fidelity.csv"
 MAX_ROWS = 36_000  # per PLC: an hour at the default 100 ms scan; older rows are dropped
 MAX_HMI_RECORDS = 200_000
+
+
+class _Timed(Protocol):
+    @property
+    def t_s(self) -> float: ...
+
+
+R = TypeVar("R", bound=_Timed)
 
 
 class ClockAnchor:
@@ -63,31 +71,47 @@ class ClockAnchor:
         return self.start_unix_s + t_s
 
 
-@dataclass
-class PlcTrack:
-    """One PLC's ground truth. process: ``tank``/``pressure`` (from the ``process_id``
-    column), "" before the first row."""
+class CsvTail(Generic[R]):
+    """The last ``max_rows`` records of a CSV (with a header) that a process appends to, and
+    the wall-clock start of that process's clock; :meth:`poll` reads what was appended."""
 
-    name: str
-    follower: LineFollower
-    process: str = ""
-    rows: list[GroundTruthRow] = field(default_factory=list)
-    clock: ClockAnchor = field(default_factory=ClockAnchor)
+    def __init__(self, follower: LineFollower, parse: Callable[[list[str]], list[R]],
+                 max_rows: int) -> None:
+        self.follower = follower
+        self.parse = parse
+        self.max_rows = max_rows
+        self.rows: list[R] = []
+        self.clock = ClockAnchor()
 
-    def poll(self) -> None:
+    def poll(self) -> list[R]:
+        """The records appended since the last poll; a rewritten file starts over."""
         lines = self.follower.poll()
         if self.follower.reset:
             self.rows, self.clock = [], ClockAnchor()
         if not lines or self.follower.header is None:
-            return
-        new = read_ground_truth([self.follower.header, *lines])
-        if not new:
-            return
-        self.rows.extend(new)
-        del self.rows[:-MAX_ROWS]
-        self.clock.observe(self.follower.mtime_unix_s, new[-1].t_s)
-        if not self.process:
+            return []
+        new = self.parse([self.follower.header, *lines])
+        if new:
+            self.rows.extend(new)
+            del self.rows[:-self.max_rows]
+            self.clock.observe(self.follower.mtime_unix_s, max(r.t_s for r in new))
+        return new
+
+
+class PlcTrack(CsvTail[GroundTruthRow]):
+    """One PLC's ground truth. process: ``tank``/``pressure`` (from the ``process_id``
+    column), "" before the first row."""
+
+    def __init__(self, name: str, follower: LineFollower) -> None:
+        super().__init__(follower, read_ground_truth, MAX_ROWS)
+        self.name = name
+        self.process = ""
+
+    def poll(self) -> list[GroundTruthRow]:
+        new = super().poll()
+        if new and not self.process:
             self.process = process_of(new[-1])
+        return new
 
 
 @dataclass
@@ -107,9 +131,8 @@ class RunData:
         self.label = label or folder.name
         self.plan: AddressPlan | None = None
         self.plcs: dict[str, PlcTrack] = {}
-        self.hmi_follower = LineFollower(folder / HMI_CSV, has_header=True)
-        self.hmi: list[RequestRecord] = []
-        self.hmi_clock = ClockAnchor()
+        self.hmi_tail = CsvTail(LineFollower(folder / HMI_CSV, has_header=True),
+                                records_from_csv, MAX_HMI_RECORDS)
         self.hop_followers: dict[Path, LineFollower] = {}
         self.hops: list[HopRecord] = []
         self.detect_follower = LineFollower(folder / DETECT_LOG)
@@ -117,6 +140,15 @@ class RunData:
         self.fidelity: list[tuple[float, float]] = []  # (time_unix_s, idle share)
         self._fidelity_mtime = 0.0
         self.attacks: list[Attack] = []
+
+    @property
+    def hmi(self) -> list[RequestRecord]:
+        """The HMI's request records read so far (the last :data:`MAX_HMI_RECORDS`)."""
+        return self.hmi_tail.rows
+
+    @property
+    def hmi_clock(self) -> ClockAnchor:
+        return self.hmi_tail.clock
 
     # --- reading -------------------------------------------------------------------------
     def poll(self) -> None:
@@ -129,7 +161,7 @@ class RunData:
                 self.plcs[name] = PlcTrack(name, LineFollower(path, has_header=True))
         for track in self.plcs.values():
             track.poll()
-        self._poll_hmi()
+        self.hmi_tail.poll()
         self._poll_hops()
         lines = self.detect_follower.poll()
         if self.detect_follower.reset:
@@ -137,18 +169,6 @@ class RunData:
         self.detections += jsonlines.parse(lines)
         self._poll_fidelity()
         self.attacks = sorted(_attacks(self.folder), key=lambda a: a.time_unix_s)
-
-    def _poll_hmi(self) -> None:
-        lines = self.hmi_follower.poll()
-        if self.hmi_follower.reset:
-            self.hmi, self.hmi_clock = [], ClockAnchor()
-        if not lines or self.hmi_follower.header is None:
-            return
-        new = records_from_csv([self.hmi_follower.header, *lines])
-        if new:
-            self.hmi.extend(new)
-            del self.hmi[:-MAX_HMI_RECORDS]
-            self.hmi_clock.observe(self.hmi_follower.mtime_unix_s, max(r.t_s for r in new))
 
     def _poll_hops(self) -> None:
         for path in self.folder.glob("hops_*.jsonl"):
