@@ -42,13 +42,12 @@ from common.errors import UserError
 from common.hoplog import HopRecord
 from common.plan import AddressPlan
 from common.scope import ScopeError, expand_targets
-from experiments import mtd
+from experiments import defended, mtd
 from experiments.recon import parse_ports, require_hosts
 from experiments.runner import TrialContext
 from experiments.spec import Experiment, Param, TrialResult
-from lab.devices import hmi_results, start_ics, stop_hmi
 from lab.hostrun import run_in_host, wait_in_host
-from lab.lifecycle import Lab, running_lab
+from lab.lifecycle import Lab
 from reporting import plotting
 from reporting.bundle import read_csv
 from reporting.stats import summarize
@@ -78,6 +77,7 @@ PARAMS = (
     Param("hop_interval_s", "float", 2.0, "rhm: the defense's hop interval", 0.5, 3600),
     Param("flow_idle_s", "int", 10, "rhm: idle time after which a conversation's flows "
           "expire", 1, 3600),
+    defended.HOP_JITTER,
 )
 
 
@@ -265,6 +265,7 @@ def _targets(cfg: dict[str, Any], plan: AddressPlan, rng: Any) -> list[str]:
 def check(cfg: dict[str, Any], plan: AddressPlan) -> None:
     """The topology can run this configuration (before anything is created)."""
     _targets(cfg, plan, random.Random(0))
+    defended.check_jitter(cfg, [cfg["hop_interval_s"]])
 
 
 def trial(ctx: TrialContext) -> TrialResult:
@@ -272,27 +273,18 @@ def trial(ctx: TrialContext) -> TrialResult:
     targets = _targets(cfg, ctx.plan, ctx.rng)
     ports = parse_ports(cfg["ports"])
     raw = ctx.raw_dir
-    plan_path = raw / "plan.json"
-    ctx.plan.save(plan_path)
-    settings = mtd.DefenseSettings(cfg["defense"], hop_interval_s=cfg["hop_interval_s"],
-                                   seed=ctx.seed, flow_idle_s=cfg["flow_idle_s"],
-                                   detector=True)
-    app, cargs, hop_logs = mtd.controller_setup(settings, plan_path, raw)
-    cargs = (*cargs, "--window-s", f"{cfg['window_s']:g}", "--max-dsts", str(cfg["max_dsts"]),
-             "--max-ports", str(cfg["max_ports"]), "--block-s", str(cfg["block_s"]))
-    ctx.stage(f"building the network ({app}, detector on)")
-    with running_lab(ctx.lab_config(app=app, controller_args=cargs)) as lab:
-        ctx.stage("starting PLCs, HMI and defense")
-        ics = start_ics(lab, raw)
-        running = mtd.start_defense(lab, settings, plan_path, raw, hop_logs)
+    settings = defended.settings(ctx, cfg["defense"], cfg["hop_interval_s"], detector=True)
+    thresholds = ("--window-s", f"{cfg['window_s']:g}", "--max-dsts", str(cfg["max_dsts"]),
+                  "--max-ports", str(cfg["max_ports"]), "--block-s", str(cfg["block_s"]))
+    with defended.defended_lab(ctx, settings, f"{cfg['defense']}, detector on",
+                               controller_args=thresholds) as run:
         ctx.stage(f"{ctx.condition} attacker probing {len(targets)} address(es) x "
                   f"{len(ports)} port(s) for {cfg['duration_s']:g} s")
-        attack = _attack(lab, ctx, targets, ports, plan_path)
-        hmi_rows, hmi_metrics = hmi_results(stop_hmi(lab, ics))
-        lab.check_healthy()
+        attack = _attack(run.lab, ctx, targets, ports, run.plan_path)
+        hmi_rows, hmi_metrics, _checks = run.finish(ctx, None)
     detections = read_detections(raw / "detections.jsonl")
-    return _score(ctx, attack, detections, running.hops(), ports, hmi_rows, hmi_metrics,
-                  dict(lab.timeline))
+    return _score(ctx, attack, detections, run.defense.hops(), ports, hmi_rows, hmi_metrics,
+                  dict(run.lab.timeline))
 
 
 def _score(ctx: TrialContext, attack: dict[str, Any], detections: list[dict[str, Any]],

@@ -33,7 +33,7 @@ from typing import Any
 
 from common.errors import UserError
 from common.plan import widen_pool
-from experiments import recon
+from experiments import defended, recon
 from experiments.mtd_sweep import CpuReading, controller_cpu, parse_intervals
 from experiments.recon_attackers import model_trial
 from experiments.runner import TrialContext
@@ -176,16 +176,14 @@ PARAMS = (
           3600, quick=60.0),
     Param("flow_idle_s", "int", 10, "idle time after which a conversation's flows expire", 1,
           3600),
-    Param("hop_jitter_s", "float", 0.0, "hop interval jitter (each interval ± this)", 0, 3600),
+    defended.HOP_JITTER,
 )
 
 
 def _check(cfg: dict[str, Any], plan: Any) -> None:
     recon.require_hosts(plan, cfg["defense"])
     conditions(cfg)
-    if cfg.get("hop_jitter_s", 0.0) >= min(parse_intervals(cfg["intervals_s"])):
-        raise UserError(f"--hop-jitter-s {cfg['hop_jitter_s']:g}: must be below every "
-                        "hop interval")
+    defended.check_jitter(cfg, parse_intervals(cfg["intervals_s"]), "--intervals-s")
 
 
 EXPERIMENT = Experiment(

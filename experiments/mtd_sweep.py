@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import UserError
-from experiments import recon
+from common.plan import AddressPlan
+from experiments import defended, recon
 from experiments.runner import TrialContext
 from experiments.spec import Experiment, Param, TrialResult
 from lab.defenses import DEFENSES
@@ -43,7 +44,8 @@ CONDITION_PREFIX = "hop"
 INTERVAL_LO_S = recon.EXPERIMENT.param("hop_interval_s").lo or 0.5
 INTERVAL_HI_S = recon.EXPERIMENT.param("hop_interval_s").hi or 3600.0
 # recon's parameters the sweep passes through unchanged (defense, interval, gap are its own).
-_RECON_PARAMS = ("ports", "stages", "scanner", "scan_timeout_s", "flow_idle_s")
+_RECON_PARAMS = ("ports", "stages", "scanner", "scan_timeout_s", "flow_idle_s",
+                 "hop_jitter_s")
 
 
 # --- pure: intervals, conditions, CPU accounting --------------------------------------------
@@ -84,6 +86,12 @@ def interval_of(condition: str) -> float:
 
 def conditions(cfg: dict[str, Any]) -> list[str]:
     return [condition_name(v) for v in parse_intervals(cfg["intervals_s"])]
+
+
+def check(cfg: dict[str, Any], plan: AddressPlan) -> None:
+    """The topology has what the defense needs; the hop jitter is below every interval."""
+    recon.require_hosts(plan, cfg["defense"])
+    defended.check_jitter(cfg, parse_intervals(cfg["intervals_s"]), "--intervals-s")
 
 
 def cpu_share_pct(ticks_before: int, ticks_after: int, wall_s: float,
@@ -275,5 +283,5 @@ EXPERIMENT = Experiment(
     plot=plot,
     needs_nmap=True,
     conditions=conditions,
-    check=lambda cfg, plan: recon.require_hosts(plan, cfg["defense"]),
+    check=check,
 )

@@ -36,15 +36,14 @@ from attacks.attacker_timed import parse_gaps
 from common.errors import UserError
 from common.hoplog import HopRecord
 from common.plan import AddressPlan
-from experiments import mtd
+from experiments import defended, mtd
 from experiments import mtd_sweep as sweep
 from experiments import recon_attackers as ra
 from experiments.runner import TrialContext
 from experiments.scoring import AttackAttempt, matching_records
 from experiments.spec import Experiment, Param, TrialResult
-from lab.devices import plc_specs, start_ics, stop_hmi
+from lab.devices import plc_specs
 from lab.hostrun import run_in_host
-from lab.lifecycle import running_lab
 from reporting import plotting
 from reporting.bundle import read_csv
 from reporting.stats import Proportion, wilson_interval
@@ -70,6 +69,7 @@ PARAMS = (
     Param("defense", "str", "rhm", "moving-target defense", choices=("rhm", "nat")),
     Param("flow_idle_s", "int", 10, "idle time after which a conversation's flows expire", 1,
           3600),
+    defended.HOP_JITTER,
 )
 
 
@@ -82,6 +82,7 @@ def check(cfg: dict[str, Any], plan: AddressPlan) -> None:
         raise UserError(f"topology {plan.name} needs an attacker and a protected host")
     if not any(s.protocol == "modbus" for s in plc_specs(plan)):
         raise UserError(f"topology {plan.name} has no Modbus PLC")
+    defended.check_jitter(cfg, sweep.parse_intervals(cfg["intervals_s"]), "--intervals-s")
 
 
 # --- pure: schedule, model, scoring --------------------------------------------------------
@@ -103,9 +104,20 @@ def episode_starts(phases_s: list[float], interval_s: float, ref_unix_s: float,
     return out
 
 
-def model_success(delta_s: float, interval_s: float) -> float:
-    """P(no hop between answer and exploit) for a uniformly phased answer: max(0, 1 - Δ/I)."""
-    return max(0.0, 1.0 - max(delta_s, 0.0) / interval_s)
+def model_success(delta_s: float, interval_s: float, jitter_s: float = 0.0) -> float:
+    """P(no hop between answer and exploit) for an answer at a uniformly random time:
+    max(0, 1 - Δ/I) on a fixed interval I.
+
+    With jitter each interval L is uniform in [I - j, I + j]; an answer at a random time falls
+    in an interval in proportion to its length, so P = E[max(0, L - Δ)] / I, which is
+    1 - Δ/I up to Δ = I - j, (I + j - Δ)² / (4 j I) up to I + j, then 0.
+    """
+    delta = max(delta_s, 0.0)
+    if jitter_s <= 0 or delta <= interval_s - jitter_s:
+        return max(0.0, 1.0 - delta / interval_s)
+    if delta >= interval_s + jitter_s:
+        return 0.0
+    return (interval_s + jitter_s - delta) ** 2 / (4.0 * jitter_s * interval_s)
 
 
 def last_hop_before(hops: list[HopRecord], host: str, t_unix_s: float) -> float | None:
@@ -115,8 +127,9 @@ def last_hop_before(hops: list[HopRecord], host: str, t_unix_s: float) -> float 
 
 def attempt_rows(outcome: dict[str, Any], records: list[Any], spans: list[mtd.AddressSpan],
                  hops: list[HopRecord], target: str, interval_s: float,
-                 gaps_s: list[float]) -> list[dict[str, Any]]:
-    """One row per (episode, gap): target found, Δ, the model's P, reached at the PLC."""
+                 gaps_s: list[float], jitter_s: float = 0.0) -> list[dict[str, Any]]:
+    """One row per (episode, gap): target found, Δ, the model's P (with the hop jitter),
+    reached at the PLC."""
     by_key = {(int(a["episode"]), float(a["gap_s"]), a["address"]): a
               for a in outcome.get("attempts", [])}
     rows = []
@@ -138,7 +151,7 @@ def attempt_rows(outcome: dict[str, Any], records: list[Any], spans: list[mtd.Ad
                     att = AttackAttempt.from_dict(a)
                     delta = att.started_unix_s - reply
                     row.update(delta_s=round(delta, 4), sent=att.sent,
-                               model_p=round(model_success(delta, interval_s), 4),
+                               model_p=round(model_success(delta, interval_s, jitter_s), 4),
                                reached=any(r.plc == target
                                            for r in matching_records(att, records)))
             rows.append(row)
@@ -174,19 +187,12 @@ def trial(ctx: TrialContext) -> TrialResult:
     assert plan.attacker is not None
     target = next(s.host for s in plc_specs(plan) if s.protocol == "modbus")
     raw = ctx.raw_dir
-    plan_path = raw / "plan.json"
-    plan.save(plan_path)
-    settings = mtd.DefenseSettings(cfg["defense"], hop_interval_s=interval_s, seed=ctx.seed,
-                                   flow_idle_s=cfg["flow_idle_s"])
-    app, cargs, hop_logs = mtd.controller_setup(settings, plan_path, raw)
+    settings = defended.settings(ctx, cfg["defense"], interval_s)
     rng = random.Random(f"{ctx.seed}:{ctx.condition}:phases")
     phases = [rng.uniform(0.0, interval_s) for _ in range(cfg["episodes"])]
-    ctx.stage(f"building the network ({cfg['defense']}, hop {interval_s:g} s)")
-    with running_lab(ctx.lab_config(app=app, controller_args=cargs)) as lab:
-        ctx.stage("starting PLCs, HMI and defense")
-        ics = start_ics(lab, raw)
-        running = mtd.start_defense(lab, settings, plan_path, raw, hop_logs)
-        ref = last_hop_before(running.hops(), target, time.time())
+    with defended.defended_lab(ctx, settings, f"{cfg['defense']}, hop {interval_s:g} s") as run:
+        lab = run.lab
+        ref = last_hop_before(run.defense.hops(), target, time.time())
         starts = episode_starts(phases, interval_s, ref if ref is not None else time.time(),
                                 time.time() + 2.0, EPISODE_SPACING_S)
         starts_file = raw / "episode_starts.json"
@@ -197,20 +203,17 @@ def trial(ctx: TrialContext) -> TrialResult:
         bound_s = starts[-1] - time.time() + 15.0 * len(starts) + max(gaps) + 10.0
         ctx.stage(f"{len(starts)} staged episodes, gaps {cfg['gaps_s']} s "
                   f"(about {starts[-1] - time.time() + max(gaps):.0f} s)")
-        run = run_in_host(lab, plan.attacker.name, "attacks.attacker_timed", [
-            "--plan", str(plan_path), "--targets", plan.subnet, "--out", str(out),
+        attack = run_in_host(lab, plan.attacker.name, "attacks.attacker_timed", [
+            "--plan", str(run.plan_path), "--targets", plan.subnet, "--out", str(out),
             "--starts-file", str(starts_file), "--gaps-s", cfg["gaps_s"],
             "--timeout-s", "1"], "attack_timed.log", bound_s)
-        run.check()
-        outcome = run.outcome(out)
-        stop_hmi(lab, ics)
-        ctx.stage("validity check: real addresses from the attacker")
-        checks = mtd.check_real_addresses(lab, plan.attacker.name)
-        lab.check_healthy()
-    hops = running.hops()
+        attack.check()
+        outcome = attack.outcome(out)
+        _hmi_rows, _hmi_metrics, checks = run.finish(ctx, plan.attacker.name)
+    hops = run.defense.hops()
     spans = mtd.address_spans(plan, hops, cfg["defense"])
     rows = attempt_rows(outcome, ra.plc_records(raw, plan), spans, hops, target, interval_s,
-                        gaps)
+                        gaps, settings.jitter_s)
     metrics = cell_metrics(rows)
     phases_seen = [r["phase_s"] / interval_s for r in rows
                    if r.get("phase_s") is not None and r["gap_s"] == gaps[0]]
@@ -230,8 +233,7 @@ def trial(ctx: TrialContext) -> TrialResult:
                                     for e in outcome.get("rounds", [])]},
         metrics={k: v for k, v in metrics.items() if not math.isnan(v)},
         validity={"attack_completed": not outcome.get("errors"),
-                  "real_addresses_unreachable": bool(checks)
-                  and not any(c.reachable for c in checks)},
+                  "real_addresses_unreachable": defended.premise_holds(checks)},
         timeline=timeline)
 
 

@@ -19,7 +19,6 @@ and not scored.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import math
@@ -37,7 +36,7 @@ from common.cli import port_list
 from common.errors import UserError
 from common.hoplog import HopRecord
 from common.plan import AddressPlan
-from experiments import mtd
+from experiments import defended, mtd
 from experiments import recon_attackers as ra
 from experiments.parsers import ParseError, parse_ping
 from experiments.runner import TrialContext
@@ -51,9 +50,9 @@ from experiments.scoring import (
     score_ports,
 )
 from experiments.spec import Experiment, Param, TrialResult
-from lab.devices import hmi_results, plc_specs, start_ics, stop_hmi
+from lab.devices import plc_specs
 from lab.hostrun import run_in_host
-from lab.lifecycle import Lab, running_lab
+from lab.lifecycle import Lab
 from reporting import plotting
 from reporting.bundle import read_csv
 from reporting.stats import percentile, summarize
@@ -101,8 +100,7 @@ PARAMS = (
           f"comma-separated from {', '.join(ra.ATTACKERS)}, or all", parse=ra.parse_attackers),
     Param("window_s", "float", 120.0, "how long the persistent attacker keeps attacking", 1,
           3600, quick=15.0),
-    Param("hop_jitter_s", "float", 0.0, "hop interval jitter: each interval drawn from "
-          "hop_interval_s ± this (rhm, nat)", 0, 3600),
+    defended.HOP_JITTER,
 )
 
 
@@ -134,10 +132,7 @@ def check(cfg: dict[str, Any], plan: AddressPlan) -> None:
     """The topology can run every condition (before anything is created)."""
     for condition in conditions(cfg):
         require_hosts(plan, split_condition(condition, cfg["scanner"])[0])
-    jitter_s = cfg.get("hop_jitter_s", 0.0)
-    if jitter_s and jitter_s >= cfg["hop_interval_s"]:
-        raise UserError(f"--hop-jitter-s {jitter_s:g}: must be below --hop-interval-s "
-                        f"{cfg['hop_interval_s']:g}")
+    defended.check_jitter(cfg, [cfg["hop_interval_s"]])
 
 
 def split_condition(condition: str, scanner: str) -> tuple[str, str]:
@@ -184,26 +179,15 @@ def trial(ctx: TrialContext,
     attacker = ctx.plan.attacker
     assert attacker is not None
     raw = ctx.raw_dir
-    plan_path = raw / "plan.json"
-    ctx.plan.save(plan_path)
     outcome_path = raw / "recon_outcome.json"
     nmap_dir = raw / "recon"
     nmap_dir.mkdir(exist_ok=True)
-    settings = mtd.DefenseSettings(defense, hop_interval_s=cfg["hop_interval_s"],
-                                   seed=ctx.seed, flow_idle_s=cfg["flow_idle_s"],
-                                   jitter_s=cfg.get("hop_jitter_s", 0.0))
-    app, cargs, hop_logs = mtd.controller_setup(settings, plan_path, raw)
+    settings = defended.settings(ctx, defense, cfg["hop_interval_s"])
     phase_s = ra.attack_phase_s(ctx.seed, ctx.condition, cfg["hop_interval_s"])
     hmi = ctx.plan.hosts_with_role("hmi")
     plcs = ctx.plan.hosts_with_role("plc")
-    ctx.stage(f"building the network ({defense})")
-    with (running_lab(ctx.lab_config(app=app, controller_args=cargs)) as lab,
-          watch(lab) if watch else contextlib.nullcontext()):
-        ctx.stage("starting PLCs, HMI and defense")
-        ics = start_ics(lab, raw)
-        running = mtd.start_defense(lab, settings, plan_path, raw, hop_logs)
-        ctx.stage(f"random attack phase ({phase_s:.2f} s)")
-        time.sleep(phase_s)
+    with defended.defended_lab(ctx, settings, watch=watch, phase_s=phase_s) as run:
+        lab, plan_path = run.lab, run.plan_path
         ctx.stage(f"reconnaissance ({scanner}: {', '.join(stages)})")
         scan_budget_s = scaled_budget_s(cfg["scan_timeout_s"],
                                         ctx.plan.network.num_addresses - 2)
@@ -244,13 +228,8 @@ def trial(ctx: TrialContext,
                 10 + 2 * len(modbus_targets))
             probe.check()
             probe_results = probe.outcome(probe_path).get("results", [])
-        hmi_rows, hmi_metrics = hmi_results(stop_hmi(lab, ics))
-        checks: list[mtd.ReachCheck] = []
-        if defense != "none":
-            ctx.stage("validity check: real addresses from the attacker")
-            checks = mtd.check_real_addresses(lab, attacker.name)
-        lab.check_healthy()
-    hops = running.hops()
+        hmi_rows, hmi_metrics, checks = run.finish(ctx, attacker.name)
+    hops = run.defense.hops()
     return _score(ctx, defense, outcome, findings, probe_results, exploit_unix, scan_end,
                   hops, checks, ports, stages, hmi_rows, hmi_metrics, rtt_rows,
                   {**lab.timeline, "attack_phase_s": phase_s})
@@ -325,9 +304,6 @@ def _score(ctx: TrialContext, defense: str, outcome: dict, findings: dict[str, d
                   for st in outcome.get("stages", [])]
     hop_rows = [{"t_unix_s": r.time_unix_s, "host": r.host, "old_virtual": r.old_virtual or "",
                  "new_virtual": r.new_virtual, "latency_ms": r.decision_ms} for r in hops]
-    check_rows = [{"host": c.host, "address": c.address, "arp_resolved": c.arp_resolved,
-                   "icmp_answered": c.icmp_answered, "tcp_502_open": c.tcp_502_open}
-                  for c in checks]
     latencies = mtd.hop_latencies_ms(hops)
     rtts = [r["rtt_ms"] for r in rtt_rows if r["seq"] > 1] or [r["rtt_ms"] for r in rtt_rows]
     metrics: dict[str, float] = {
@@ -357,13 +333,13 @@ def _score(ctx: TrialContext, defense: str, outcome: dict, findings: dict[str, d
     validity = {"recon_completed": not outcome.get("interrupted", False)
                 and not outcome.get("errors")}
     if defense != "none":
-        validity["real_addresses_unreachable"] = bool(checks) and not any(
-            c.reachable for c in checks)
+        validity["real_addresses_unreachable"] = defended.premise_holds(checks)
     return TrialResult(
         tables={"attack_outcomes": ra.outcome_rows("staged", attack),
                 "recon_hosts": host_rows, "recon_stages": stage_rows,
                 "staleness": staleness_rows, "exploit": exploit_rows, "hops": hop_rows,
-                "reach_check": check_rows, "rtt_authorized": rtt_rows, "hmi": hmi_rows},
+                "reach_check": defended.reach_rows(checks), "rtt_authorized": rtt_rows,
+                "hmi": hmi_rows},
         metrics={k: v for k, v in metrics.items() if not (isinstance(v, float)
                                                             and math.isnan(v))},
         validity=validity,

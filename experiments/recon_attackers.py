@@ -12,10 +12,8 @@ when the PLC logged an answered request from the attempt's source (ip, port).
 
 from __future__ import annotations
 
-import contextlib
 import math
 import random
-import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -23,7 +21,7 @@ from typing import Any
 
 from common import requestlog
 from common.plan import AddressPlan
-from experiments import mtd
+from experiments import defended, mtd
 from experiments.runner import TrialContext
 from experiments.scoring import (
     AttackAttempt,
@@ -33,9 +31,8 @@ from experiments.scoring import (
     score_tactics,
 )
 from experiments.spec import TrialResult, parse_names
-from lab.devices import hmi_results, start_ics, stop_hmi
 from lab.hostrun import run_in_host
-from lab.lifecycle import Lab, running_lab
+from lab.lifecycle import Lab
 from reporting import plotting
 from reporting.bundle import read_csv
 from reporting.stats import Proportion
@@ -207,31 +204,13 @@ def model_trial(ctx: TrialContext, defense: str, attacker: str,
     plan = ctx.plan
     assert plan.attacker is not None
     raw = ctx.raw_dir
-    plan_path = raw / "plan.json"
-    plan.save(plan_path)
-    jitter_s = float(cfg.get("hop_jitter_s", 0.0))
-    settings = mtd.DefenseSettings(defense, hop_interval_s=cfg["hop_interval_s"],
-                                   seed=ctx.seed, flow_idle_s=cfg["flow_idle_s"],
-                                   jitter_s=jitter_s)
-    app, cargs, hop_logs = mtd.controller_setup(settings, plan_path, raw)
+    settings = defended.settings(ctx, defense, cfg["hop_interval_s"])
     phase_s = attack_phase_s(ctx.seed, ctx.condition, cfg["hop_interval_s"])
-    ctx.stage(f"building the network ({defense})")
-    with (running_lab(ctx.lab_config(app=app, controller_args=cargs)) as lab,
-          watch(lab) if watch else contextlib.nullcontext()):
-        ctx.stage("starting PLCs, HMI and defense")
-        ics = start_ics(lab, raw)
-        running = mtd.start_defense(lab, settings, plan_path, raw, hop_logs)
-        ctx.stage(f"random attack phase ({phase_s:.2f} s)")
-        time.sleep(phase_s)
+    with defended.defended_lab(ctx, settings, watch=watch, phase_s=phase_s) as run:
         ctx.stage(f"attack: {attacker}")
-        outcome = run_model(lab, attacker, plan_path, raw, cfg, jitter_s)
-        hmi_rows, hmi_metrics = hmi_results(stop_hmi(lab, ics))
-        checks: list[mtd.ReachCheck] = []
-        if defense != "none":
-            ctx.stage("validity check: real addresses from the attacker")
-            checks = mtd.check_real_addresses(lab, plan.attacker.name)
-        lab.check_healthy()
-    hops = running.hops()
+        outcome = run_model(run.lab, attacker, run.plan_path, raw, cfg, settings.jitter_s)
+        hmi_rows, hmi_metrics, checks = run.finish(ctx, plan.attacker.name)
+    hops = run.defense.hops()
     spans = mtd.address_spans(plan, hops, defense)
     metrics, tables = score_model(attacker, outcome, raw, plan, spans)
     found = [mtd.Finding(r["address"], float(r["t_unix_s"]))
@@ -240,19 +219,17 @@ def model_trial(ctx: TrialContext, defense: str, attacker: str,
     hosts = mtd.score_findings(found, spans, truth)
     metrics.update({"host_precision": hosts.precision, "host_recall": hosts.recall,
                     "attack_phase_s": phase_s, **hmi_metrics,
-                    **{k: v for k, v in lab.timeline.items() if k in ("build_s", "teardown_s")}})
+                    **{k: v for k, v in run.lab.timeline.items()
+                       if k in ("build_s", "teardown_s")}})
     tables["hmi"] = hmi_rows
-    tables["reach_check"] = [{"host": c.host, "address": c.address,
-                              "arp_resolved": c.arp_resolved, "icmp_answered": c.icmp_answered,
-                              "tcp_502_open": c.tcp_502_open} for c in checks]
+    tables["reach_check"] = defended.reach_rows(checks)
     validity = {"attack_completed": not outcome.get("interrupted") and not outcome.get("errors")}
     if defense != "none":
-        validity["real_addresses_unreachable"] = bool(checks) and not any(
-            c.reachable for c in checks)
+        validity["real_addresses_unreachable"] = defended.premise_holds(checks)
     return TrialResult(tables=tables,
                        metrics={k: v for k, v in metrics.items()
                                 if not (isinstance(v, float) and math.isnan(v))},
-                       validity=validity, timeline=dict(lab.timeline))
+                       validity=validity, timeline=dict(run.lab.timeline))
 
 
 def plot_persistent(bundle: Path) -> list[tuple[str, str]]:
