@@ -25,13 +25,11 @@ from __future__ import annotations
 
 import argparse
 import socket
-import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from functools import partial
 
 from attacks.attacker_common import (
-    EXPLOIT_WORKERS,
     AttackerOutcome,
     Attempt,
     Local,
@@ -41,7 +39,7 @@ from attacks.attacker_common import (
     close_with_reset,
     local_interface,
     modbus_attempt,
-    reply_dict,
+    sweep_dispatch,
 )
 from attacks.attacker_fast import sweep_and_exploit
 from attacks.attacker_tactics import icmp_quoted_address, spoofed_modbus
@@ -55,6 +53,8 @@ TACTICS = ("pool_sweep", "port_reuse", "keep_open", "icmp_quote", "spoof_authori
 VIRTUAL_MAC_PREFIX = "06:00:"
 FIXED_PORT_BASE = 21000
 MAX_TARGETS = 16
+# One responder's scan: (its reply, the scan socket when 502 was open, the socket kept open).
+ScanResult = tuple[Reply, socket.socket | None, socket.socket | None]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,11 +134,8 @@ class Aware:
         fixed source port (closed with RST), and a second connection kept open. Returns
         (replies, addresses with 502 open, kept sockets, responders without 502)."""
         ports: dict[str, int] = {}
-        lock = threading.Lock()
-        futures: list[Future[tuple[Reply, socket.socket | None, socket.socket | None]]] = []
 
-        def probe(r: Reply, port: int) -> tuple[Reply, socket.socket | None,
-                                                 socket.socket | None]:
+        def probe(r: Reply, port: int) -> ScanResult:
             sock, error = _connect(r.address, port, self.timeout_s)
             self.out.rounds.append({"scan": r.address, "src_port": port, "open": bool(sock),
                                     "t_unix_s": time.time(), "error": error})
@@ -147,18 +144,15 @@ class Aware:
             close_with_reset(sock)
             return r, sock, _connect(r.address, 0, self.timeout_s)[0]
 
-        with ThreadPoolExecutor(max_workers=EXPLOIT_WORKERS) as pool:
-            def on_reply(r: Reply) -> None:
-                with lock:
-                    if len(ports) >= MAX_TARGETS:
-                        return
-                    ports[r.address] = FIXED_PORT_BASE + len(ports)
-                futures.append(pool.submit(probe, r, ports[r.address]))
+        def task(r: Reply) -> Callable[[], ScanResult] | None:
+            if len(ports) >= MAX_TARGETS:
+                return None
+            ports[r.address] = FIXED_PORT_BASE + len(ports)
+            return partial(probe, r, ports[r.address])
 
-            replies = arp_sweep(self.ctx.plan, self.local, self.ctx.targets,
-                                self.ctx.args.sweep_wait_s, on_reply)
-            results = [f.result() for f in list(futures)]
-        self.out.replies.extend(reply_dict(r, 1) for r in replies)
+        replies, results = sweep_dispatch(self.ctx.plan, self.local, self.ctx.targets,
+                                          self.ctx.args.sweep_wait_s, task)
+        self.out.replies.extend(r.to_dict(1) for r in replies)
         self.ports = ports
         open_502 = [r.address for r, s, _ in results if s is not None]
         kept = {r.address: k for r, s, k in results if s is not None and k is not None}
@@ -212,7 +206,7 @@ class Aware:
         seen: dict[str, str] = {r.mac: r.address for r in before}
         now = arp_sweep(self.ctx.plan, self.local, self.ctx.targets,
                         self.ctx.args.sweep_wait_s)
-        self.out.replies.extend(reply_dict(r, 2) for r in now)
+        self.out.replies.extend(r.to_dict(2) for r in now)
         moved = [r for r in now if r.mac in seen and seen[r.mac] != r.address]
         self.tactic("mac_follow", len(moved),
                     ", ".join(f"{r.mac}: {seen[r.mac]} -> {r.address}" for r in moved)

@@ -22,24 +22,21 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+from attacks.modbus_probe import probe_request, read_probe_reply
 from attacks.recon_run import own_interfaces
 from common.cli import positive_float
 from common.hostenv import AttackOutcome, attack_parser
-from common.modbus import (
-    MODBUS_PORT,
-    READ_INPUT_REGISTERS,
-    FrameError,
-    parse_reply,
-    read_request,
-    recv_adu,
-)
+from common.modbus import MODBUS_PORT, FrameError
 from common.plan import AddressPlan
 from common.scope import require_in_scope
 
 log = logging.getLogger(__name__)
+
+R = TypeVar("R")
 
 MAX_SWEEP_ADDRESSES = 4096
 SWEEP_PPS = 2000.0
@@ -73,15 +70,6 @@ class Attempt:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class Reply:
-    """An ARP reply: ``address`` is at ``mac``, seen at ``t_unix_s``."""
-
-    address: str
-    mac: str
-    t_unix_s: float
 
 
 @dataclass(kw_only=True)
@@ -146,9 +134,9 @@ def modbus_attempt(tactic: str, address: str, timeout_s: float, *, src_port: int
         a.src_ip, a.src_port = sock.getsockname()[:2]
         a.connected = True
         sock.settimeout(timeout_s)
-        sock.sendall(read_request(0x4242, READ_INPUT_REGISTERS, 0, 1))
+        sock.sendall(probe_request(0x4242))
         a.sent = True
-        parse_reply(recv_adu(sock, "connection closed by peer"))
+        read_probe_reply(sock)
         a.replied = True
     except (OSError, FrameError) as exc:
         a.error = f"{type(exc).__name__}: {exc}"
@@ -167,6 +155,20 @@ def close_with_reset(sock: socket.socket) -> None:
     except OSError:
         pass
     sock.close()
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An ARP reply of a sweep: ``address`` is at ``mac``, seen at ``t_unix_s``."""
+
+    address: str
+    mac: str
+    t_unix_s: float
+
+    def to_dict(self, sweep: int = 0) -> dict[str, Any]:
+        """The outcome's ``replies`` entry; sweep: which sweep of the run saw it."""
+        return {"address": self.address, "mac": self.mac, "t_unix_s": self.t_unix_s,
+                "sweep": sweep}
 
 
 def arp_sweep(plan: AddressPlan, local: Local, addresses: Sequence[str], wait_s: float,
@@ -210,6 +212,25 @@ def arp_sweep(plan: AddressPlan, local: Local, addresses: Sequence[str], wait_s:
     return sorted(seen.values(), key=lambda r: r.t_unix_s)
 
 
-def reply_dict(reply: Reply, sweep: int = 0) -> dict[str, Any]:
-    return {"address": reply.address, "mac": reply.mac, "t_unix_s": reply.t_unix_s,
-            "sweep": sweep}
+def sweep_dispatch(plan: AddressPlan, local: Local, addresses: Sequence[str], wait_s: float,
+                   task: Callable[[Reply], Callable[[], R] | None]
+                   ) -> tuple[list[Reply], list[R]]:
+    """ARP-sweep ``addresses`` and act on each reply the moment it arrives.
+
+    task: called for each (first) reply, one reply at a time, from the sniffer thread; returns
+        the work to run for that reply in a pool of :data:`EXPLOIT_WORKERS` threads, or None.
+    Returns the replies (arrival order) and the works' results (submission order) once every
+    work has finished.
+    """
+    futures: list[Future[R]] = []
+    lock = threading.Lock()
+    with ThreadPoolExecutor(max_workers=EXPLOIT_WORKERS) as pool:
+        def on_reply(reply: Reply) -> None:
+            with lock:
+                work = task(reply)
+                if work is not None:
+                    futures.append(pool.submit(work))
+
+        replies = arp_sweep(plan, local, addresses, wait_s, on_reply)
+        results = [f.result() for f in list(futures)]
+    return replies, results

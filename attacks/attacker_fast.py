@@ -17,22 +17,19 @@ does, the defenses' virtual ones included).
 from __future__ import annotations
 
 import argparse
-import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 
 from attacks.attacker_common import (
-    EXPLOIT_WORKERS,
     AttackerOutcome,
     Attempt,
     Local,
     Reply,
-    arp_sweep,
     attacker_parser,
     local_interface,
     modbus_attempt,
-    reply_dict,
+    sweep_dispatch,
 )
 from common.hostenv import AttackContext, run_attack, utc_now_iso
 
@@ -48,18 +45,15 @@ def sweep_and_exploit(ctx: AttackContext, local: Local, addresses: Sequence[str]
     out = ctx.outcome
     assert isinstance(out, AttackerOutcome)
     timeout_s = ctx.args.timeout_s
-    futures: list[Future[Attempt]] = []
-    lock = threading.Lock()
-    with ThreadPoolExecutor(max_workers=EXPLOIT_WORKERS) as pool:
-        def on_reply(reply: Reply) -> None:
-            with lock:
-                out.replies.append(reply_dict(reply, sweep))
-            if want is None or want(reply):
-                futures.append(pool.submit(modbus_attempt, tactic, reply.address, timeout_s,
-                                           reply_unix_s=reply.t_unix_s))
 
-        arp_sweep(ctx.plan, local, addresses, ctx.args.sweep_wait_s, on_reply)
-        attempts = [f.result() for f in list(futures)]
+    def task(reply: Reply) -> Callable[[], Attempt] | None:
+        out.replies.append(reply.to_dict(sweep))
+        if want is None or want(reply):
+            return partial(modbus_attempt, tactic, reply.address, timeout_s,
+                           reply_unix_s=reply.t_unix_s)
+        return None
+
+    _replies, attempts = sweep_dispatch(ctx.plan, local, addresses, ctx.args.sweep_wait_s, task)
     out.attempts.extend(a.to_dict() for a in attempts)
     return attempts
 

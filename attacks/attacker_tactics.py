@@ -15,7 +15,8 @@ import time
 from typing import Any
 
 from attacks.attacker_common import MAX_TIMEOUT_S, Attempt, Local
-from common.modbus import MODBUS_PORT, READ_INPUT_REGISTERS, read_request
+from attacks.modbus_probe import probe_request
+from common.modbus import MODBUS_PORT
 from common.plan import AddressPlan
 from common.scope import require_in_scope
 
@@ -100,7 +101,7 @@ def spoofed_modbus(plan: AddressPlan, local: Local, spoof_ip: str, spoof_mac: st
             return a
         a.connected = True
         ack = synack[TCP].seq + 1
-        request = read_request(0x4243, READ_INPUT_REGISTERS, 0, 1)
+        request = probe_request(0x4243)
         sendp(base / TCP(sport=sport, dport=MODBUS_PORT, flags="PA", seq=isn + 1, ack=ack)
               / request, iface=local.iface, verbose=0)
         a.sent = True

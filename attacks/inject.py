@@ -51,6 +51,7 @@ from typing import Any
 
 from attacks.inject_plan import parse_assignment, write_plan
 from attacks.modbus_client import ENGINE_CLASSES, ENGINES, Exchange
+from attacks.modbus_probe import PROCESS_ID_ADDRESS
 from attacks.s7_client import S7Engine
 from common.cli import positive_float
 from common.errors import UserError
@@ -75,7 +76,6 @@ DEFAULT_PERIOD_S = 1.0
 MAX_HOLD_S = 600.0
 MAX_WRITES = 10_000
 MIN_PERIOD_S = 0.05
-PROCESS_ID_ADDRESS = 0
 
 
 @dataclass(kw_only=True)

@@ -26,10 +26,14 @@ from common.modbus import (
     MODBUS_PORT,
     READ_INPUT_REGISTERS,
     FrameError,
+    Reply,
     parse_reply,
     read_request,
     recv_adu,
 )
+
+# Input register 0 holds the process id in every map of plc.registers (a test checks it).
+PROCESS_ID_ADDRESS = 0
 
 
 @dataclass
@@ -39,6 +43,18 @@ class ModbusProbeOutcome(AttackOutcome):
     port: int = MODBUS_PORT
     results: list[dict[str, Any]] = field(default_factory=list)
     reached: int = 0
+
+
+def probe_request(transaction_id: int = 1) -> bytes:
+    """The one harmless read every exploit check sends: function 4, input register
+    :data:`PROCESS_ID_ADDRESS`, one register."""
+    return read_request(transaction_id, READ_INPUT_REGISTERS, PROCESS_ID_ADDRESS, 1)
+
+
+def read_probe_reply(sock: socket.socket) -> Reply:
+    """The reply to :func:`probe_request` (an exception reply included); raises OSError or
+    FrameError when none comes back whole."""
+    return parse_reply(recv_adu(sock, "connection closed by peer"))
 
 
 def probe(address: str, port: int, timeout_s: float) -> dict[str, Any]:
@@ -52,8 +68,8 @@ def probe(address: str, port: int, timeout_s: float) -> dict[str, Any]:
             result["src_ip"], result["src_port"] = sock.getsockname()[:2]
             sock.settimeout(timeout_s)
             result["stage"] = "request"
-            sock.sendall(read_request(1, READ_INPUT_REGISTERS, 0, 1))
-            reply = parse_reply(recv_adu(sock, "connection closed by peer"))
+            sock.sendall(probe_request())
+            reply = read_probe_reply(sock)
             result.update(reached=True, stage="reply", values=list(reply.values),
                           exception_code=reply.exception_code)
     except (OSError, FrameError) as exc:
