@@ -14,6 +14,7 @@ Pure: no sockets, no clock (every function takes ``now``).
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import math
 from collections.abc import Iterable, Mapping
@@ -60,12 +61,12 @@ def in_zone(name: str, zone: str = ZONE) -> bool:
     return name == zone.lower() or name.endswith("." + zone.lower())
 
 
-def is_ipv4(text: str) -> bool:
+def ipv4(text: str) -> str:
+    """argparse type (and check): a dotted IPv4 address; ArgumentTypeError otherwise."""
     try:
-        ipaddress.IPv4Address(text)
+        return str(ipaddress.IPv4Address(text))
     except ValueError:
-        return False
-    return True
+        raise argparse.ArgumentTypeError(f"not an IPv4 address: {text!r}") from None
 
 
 @dataclass(frozen=True)
@@ -113,50 +114,78 @@ def ttl_s(binding: Binding, now_unix_s: float, hop_interval_s: float, jitter_s: 
 
 
 @dataclass(frozen=True)
-class Answer:
-    """What the server decided for one datagram: the reply bytes and what to log."""
+class QueryRecord:
+    """One query the server answered (a line of its query log).
 
-    reply: bytes
+    t_unix_s: the time the answer was computed for; client_ip, client_port: the datagram's
+    source; rcode, address, ttl_s: what was sent back (address '' and ttl_s None without an
+    A record).
+    """
+
+    t_unix_s: float
+    client_ip: str
+    client_port: int
     name: str
     qtype: str
     rcode: str
     address: str = ""
     ttl_s: int | None = None
 
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> QueryRecord | None:
+        try:
+            ttl = data.get("ttl_s")
+            return cls(float(data["t_unix_s"]), str(data["client_ip"]),
+                       int(data["client_port"]), str(data["name"]), str(data["qtype"]),
+                       str(data["rcode"]), str(data.get("address") or ""),
+                       None if ttl is None else int(ttl))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+
+def _parse(data: bytes) -> DNSRecord | None:
+    try:
+        return DNSRecord.parse(data)
+    except (DNSError, ValueError, IndexError, KeyError):
+        return None
+
 
 def answer(query: bytes, table: Mapping[str, Binding], now_unix_s: float,
            hop_interval_s: float, jitter_s: float = 0.0, max_ttl_s: int = DEFAULT_MAX_TTL_S,
-           zone: str = ZONE, allowed: bool = True) -> Answer | None:
-    """The reply to one datagram; None for anything that is not a parsable query (dropped).
+           zone: str = ZONE, client: tuple[str, int] = ("", 0), allowed: bool = True
+           ) -> tuple[bytes, QueryRecord] | None:
+    """The reply to one datagram from ``client`` (ip, port) and its query-log record; None
+    for anything that is not a parsable query (dropped).
 
     A query for a named host → its A record; for that name another type → no record
     (NOERROR); an unknown name in the zone → NXDOMAIN; outside the zone, or a client that is
     not ``allowed`` → REFUSED.
     """
-    try:
-        request = DNSRecord.parse(query)
-    except (DNSError, ValueError, IndexError, KeyError):
-        return None
-    if request.header.qr or not request.questions:
+    request = _parse(query)
+    if request is None or request.header.qr or not request.questions:
         return None
     q = request.q
-    name = str(q.qname).rstrip(".")
-    qtype = QTYPE.get(q.qtype, str(q.qtype))
+    record = QueryRecord(now_unix_s, client[0], client[1], str(q.qname).rstrip("."),
+                         QTYPE.get(q.qtype, str(q.qtype)), NOERROR)
     reply = request.reply()
     reply.header.ra = 0
-    host = host_for(name, zone)
-    if not allowed or not in_zone(name, zone):
+    host = host_for(record.name, zone)
+    if not allowed or not in_zone(record.name, zone):
         reply.header.rcode = RCODE.REFUSED
-        return Answer(reply.pack(), name, qtype, REFUSED)
+        return reply.pack(), replace(record, rcode=REFUSED)
     if host is None or host not in table:
         reply.header.rcode = RCODE.NXDOMAIN
-        return Answer(reply.pack(), name, qtype, NXDOMAIN)
+        return reply.pack(), replace(record, rcode=NXDOMAIN)
     if q.qtype != QTYPE.A:
-        return Answer(reply.pack(), name, qtype, NOERROR)
+        return reply.pack(), record
     binding = table[host]
     ttl = ttl_s(binding, now_unix_s, hop_interval_s, jitter_s, max_ttl_s)
     reply.add_answer(RR(q.qname, QTYPE.A, rdata=A(binding.address), ttl=ttl))
-    return Answer(reply.pack(), name, qtype, NOERROR, binding.address, ttl)
+    return reply.pack(), replace(record, address=binding.address, ttl_s=ttl)
 
 
 def query(name: str, query_id: int) -> bytes:
@@ -172,10 +201,9 @@ def parse_answer(data: bytes, query_id: int) -> tuple[str, int]:
 
     DnsAnswerError (naming the rcode) for a reply with another id, an error rcode or no A
     record."""
-    try:
-        reply = DNSRecord.parse(data)
-    except (DNSError, ValueError, IndexError, KeyError) as exc:
-        raise DnsAnswerError(f"unparsable reply: {exc}") from None
+    reply = _parse(data)
+    if reply is None:
+        raise DnsAnswerError("unparsable reply")
     if reply.header.id != query_id & 0xFFFF or not reply.header.qr:
         raise DnsAnswerError(f"reply id {reply.header.id} is not query {query_id}")
     if reply.header.rcode != RCODE.NOERROR:
@@ -201,38 +229,6 @@ class DnsCache:
 
     def put(self, name: str, address: str, ttl_s: int, now_s: float) -> None:
         self._entries[name.lower()] = (address, now_s + max(0, ttl_s))
-
-
-@dataclass(frozen=True)
-class QueryRecord:
-    """One query the server answered (a line of its query log).
-
-    t_unix_s: when it was answered; client_ip, client_port: the datagram's source; rcode,
-    address, ttl_s: what was sent back (address '' and ttl_s None without an A record).
-    """
-
-    t_unix_s: float
-    client_ip: str
-    client_port: int
-    name: str
-    qtype: str
-    rcode: str
-    address: str = ""
-    ttl_s: int | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> QueryRecord | None:
-        try:
-            ttl = data.get("ttl_s")
-            return cls(float(data["t_unix_s"]), str(data["client_ip"]),
-                       int(data["client_port"]), str(data["name"]), str(data["qtype"]),
-                       str(data["rcode"]), str(data.get("address") or ""),
-                       None if ttl is None else int(ttl))
-        except (KeyError, TypeError, ValueError):
-            return None
 
 
 def server_host(plan: AddressPlan) -> str:

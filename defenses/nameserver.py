@@ -41,17 +41,10 @@ PROG = "python -m defenses.nameserver"
 MAX_DATAGRAM = 4096
 
 
-def ipv4(text: str) -> str:
-    """argparse type: a dotted IPv4 address."""
-    if not dns.is_ipv4(text):
-        raise argparse.ArgumentTypeError(f"not an IPv4 address: {text!r}")
-    return text
-
-
 def build_parser() -> OneLineParser:
     p = OneLineParser(prog=PROG, description="DNS for the PLCs' current (virtual) addresses.")
     p.add_argument("--plan", type=Path, required=True, help="address plan JSON")
-    p.add_argument("--listen", type=ipv4, required=True,
+    p.add_argument("--listen", type=dns.ipv4, required=True,
                    help="this host's address in the plan (the only one bound)")
     p.add_argument("--port", type=int_in(1, 65535), default=dns.DNS_PORT)
     p.add_argument("--zone", default=dns.ZONE, help=f"the names' zone (default {dns.ZONE})")
@@ -62,7 +55,7 @@ def build_parser() -> OneLineParser:
                    help="the defense's hop interval (caps the TTL)")
     p.add_argument("--jitter-s", type=float, default=0.0, help="the defense's hop jitter")
     p.add_argument("--max-ttl-s", type=int_in(0, 86400), default=dns.DEFAULT_MAX_TTL_S)
-    p.add_argument("--allow", type=ipv4, action="append", default=[],
+    p.add_argument("--allow", type=dns.ipv4, action="append", default=[],
                    help="only these client addresses get answers (repeatable; default all)")
     p.add_argument("--query-log", type=Path, help="JSON lines, one per query answered")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING"))
@@ -120,20 +113,18 @@ def serve(sock: socket.socket, names: NameTable, args: argparse.Namespace,
         except OSError as exc:  # EINTR on a signal: the loop checks stop
             log.debug("recvfrom: %s", exc)
             continue
-        now = time.time()
-        ans = dns.answer(data, names.current(), now, args.hop_interval_s, args.jitter_s,
-                         args.max_ttl_s, args.zone, allowed=not allow or client_ip in allow)
+        ans = dns.answer(data, names.current(), time.time(), args.hop_interval_s,
+                         args.jitter_s, args.max_ttl_s, args.zone, (client_ip, client_port),
+                         allowed=not allow or client_ip in allow)
         if ans is None:
             counts["dropped"] = counts.get("dropped", 0) + 1
             continue
-        sock.sendto(ans.reply, (client_ip, client_port))
-        counts[ans.rcode] = counts.get(ans.rcode, 0) + 1
+        reply, record = ans
+        sock.sendto(reply, (client_ip, client_port))
+        counts[record.rcode] = counts.get(record.rcode, 0) + 1
         if args.query_log is not None:
-            jsonlines.append(args.query_log, dns.QueryRecord(
-                now, client_ip, client_port, ans.name, ans.qtype, ans.rcode, ans.address,
-                ans.ttl_s).to_json())
-        log.debug("%s %s %s -> %s %s ttl=%s", client_ip, ans.qtype, ans.name, ans.rcode,
-                  ans.address, ans.ttl_s)
+            jsonlines.append(args.query_log, record.to_json())
+        log.debug("%s", record)
     return counts
 
 

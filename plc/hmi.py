@@ -39,7 +39,6 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusIOException
 
 from common.cli import OneLineParser, number_in
-from common.dns import is_ipv4
 from common.errors import UserError
 from common.modbus import MODBUS_PORT
 from common.plan import PROTOCOLS
@@ -64,6 +63,7 @@ class PlcTarget:
     host: str
     port: int = MODBUS_PORT
     protocol: str = "modbus"
+    by_name: bool = False  # host is a DNS name, looked up through the HMI's resolver
 
 
 @dataclass(frozen=True)
@@ -95,12 +95,15 @@ def parse_target(text: str, names: bool = False) -> PlcTarget:
         if not (names and protocol == "modbus" and "." in host):
             raise UserError(f"--plc {text!r}: {host!r} is not an IPv4 address"
                             + ("" if names else " (a name needs --resolver)")) from None
+        by_name = True
+    else:
+        by_name = False
     port = S7_PORT if protocol == "s7" else MODBUS_PORT
     if port_text:
         if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
             raise UserError(f"--plc {text!r}: bad port {port_text!r}")
         port = int(port_text)
-    return PlcTarget(name, host, port, protocol)
+    return PlcTarget(name, host, port, protocol, by_name)
 
 
 def parse_writes(text: str, plc_names: Sequence[str]) -> list[OperatorWrite]:
@@ -205,7 +208,7 @@ class Hmi:
         """The address to use for ``target`` now: its IP, or its name's cached or freshly
         resolved address (a query is recorded as a ``resolve`` request); None when the lookup
         failed."""
-        if self.resolver is None or is_ipv4(target.host):
+        if self.resolver is None or not target.by_name:
             return target.host
         t_s = self._now_s()
         found = await self.resolver.address(target.host)

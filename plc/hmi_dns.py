@@ -10,6 +10,7 @@ The wire format and the cache are :mod:`common.dns`'s; this module is the UDP ex
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import random
 import time
@@ -39,8 +40,10 @@ class Lookup:
 def parse_server(text: str) -> tuple[str, int]:
     """``IP[:PORT]`` → (ip, port), port 53 unless given; UserError otherwise."""
     host, _, port_text = text.partition(":")
-    if not dns.is_ipv4(host):
-        raise UserError(f"--resolver {text!r}: expected IP[:PORT]")
+    try:
+        dns.ipv4(host)
+    except argparse.ArgumentTypeError:
+        raise UserError(f"--resolver {text!r}: expected IP[:PORT]") from None
     if not port_text:
         return host, dns.DNS_PORT
     if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
