@@ -11,12 +11,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from typing import Any
 
 from common.plant import ProcessKind
 from plc.logic import (
     PressureInputs,
     PressureLogicState,
+    PressureOutputs,
     TankInputs,
+    TankOutputs,
     pressure_logic,
     tank_logic,
 )
@@ -46,15 +49,43 @@ class RegisterImage:
                 Table.HOLDING_REGISTER: self.holding_registers}[table]
 
 
+def _reads(stem: str, unit: str, **others: str) -> tuple[tuple[str, str], ...]:
+    """The (argument, register) pairs a logic reads: ``auto_mode``, its alarm limits
+    ``hh_alarm_<unit>`` and ``ll_alarm_<unit>`` (registers ``<stem>_hh_alarm`` and
+    ``<stem>_ll_alarm``, as every register map names them), then ``others``."""
+    return (("auto_mode", "auto_mode"), (f"hh_alarm_{unit}", f"{stem}_hh_alarm"),
+            (f"ll_alarm_{unit}", f"{stem}_ll_alarm"), *others.items())
+
+
 class PlcProgram(ABC):
-    """A process, its logic and its register map, scanned one cycle at a time."""
+    """A process, its logic and its register map, scanned one cycle at a time.
+
+    A subclass declares its parts as data: the register map, the process model and its
+    parameters, which register's default the model starts at, and which of the logic's
+    outputs it writes back; it writes only the control step (:meth:`_control`) and which
+    process variables it measures (:meth:`_measurements`).
+    """
 
     register_map: RegisterMap
+    process_cls: type
+    params_cls: type  # what a plant file's ``process.params`` may set
+    start: tuple[str, str]  # (process field, register): the model starts at its default
+    reads: tuple[tuple[str, str], ...]  # the logic's inputs from registers (:func:`_reads`)
+    outputs: tuple[str, ...]  # the logic's outputs written to registers of the same name
 
-    def __init__(self) -> None:
+    def __init__(self, process: Any = None) -> None:
+        self.process = process or self.new_process()
         self.scan_count = 0
         self.time_s = 0.0
         self._image = self.initial_image()
+
+    @classmethod
+    def new_process(cls, params: Any = None) -> Any:
+        """A process model at the start value (``params``: its parameters, None: defaults)."""
+        field_name, register = cls.start
+        state = {field_name: cls.register_map.get(register).default}
+        return cls.process_cls(**state) if params is None else cls.process_cls(
+            params=params, **state)
 
     def initial_image(self) -> RegisterImage:
         """The image at start-up: the map's defaults."""
@@ -75,6 +106,16 @@ class PlcProgram(ABC):
         reg = self.register_map.get(name)
         return reg.to_eng(int(table_values[reg.address]))
 
+    def _inputs(self, image: RegisterImage) -> dict[str, Any]:
+        """The logic's inputs named in :attr:`reads`: bits as bools, registers in
+        engineering units."""
+        values: dict[str, Any] = {}
+        for arg, name in self.reads:
+            reg = self.register_map.get(name)
+            value = reg.to_eng(int(image.table(reg.table)[reg.address]))
+            values[arg] = bool(value) if reg.table.is_bit else value
+        return values
+
     def _set(self, image: RegisterImage, name: str, value: float) -> None:
         reg = self.register_map.get(name)
         values = image.table(reg.table)
@@ -91,7 +132,12 @@ class PlcProgram(ABC):
                               discrete_inputs=list(self._image.discrete_inputs),
                               input_registers=list(self._image.input_registers),
                               holding_registers=[int(h) for h in holding_registers])
-        self._scan(image, dt_s)
+        out = self._control(image, dt_s)
+        self.process.step(dt_s)
+        for name in self.outputs:
+            self._set(image, name, getattr(out, name))
+        for name, value in self._measurements().items():
+            self._set(image, name, value)
         self.scan_count += 1
         self.time_s += dt_s
         self._set(image, "process_id", self.register_map.process_id)
@@ -101,12 +147,17 @@ class PlcProgram(ABC):
         return image
 
     @abstractmethod
-    def _scan(self, image: RegisterImage, dt_s: float) -> None:
-        """Process-specific part of a scan; edits ``image`` in place."""
+    def _control(self, image: RegisterImage, dt_s: float) -> Any:
+        """Run the logic on ``image`` and set the process's inputs; the logic's outputs
+        (an object with an attribute for each of :attr:`outputs`)."""
 
     @abstractmethod
+    def _measurements(self) -> dict[str, float]:
+        """The process variables after a step, by register name."""
+
     def truth(self) -> dict[str, float]:
         """Ground-truth process variables at full precision, by CSV column name."""
+        return {self.register_map.get(k).column: v for k, v in self._measurements().items()}
 
     def columns(self) -> tuple[str, ...]:
         """Ground-truth CSV header: ``t_s`` then every register but ``process_id``."""
@@ -135,85 +186,55 @@ class TankProgram(PlcProgram):
     """PLC 1: the water tank under hysteresis level control."""
 
     register_map = TANK_MAP
+    process_cls, params_cls, start = TankProcess, TankParams, ("level_cm", "level")
+    outputs = ("pump_on", "alarm_high_high", "alarm_low_low", "alarm_overflow", "alarm_dry")
+    process: TankProcess
 
-    def __init__(self, process: TankProcess | None = None) -> None:
-        self.process = process or TankProcess(
-            level_cm=TANK_MAP.get("level").default)
-        super().__init__()
+    reads = _reads("level", "cm", pump_on="pump_on", high_sp_cm="level_high_sp",
+                   low_sp_cm="level_low_sp")
 
-    def _scan(self, image: RegisterImage, dt_s: float) -> None:
-        c, h, p = image.coils, image.holding_registers, self.process
-        out = tank_logic(TankInputs(
-            level_cm=p.level_cm,
-            pump_on=bool(self._eng(c, "pump_on")),
-            auto_mode=bool(self._eng(c, "auto_mode")),
-            high_sp_cm=self._eng(h, "level_high_sp"),
-            low_sp_cm=self._eng(h, "level_low_sp"),
-            hh_alarm_cm=self._eng(h, "level_hh_alarm"),
-            ll_alarm_cm=self._eng(h, "level_ll_alarm"),
-            rim_switch=p.overflowing,
-            empty_switch=p.dry,
-        ))
+    def _control(self, image: RegisterImage, dt_s: float) -> TankOutputs:
+        p = self.process
+        out = tank_logic(TankInputs(level_cm=p.level_cm, rim_switch=p.overflowing,
+                                    empty_switch=p.dry, **self._inputs(image)))
         p.pump_on = out.pump_on
-        p.valve_open = bool(self._eng(c, "valve_open"))
-        p.step(dt_s)
-        self._set(image, "pump_on", out.pump_on)
-        for name in ("alarm_high_high", "alarm_low_low", "alarm_overflow", "alarm_dry"):
-            self._set(image, name, getattr(out, name))
-        for name, value in self._measurements().items():
-            self._set(image, name, value)
+        p.valve_open = bool(self._eng(image.coils, "valve_open"))
+        return out
 
     def _measurements(self) -> dict[str, float]:
         p = self.process
         return {"level": p.level_cm, "inflow": p.inflow_lps, "outflow": p.outflow_lps,
                 "spilled": p.spilled_l}
 
-    def truth(self) -> dict[str, float]:
-        return {self.register_map.get(k).column: v for k, v in self._measurements().items()}
-
 
 class PressureProgram(PlcProgram):
     """PLC 2: the booster pump station under PI pressure control."""
 
     register_map = PRESSURE_MAP
+    process_cls, params_cls, start = PressureProcess, PressureParams, ("pressure_bar", "pressure")
+    outputs = ("alarm_high_high", "alarm_low_low", "alarm_overpressure", "alarm_deadhead")
+    process: PressureProcess
 
     def __init__(self, process: PressureProcess | None = None) -> None:
-        self.process = process or PressureProcess(
-            pressure_bar=PRESSURE_MAP.get("pressure").default)
+        super().__init__(process)
         self.logic_state = PressureLogicState(integral_pct=self.process.speed_pct)
-        super().__init__()
 
-    def _scan(self, image: RegisterImage, dt_s: float) -> None:
-        c, h, p = image.coils, image.holding_registers, self.process
+    reads = _reads("pressure", "bar", pump_enable="pump_enable", setpoint_bar="pressure_sp",
+                   manual_speed_pct="manual_speed", kp_pct_per_bar="kp", ki_pct_per_bar_s="ki")
+
+    def _control(self, image: RegisterImage, dt_s: float) -> PressureOutputs:
+        p, inputs = self.process, self._inputs(image)
         out, self.logic_state = pressure_logic(PressureInputs(
-            pressure_bar=p.pressure_bar,
-            pump_enable=bool(self._eng(c, "pump_enable")),
-            auto_mode=bool(self._eng(c, "auto_mode")),
-            setpoint_bar=self._eng(h, "pressure_sp"),
-            hh_alarm_bar=self._eng(h, "pressure_hh_alarm"),
-            ll_alarm_bar=self._eng(h, "pressure_ll_alarm"),
-            manual_speed_pct=self._eng(h, "manual_speed"),
-            kp_pct_per_bar=self._eng(h, "kp"),
-            ki_pct_per_bar_s=self._eng(h, "ki"),
-            overpressure=p.overpressure,
-            deadhead=p.deadhead,
-        ), self.logic_state, dt_s)
-        p.pump_enabled = bool(self._eng(c, "pump_enable"))
+            pressure_bar=p.pressure_bar, overpressure=p.overpressure, deadhead=p.deadhead,
+            **inputs), self.logic_state, dt_s)
+        p.pump_enabled = inputs["pump_enable"]
         p.speed_cmd_pct = out.speed_cmd_pct
-        p.step(dt_s)
-        for name in ("alarm_high_high", "alarm_low_low", "alarm_overpressure",
-                     "alarm_deadhead"):
-            self._set(image, name, getattr(out, name))
-        for name, value in self._measurements().items():
-            self._set(image, name, value)
+        return out
 
     def _measurements(self) -> dict[str, float]:
         p = self.process
         return {"pressure": p.pressure_bar, "pump_speed": p.speed_pct, "flow": p.flow_lps,
                 "demand": p.demand_pct}
-
-    def truth(self) -> dict[str, float]:
-        return {self.register_map.get(k).column: v for k, v in self._measurements().items()}
 
 
 @dataclass(frozen=True)
@@ -249,47 +270,33 @@ class DosingProgram(PlcProgram):
     """The chlorine dosing station under flow-paced control."""
 
     register_map = DOSING_MAP
+    process_cls, params_cls, start = DosingProcess, DosingParams, ("chlorine_mg_l", "chlorine")
+    outputs = ("alarm_high_high", "alarm_low_low", "alarm_overdose")
+    process: DosingProcess
 
-    def __init__(self, process: DosingProcess | None = None) -> None:
-        self.process = process or DosingProcess(
-            chlorine_mg_l=DOSING_MAP.get("chlorine").default)
-        super().__init__()
+    reads = _reads("chlorine", "mg_l", enable="dosing_enable", setpoint_mg_l="chlorine_sp",
+                   manual_speed_pct="manual_speed", kp_pct_per_mg_l="kp",
+                   dose_ratio="dose_ratio")
 
-    def _scan(self, image: RegisterImage, dt_s: float) -> None:
-        c, h, p = image.coils, image.holding_registers, self.process
-        out = dosing_logic(
-            chlorine_mg_l=p.chlorine_mg_l, flow_lps=p.flow_lps,
-            enable=bool(self._eng(c, "dosing_enable")),
-            auto_mode=bool(self._eng(c, "auto_mode")),
-            setpoint_mg_l=self._eng(h, "chlorine_sp"),
-            hh_alarm_mg_l=self._eng(h, "chlorine_hh_alarm"),
-            ll_alarm_mg_l=self._eng(h, "chlorine_ll_alarm"),
-            manual_speed_pct=self._eng(h, "manual_speed"),
-            kp_pct_per_mg_l=self._eng(h, "kp"), dose_ratio=self._eng(h, "dose_ratio"),
-            overdose=p.overdose)
-        p.pump_enabled = bool(self._eng(c, "dosing_enable"))
+    def _control(self, image: RegisterImage, dt_s: float) -> DosingOutputs:
+        p, inputs = self.process, self._inputs(image)
+        out = dosing_logic(chlorine_mg_l=p.chlorine_mg_l, flow_lps=p.flow_lps,
+                           overdose=p.overdose, **inputs)
+        p.pump_enabled = inputs["enable"]
         p.pump_cmd_pct = out.speed_cmd_pct
-        p.step(dt_s)
-        for name in ("alarm_high_high", "alarm_low_low", "alarm_overdose"):
-            self._set(image, name, getattr(out, name))
-        for name, value in self._measurements().items():
-            self._set(image, name, value)
+        return out
 
     def _measurements(self) -> dict[str, float]:
         p = self.process
         return {"chlorine": p.chlorine_mg_l, "flow": p.flow_lps,
                 "pump_speed": p.pump_speed_pct, "dosed": p.dosed_g}
 
-    def truth(self) -> dict[str, float]:
-        return {self.register_map.get(k).column: v for k, v in self._measurements().items()}
-
 
 PROGRAMS: dict[str, type[PlcProgram]] = {"tank": TankProgram, "pressure": PressureProgram,
                                          "dosing": DosingProgram}
 
 # Each kind's parameter dataclass (what a plant file's ``process.params`` may set).
-PARAMS: dict[str, type] = {"tank": TankParams, "pressure": PressureParams,
-                           "dosing": DosingParams}
+PARAMS: dict[str, type] = {name: program.params_cls for name, program in PROGRAMS.items()}
 
 
 def process_kinds() -> dict[str, ProcessKind]:
@@ -323,12 +330,5 @@ def make_program(process: str, params: Mapping[str, float] | None = None) -> Plc
     if unknown:
         raise ValueError(f"process {process}: unknown parameter {unknown[0]!r} "
                          f"(choose from {', '.join(sorted(known))})")
-    model_params = PARAMS[process](**{k: float(v) for k, v in params.items()})
-    if process == "tank":
-        return TankProgram(TankProcess(params=model_params,
-                                       level_cm=TANK_MAP.get("level").default))
-    if process == "pressure":
-        return PressureProgram(PressureProcess(
-            params=model_params, pressure_bar=PRESSURE_MAP.get("pressure").default))
-    return DosingProgram(DosingProcess(params=model_params,
-                                       chlorine_mg_l=DOSING_MAP.get("chlorine").default))
+    return program_cls(program_cls.new_process(
+        PARAMS[process](**{k: float(v) for k, v in params.items()})))

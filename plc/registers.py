@@ -159,6 +159,31 @@ class RegisterMap:
 
 C, DI, IR, HR = Table.COIL, Table.DISCRETE_INPUT, Table.INPUT_REGISTER, Table.HOLDING_REGISTER
 
+
+# What every map has, at the same addresses: the identity input registers, the high-high and
+# low-low alarm bits on the measured quantity, and their two limits.
+def _identity(process_id: int, process: str) -> tuple[Register, Register]:
+    """Input registers 0 and 1: which process this is (read first by the HMI), scan count."""
+    return (Register("process_id", IR, 0, f"process identifier, always {process_id} "
+                     f"({process})", default=process_id),
+            Register("scan_count", IR, 1, "PLC scan cycles since start, modulo 65536"))
+
+
+def _limit_alarms(quantity: str) -> tuple[Register, Register]:
+    """Discrete inputs 0 and 1: ``quantity`` at or beyond its alarm limits."""
+    return (Register("alarm_high_high", DI, 0, f"{quantity} >= high-high alarm limit"),
+            Register("alarm_low_low", DI, 1, f"{quantity} <= low-low alarm limit"))
+
+
+def _limits(stem: str, address: int, unit: str, resolution: float, high_high: float,
+            low_low: float) -> tuple[Register, Register]:
+    """The alarm limits ``<stem>_hh_alarm``, ``<stem>_ll_alarm``: holding ``address``, +1."""
+    return (Register(f"{stem}_hh_alarm", HR, address, "high-high alarm limit", unit,
+                     resolution, high_high),
+            Register(f"{stem}_ll_alarm", HR, address + 1, "low-low alarm limit", unit,
+                     resolution, low_low))
+
+
 TANK_MAP = RegisterMap(
     process="tank",
     process_id=1,
@@ -170,12 +195,10 @@ TANK_MAP = RegisterMap(
         Register("valve_open", C, 1, "outflow valve open (downstream demand)", default=1),
         Register("auto_mode", C, 2, "1: the logic drives the pump; 0: manual, the pump "
                  "coil is left as written", default=1),
-        Register("alarm_high_high", DI, 0, "level >= high-high alarm limit"),
-        Register("alarm_low_low", DI, 1, "level <= low-low alarm limit"),
+        *_limit_alarms("level"),
         Register("alarm_overflow", DI, 2, "level at the rim: water is spilling"),
         Register("alarm_dry", DI, 3, "tank empty"),
-        Register("process_id", IR, 0, "process identifier, always 1 (tank)", default=1),
-        Register("scan_count", IR, 1, "PLC scan cycles since start, modulo 65536"),
+        *_identity(1, "tank"),
         Register("level", IR, 2, "water level", "cm", 0.1, 100.0),
         Register("inflow", IR, 3, "pump inflow", "lps", 0.1),
         Register("outflow", IR, 4, "outflow through the valve", "lps", 0.1),
@@ -185,8 +208,7 @@ TANK_MAP = RegisterMap(
                  160.0),
         Register("level_low_sp", HR, 1, "pump starts at or below this level", "cm", 0.1,
                  40.0),
-        Register("level_hh_alarm", HR, 2, "high-high alarm limit", "cm", 0.1, 180.0),
-        Register("level_ll_alarm", HR, 3, "low-low alarm limit", "cm", 0.1, 20.0),
+        *_limits("level", 2, "cm", 0.1, 180.0, 20.0),
     ),
 )
 
@@ -199,21 +221,17 @@ PRESSURE_MAP = RegisterMap(
         Register("pump_enable", C, 0, "pump allowed to run", default=1),
         Register("auto_mode", C, 1, "1: PI control of the speed; 0: manual speed "
                  "(holding register manual_speed)", default=1),
-        Register("alarm_high_high", DI, 0, "pressure >= high-high alarm limit"),
-        Register("alarm_low_low", DI, 1, "pressure <= low-low alarm limit"),
+        *_limit_alarms("pressure"),
         Register("alarm_overpressure", DI, 2, "pressure above the pipe design limit "
                  "(8 bar)"),
         Register("alarm_deadhead", DI, 3, "pump running with (almost) no flow"),
-        Register("process_id", IR, 0, "process identifier, always 2 (pressure)",
-                 default=2),
-        Register("scan_count", IR, 1, "PLC scan cycles since start, modulo 65536"),
+        *_identity(2, "pressure"),
         Register("pressure", IR, 2, "discharge pressure (gauge)", "bar", 0.01, 4.0),
         Register("pump_speed", IR, 3, "actual pump speed", "pct", 0.1),
         Register("flow", IR, 4, "pump flow", "lps", 0.1),
         Register("demand", IR, 5, "consumer valve opening (the disturbance)", "pct", 0.1),
         Register("pressure_sp", HR, 0, "pressure setpoint", "bar", 0.01, 4.0),
-        Register("pressure_hh_alarm", HR, 1, "high-high alarm limit", "bar", 0.01, 6.0),
-        Register("pressure_ll_alarm", HR, 2, "low-low alarm limit", "bar", 0.01, 2.0),
+        *_limits("pressure", 1, "bar", 0.01, 6.0, 2.0),
         Register("manual_speed", HR, 3, "speed command in manual mode", "pct", 0.1, 0.0),
         Register("kp", HR, 4, "PI proportional gain", "pct_per_bar", 0.1, 20.0),
         Register("ki", HR, 5, "PI integral gain", "pct_per_bar_s", 0.1, 10.0),
@@ -230,19 +248,16 @@ DOSING_MAP = RegisterMap(
         Register("dosing_enable", C, 0, "metering pump allowed to run", default=1),
         Register("auto_mode", C, 1, "1: flow-paced control of the pump; 0: manual speed "
                  "(holding register manual_speed)", default=1),
-        Register("alarm_high_high", DI, 0, "chlorine >= high-high alarm limit"),
-        Register("alarm_low_low", DI, 1, "chlorine <= low-low alarm limit"),
+        *_limit_alarms("chlorine"),
         Register("alarm_overdose", DI, 2, "chlorine above the safe limit (4 mg/l)"),
-        Register("process_id", IR, 0, "process identifier, always 3 (dosing)", default=3),
-        Register("scan_count", IR, 1, "PLC scan cycles since start, modulo 65536"),
+        *_identity(3, "dosing"),
         Register("chlorine", IR, 2, "residual chlorine in the contact tank", "mg_l", 0.01,
                  1.0),
         Register("flow", IR, 3, "water flow through the contact tank", "lps", 0.1),
         Register("pump_speed", IR, 4, "actual metering pump speed", "pct", 0.1),
         Register("dosed", IR, 5, "chlorine dosed since start (saturates)", "g", 1.0),
         Register("chlorine_sp", HR, 0, "residual chlorine setpoint", "mg_l", 0.01, 1.0),
-        Register("chlorine_hh_alarm", HR, 1, "high-high alarm limit", "mg_l", 0.01, 2.0),
-        Register("chlorine_ll_alarm", HR, 2, "low-low alarm limit", "mg_l", 0.01, 0.3),
+        *_limits("chlorine", 1, "mg_l", 0.01, 2.0, 0.3),
         Register("manual_speed", HR, 3, "pump speed command in manual mode", "pct", 0.1,
                  0.0),
         Register("kp", HR, 4, "proportional trim gain", "pct_per_mg_l", 0.1, 20.0),
