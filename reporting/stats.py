@@ -324,6 +324,15 @@ def paired_test(metric: str, a: str, b: str, pairs: Sequence[tuple[float, float]
                       t_two_sided_p(mean / se, n - 1))
 
 
+def proportion_decimals(mean: float, lo: float, hi: float, most: int = 4) -> int:
+    """Decimals (2 to ``most``) at which a bound that differs from the estimate also prints
+    differently: 999/999 reads ``1.000 [0.996, 1.000]``, not ``1.00 [1.00, 1.00]``."""
+    d = 2
+    while d < most and any(b != mean and f"{b:.{d}f}" == f"{mean:.{d}f}" for b in (lo, hi)):
+        d += 1
+    return d
+
+
 def format_estimate(entry: Mapping[str, Any], digits: int = 3) -> str:
     """One ``summary.json`` metric entry as text: ``1.00 [0.44, 1.00] 3/3`` for a proportion,
     ``12.3 [10.1, 14.5]`` or ``12.3 (n=1: no interval)`` for a continuous metric; never
@@ -332,7 +341,8 @@ def format_estimate(entry: Mapping[str, Any], digits: int = 3) -> str:
     if not isinstance(mean, int | float) or math.isnan(mean):
         return "-"
     if entry.get("kind") == "proportion":
-        return f"{mean:.2f} [{lo:.2f}, {hi:.2f}] {entry.get('k')}/{entry.get('n')}"
+        d = proportion_decimals(mean, lo, hi)
+        return f"{mean:.{d}f} [{lo:.{d}f}, {hi:.{d}f}] {entry.get('k')}/{entry.get('n')}"
     text = f"{mean:.{digits}g}"
     if not isinstance(lo, int | float) or not isinstance(hi, int | float):
         note = entry.get("note")

@@ -133,3 +133,12 @@ def test_condition_order_is_shuffled_per_trial_and_reproducible() -> None:
     assert all(sorted(o) == sorted(conds) for o in orders)
     assert len({tuple(o) for o in orders}) > 1
     assert orders == [condition_order(conds, seed) for seed in range(20)]
+
+
+def test_a_bound_near_the_estimate_gets_more_decimals() -> None:
+    lo, _ = wilson_interval(999, 999)
+    text = format_estimate({"kind": "proportion", "mean": 1.0, "ci_low": lo, "ci_high": 1.0,
+                            "k": 999, "n": 999})
+    assert text == f"1.000 [{lo:.3f}, 1.000] 999/999" and lo < 0.9995
+    assert format_estimate({"kind": "proportion", "mean": 1.0, "ci_low": 0.44,
+                            "ci_high": 1.0, "k": 3, "n": 3}) == "1.00 [0.44, 1.00] 3/3"
