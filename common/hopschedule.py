@@ -15,6 +15,7 @@ import heapq
 import ipaddress
 import math
 import random
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from common.plan import AddressPlan, HostSpec
@@ -79,13 +80,25 @@ class HopEvent:
     new_virtual: str
 
 
-def virtual_mac(virtual_ip: str) -> str:
+def virtual_mac(virtual_ip: str, avoid: Collection[str] = ()) -> str:
     """The virtual MAC of a virtual IP, in the real hosts' own MAC space: what
     :func:`common.plan.mac_for` gives a host at that address (``02:00:00:00`` + the address's
     low two bytes; locally administered, unicast), so a virtual address's MAC does not tell it
-    from a real host's. (Until the hardening issue it was ``06:00`` + the IP: a giveaway.)"""
+    from a real host's. (Until the hardening issue it was ``06:00`` + the IP: a giveaway.)
+
+    avoid: MACs that must not be answered (the plan's hosts' own, see :func:`plan_macs`): a
+    plan with its own MAC scheme could hold this one, and a defense must never impersonate a
+    real host; then the first byte becomes ``06`` (still local, unicast). Both defenses (the
+    ``rhm`` controller's ARP answers, ``nat``'s per-address interfaces) use this one rule.
+    """
     low = ipaddress.IPv4Address(virtual_ip).packed[2:]
-    return f"02:00:00:00:{low[0]:02x}:{low[1]:02x}"
+    mac = f"02:00:00:00:{low[0]:02x}:{low[1]:02x}"
+    return mac if mac not in avoid else "06" + mac[2:]
+
+
+def plan_macs(plan: AddressPlan) -> frozenset[str]:
+    """Every host's real MAC in ``plan``: what :func:`virtual_mac` must avoid."""
+    return frozenset(h.mac for h in plan.hosts)
 
 
 class HopSchedule:

@@ -37,7 +37,7 @@ import logging
 import math
 from dataclasses import replace
 
-from common.hopschedule import HopEvent, HopSchedule, MutationConfig, virtual_mac
+from common.hopschedule import HopEvent, HopSchedule, MutationConfig, plan_macs, virtual_mac
 from common.plan import AddressPlan, HostSpec
 from controllers.detector_core import ScanDetector, gate, refine
 from controllers.flowspec import (
@@ -96,7 +96,7 @@ class RhmCore(RhmArp, RhmRewrite):
         self.config = config
         self.hardening = hardening or Hardening()
         self.binding = PortBinding(plan) if self.hardening.bind_ports else None
-        self._plan_macs = frozenset(h.mac for h in plan.hosts)
+        self._plan_macs = plan_macs(plan)
         self._protected_macs = frozenset(h.mac for h in plan.protected)
         self.learning = learning or LearningSwitchCore()
         self.detector = detector
@@ -129,9 +129,7 @@ class RhmCore(RhmArp, RhmRewrite):
     def answer_mac(self, virtual_ip: str, owner: HostSpec) -> str:
         if self.config.arp_mac == "real":
             return owner.mac
-        mac = virtual_mac(virtual_ip)
-        # A plan with its own MAC scheme could hold this MAC: never impersonate a real host.
-        return mac if mac not in self._plan_macs else "06" + mac[2:]
+        return virtual_mac(virtual_ip, self._plan_macs)
 
     def trusted(self, mac: str | None, ip: str) -> bool:
         """True for the plan's authorized and protected hosts, by (IP, MAC) pair; ``mac``

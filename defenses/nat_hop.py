@@ -4,6 +4,7 @@ Run inside each protected host (the runner starts it with ``host.popen``)::
 
     python -m defenses.nat_hop --plan PLAN.json --host plc1 --log HOPS.jsonl \\
         [--hop-interval-s 5] [--seed 1] [--jitter-s 0] [--flow-idle-s 10] [--grace-s 20] \\
+        [--arp-mac virtual|real] \\
         [--start-epoch-s T] [--duration-s N] [--out SUMMARY.json]
     python -m defenses.nat_hop --cleanup --host plc1      # after a crash: tagged state only
 
@@ -25,7 +26,9 @@ changing anything (one line on stderr), 128+N stopped by signal N and restored.
 
 What it cannot do: survive SIGKILL with the host clean (``--cleanup`` then removes every tagged
 rule, address, neighbour entry and the nft table, but leaves an iptables table that
-iptables-nft created empty), or hide the host's MAC address (see :mod:`defenses.nat_rules`).
+iptables-nft created empty; the host interface's ``arp_ignore`` stays 1), or hide the real
+MAC from trusted hosts (see :mod:`defenses.nat_rules`). Each virtual address answers ARP with
+its own virtual MAC (:mod:`defenses.nat_links`; ``--arp-mac real``: the host's MAC).
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from common import hoplog
 from common.cli import OneLineParser, positive_float
 from common.errors import UserError
 from common.hoplog import HopRecord
-from common.hopschedule import HopEvent, MutationConfig, MutationError
+from common.hopschedule import ARP_MAC_CHOICES, HopEvent, MutationConfig, MutationError
 from common.hostenv import (
     EXIT_FAILED,
     EXIT_OK,
@@ -57,9 +60,15 @@ from common.hostenv import (
     require_host_namespace,
     write_json_atomic,
 )
-from common.netstate import NetStateError, local_interface, run_command
+from common.netstate import (
+    NetStateError,
+    local_interface,
+    read_sysctl,
+    run_command,
+    write_sysctl,
+)
 from common.plan import AddressPlan
-from defenses import nat_rules
+from defenses import nat_links, nat_rules
 from defenses.nat_host import (
     DefenseError,
     HostSnapshot,
@@ -70,6 +79,7 @@ from defenses.nat_host import (
     leftovers,
     nft_apply,
 )
+from defenses.nat_links import VirtualLink
 from defenses.nat_rules import (
     ARP_TABLE,
     NEIGH_PROTO,
@@ -122,6 +132,8 @@ class NatHop:
         self._rules: list[nat_rules.Rule] = []
         self._addresses: list[str] = []
         self._neighbours: list[str] = []
+        self._links: list[VirtualLink] = []
+        self._sysctls: dict[str, str] = {}  # path -> value before the defense changed it
         self._chain = False
         self._arp_table = False
         self._retired_at: dict[str, float] = {}  # address -> monotonic time it retired
@@ -129,7 +141,12 @@ class NatHop:
     # --- set-up and tear-down ----------------------------------------------------------
     def install_static(self) -> None:
         """The real-address refusal: IPv4 chain, ARP table, permanent trusted neighbours."""
-        self.before = HostSnapshot.take()
+        arp_ignore = nat_links.sysctl_path(self.host.ifname, "arp_ignore")
+        self.before = HostSnapshot.take([arp_ignore] if self.host.virtual_macs else [])
+        if self.host.virtual_macs and read_sysctl(arp_ignore) != nat_links.ARP_IGNORE:
+            # Only the virtual address's own interface may answer ARP for it (nat_links).
+            self._sysctls[arp_ignore] = read_sysctl(arp_ignore)
+            write_sysctl(arp_ignore, nat_links.ARP_IGNORE)
         existing = {n.split()[1] for n in self.before.net.neighbours}
         rules = nat_rules.refuse_rules(self.host)
         self._chain = True
@@ -160,6 +177,10 @@ class NatHop:
         for cidr in self._addresses:
             steps.append((f"address {cidr}", lambda cidr=cidr: run_command(
                 ["ip", "addr", "del", cidr, "dev", self.host.ifname])))
+        for link in self._links:
+            steps.append((f"interface {link.name}", lambda link=link: self._remove_link(link)))
+        for path, value in self._sysctls.items():
+            steps.append((path, lambda path=path, value=value: write_sysctl(path, value)))
         failed = []
         for what, step in steps:
             try:
@@ -174,14 +195,16 @@ class NatHop:
                 log.warning("removing by tag: %s", ", ".join(cleanup_tagged()) or "nothing")
             except (OSError, NetStateError, DefenseError) as exc:
                 summary.errors += [*failed, f"remove by tag: {exc}"]
-        self._rules, self._addresses, self._neighbours = [], [], []
+        self._rules, self._addresses, self._neighbours, self._links = [], [], [], []
+        self._sysctls = {}
         self._chain = self._arp_table = False
         if self.before is None:
             summary.restored = not summary.errors
             return
         try:
             drop_new_empty_tables(self.before.net)
-            summary.differences = self.before.differences(HostSnapshot.take())
+            summary.differences = self.before.differences(
+                HostSnapshot.take(list(self.before.net.sysctls)))
         except (OSError, NetStateError, DefenseError) as exc:
             summary.differences = [f"could not compare: {exc}"]
         summary.restored = not summary.differences
@@ -193,6 +216,9 @@ class NatHop:
         """Go to ``new``: addresses in, rules swapped atomically, addresses out."""
         change = nat_rules.diff(self.host, self.state, new)
         for cidr in change.add_addresses:
+            if self.host.virtual_macs:
+                self._add_link(self.host.link(cidr.split("/")[0]))
+                continue
             self._addresses.append(cidr)
             run_command(["ip", "addr", "add", cidr, "dev", self.host.ifname, "label",
                          self.host.address_label])
@@ -201,10 +227,30 @@ class NatHop:
                                                   remove=change.remove_rules))
         self._rules = [r for r in self._rules if r not in change.remove_rules]
         for cidr in change.remove_addresses:
+            if self.host.virtual_macs:
+                link = self.host.link(cidr.split("/")[0])
+                self._remove_link(link)
+                self._links.remove(link)
+                continue
             run_command(["ip", "addr", "del", cidr, "dev", self.host.ifname])
             self._addresses.remove(cidr)
         self.state = new
         return change
+
+    def _add_link(self, link: VirtualLink) -> None:
+        """The virtual address's own interface (recorded first), set up before it comes up."""
+        self._links.append(link)
+        for argv in nat_links.link_create_commands(link, self.host.ifname):
+            run_command(list(argv))
+        for path, value in nat_links.link_sysctls(link):
+            write_sysctl(path, value)
+        for argv in nat_links.link_up_commands(link, self.host.subnet):
+            run_command(list(argv))
+
+    @staticmethod
+    def _remove_link(link: VirtualLink) -> None:
+        for argv in nat_links.link_remove_commands(link):
+            run_command(list(argv))
 
     def hop(self, event: HopEvent, late_ms: float) -> HopRecord:
         """Take one scheduled hop and log it."""
@@ -264,6 +310,10 @@ def build_parser() -> OneLineParser:
     p.add_argument("--flow-idle-s", type=int, default=d.flow_idle_timeout_s,
                    help="the controller defense's flow idle time; sets the schedule's "
                         f"quarantine, so use the same value (default {d.flow_idle_timeout_s})")
+    p.add_argument("--arp-mac", choices=ARP_MAC_CHOICES, default=d.arp_mac,
+                   help="MAC of the virtual addresses: virtual (one per address, on its own "
+                        "interface) or real (the host's own; before issue 15) (default "
+                        f"{d.arp_mac})")
     p.add_argument("--grace-s", type=float, default=None,
                    help="longest time an old address keeps answering for live conversations "
                         "(default 2 x flow-idle-s, below the quarantine)")
@@ -297,7 +347,8 @@ def resolve(args: argparse.Namespace) -> Resolved:
     plan = load_plan(args.plan)
     try:
         config = MutationConfig(hop_interval_s=args.hop_interval_s, jitter_s=args.jitter_s,
-                                seed=args.seed, flow_idle_timeout_s=args.flow_idle_s)
+                                seed=args.seed, flow_idle_timeout_s=args.flow_idle_s,
+                                arp_mac=args.arp_mac)
         nat_rules.new_schedule(plan, config)
         grace_s = (args.grace_s if args.grace_s is not None
                    else min(2.0 * config.flow_idle_timeout_s,
@@ -314,7 +365,7 @@ def resolve(args: argparse.Namespace) -> Resolved:
     return Resolved(args, plan, config, grace_s)
 
 
-def check_host(plan: AddressPlan, host_name: str) -> ProtectedHost:
+def check_host(plan: AddressPlan, host_name: str, virtual_macs: bool = True) -> ProtectedHost:
     """Tools present, this namespace is ``host_name``, no earlier run's state: UserError."""
     missing = [t for t in REQUIRED_TOOLS if shutil.which(t) is None]
     if missing:
@@ -332,7 +383,7 @@ def check_host(plan: AddressPlan, host_name: str) -> ProtectedHost:
     if found:
         raise UserError(f"{', '.join(found)} of an earlier nat_hop are here: run {PROG} "
                          f"--cleanup --host {host_name} first")
-    return nat_rules.protected_host(plan, host_name, intf.name)
+    return nat_rules.protected_host(plan, host_name, intf.name, virtual_macs)
 
 
 def _fail(message: str) -> int:
@@ -425,7 +476,7 @@ def main(argv: Sequence[str] | None = None,
         sys.stdout.write(f"{args.host}: removed {', '.join(removed) or 'nothing'}\n")
         return EXIT_OK
     try:
-        host = check_host(res.plan, args.host)
+        host = check_host(res.plan, args.host, res.config.arp_mac == "virtual")
     except (UserError, NetStateError, NatRuleError) as exc:
         return _fail(str(exc))
     return run(res, host)

@@ -23,7 +23,7 @@ from common.netstate import (
     table_has_rules,
     take_snapshot,
 )
-from defenses import nat_rules
+from defenses import nat_links, nat_rules
 from defenses.nat_rules import ARP_TABLE
 
 CONNTRACK_PATH = Path("/proc/net/nf_conntrack")
@@ -78,11 +78,21 @@ def leftovers() -> list[str]:
         found.append("addresses")
     if nat_rules.tagged_neighbours(json.loads(run_command(["ip", "-j", "neigh", "show"]) or "[]")):
         found.append("neighbour entries")
+    if nat_links.tagged_links(_json(["ip", "-j", "-d", "link", "show"])):
+        found.append("virtual-MAC interfaces")
+    if nat_links.tagged_rules(_json(["ip", "-j", "rule", "show"])):
+        found.append("policy rules")
     return found
 
 
+def _json(argv: list[str]) -> list[dict]:
+    return json.loads(run_command(argv) or "[]")
+
+
 def cleanup_tagged() -> list[str]:
-    """Remove every tagged rule, address, neighbour entry and the nft table; say what went."""
+    """Remove every tagged rule, address, neighbour entry, policy rule, virtual-MAC interface
+    and the nft table; say what went. (The host interface's ``arp_ignore`` stays 1: its value
+    before the crash is not known, and 1 only narrows which interface answers ARP.)"""
     removed = []
     script = nat_rules.tagged_iptables_deletions(run_command(["iptables-save"]))
     if script:
@@ -101,6 +111,12 @@ def cleanup_tagged() -> list[str]:
             json.loads(run_command(["ip", "-j", "neigh", "show"]) or "[]")):
         run_command(["ip", "neigh", "del", ip, "dev", dev])
         removed.append(f"neighbour {ip} on {dev}")
+    for mark in nat_links.tagged_rules(_json(["ip", "-j", "rule", "show"])):
+        run_command(["ip", "rule", "del", "fwmark", mark, "lookup", str(int(mark, 0))])
+        removed.append(f"policy rule fwmark {mark}")
+    for name in nat_links.tagged_links(_json(["ip", "-j", "-d", "link", "show"])):
+        run_command(["ip", "link", "del", name])
+        removed.append(f"interface {name}")
     return removed
 
 
@@ -112,8 +128,9 @@ class HostSnapshot:
     nft: str
 
     @classmethod
-    def take(cls) -> HostSnapshot:
-        return cls(take_snapshot(), nft_ruleset())
+    def take(cls, sysctls: Sequence[str] = ()) -> HostSnapshot:
+        """sysctls: the /proc/sys paths the defense changes (compared too)."""
+        return cls(take_snapshot(sysctls), nft_ruleset())
 
     def differences(self, after: HostSnapshot) -> list[str]:
         out = diff_snapshots(self.net, after.net)

@@ -32,10 +32,15 @@ Every rule carries ``-m comment --comment sdnics-nat-hop``, the chain and nft ta
 name, addresses the label, neighbour entries protocol 209: a crash clean-up finds exactly
 what the defense added (:func:`tagged_iptables_deletions`).
 
-What it cannot do: hide the host's MAC (ARP answers for ``V`` carry the real MAC, stable across
-hops), stop a host that forges a trusted host's IP *and* MAC, or keep ARP answering for a
-conversation on a retired address longer than the grace period (its translation stays, but
-the peer's ARP entry for ``V1`` may then expire).
+**MACs**: by default ``V`` is not on the interface itself but on an interface of its own
+with ``V``'s virtual MAC (:mod:`defenses.nat_links`), so neither ARP answers nor replies show
+the real MAC, and the MAC changes with the address at every hop; ``--arp-mac real`` keeps the
+older layout (``V`` a labelled secondary address, answered with the real MAC).
+
+What it cannot do: stop a host that forges a trusted host's IP *and* MAC, hide frames the host
+sends on its own interface (to trusted hosts, and IPv6 link-local traffic, with the real MAC),
+or keep ARP answering for a conversation on a retired address longer than the grace period
+(its translation stays, but the peer's ARP entry for ``V1`` may then expire).
 """
 
 from __future__ import annotations
@@ -44,8 +49,15 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from common.hopschedule import HopEvent, HopSchedule, MutationConfig, schedule_events
+from common.hopschedule import (
+    HopEvent,
+    HopSchedule,
+    MutationConfig,
+    plan_macs,
+    schedule_events,
+)
 from common.plan import AddressPlan
+from defenses.nat_links import MARK_BASE, MARK_MASK, VirtualLink, link_for
 
 TAG = "sdnics-nat-hop"
 REFUSE_CHAIN = "SDNICS-NAT-HOP"
@@ -73,12 +85,25 @@ class Peer:
 
 @dataclass(frozen=True)
 class ProtectedHost:
-    """The host the defense runs in. ifname: its interface on the plan's subnet."""
+    """The host the defense runs in. ifname: its interface on the plan's subnet.
+
+    virtual_macs: each virtual address on its own interface with a virtual MAC
+    (:mod:`defenses.nat_links`); False puts it on ``ifname`` (answered with the real MAC).
+    subnet: the plan's subnet (the marked replies' route). plan_macs: never used as a
+    virtual MAC.
+    """
 
     name: str
     real_ip: str
     ifname: str
     trusted: tuple[Peer, ...]
+    virtual_macs: bool = False
+    subnet: str = ""
+    plan_macs: frozenset[str] = frozenset()
+
+    def link(self, virtual_ip: str) -> VirtualLink:
+        """The interface carrying ``virtual_ip`` (with ``virtual_macs``)."""
+        return link_for(virtual_ip, self.plan_macs)
 
     @property
     def address_label(self) -> str:
@@ -99,8 +124,11 @@ def trusted_peers(plan: AddressPlan, host_name: str) -> tuple[Peer, ...]:
                  if h.name != host_name and (h.authorized or h.protected))
 
 
-def protected_host(plan: AddressPlan, host_name: str, ifname: str) -> ProtectedHost:
-    """The protected host ``host_name`` of ``plan``; NatRuleError when it is not protected."""
+def protected_host(plan: AddressPlan, host_name: str, ifname: str,
+                   virtual_macs: bool = True) -> ProtectedHost:
+    """The protected host ``host_name`` of ``plan``; NatRuleError when it is not protected.
+
+    virtual_macs: see :class:`ProtectedHost` (``--arp-mac virtual``, the default)."""
     try:
         spec = plan.host(host_name)
     except ValueError as exc:
@@ -108,7 +136,8 @@ def protected_host(plan: AddressPlan, host_name: str, ifname: str) -> ProtectedH
     if not spec.protected:
         raise NatRuleError(f"host {host_name} is not protected in the {plan.name} plan "
                            f"(protected: {', '.join(h.name for h in plan.protected) or 'none'})")
-    return ProtectedHost(spec.name, spec.ip, ifname, trusted_peers(plan, host_name))
+    return ProtectedHost(spec.name, spec.ip, ifname, trusted_peers(plan, host_name),
+                         virtual_macs, plan.subnet, plan_macs(plan))
 
 
 # --- schedule ----------------------------------------------------------------------------
@@ -180,12 +209,26 @@ def refuse_rules(host: ProtectedHost) -> tuple[Rule, ...]:
     rules.append(Rule("filter", "INPUT",
                       _tagged("-d", f"{host.real_ip}/32", "!", "-i", "lo", "-m", "conntrack",
                               "--ctorigdst", host.real_ip, "-j", REFUSE_CHAIN)))
+    if host.virtual_macs:
+        # Replies of marked conversations carry the mark, so they route out of their
+        # virtual address's interface (defenses.nat_links).
+        rules.append(Rule("mangle", "OUTPUT",
+                          _tagged("-m", "connmark", "--mark", f"{MARK_BASE:#x}/{MARK_MASK:#x}",
+                                  "-j", "CONNMARK", "--restore-mark")))
     return tuple(rules)
 
 
 def dnat_rule(host: ProtectedHost, virtual_ip: str) -> Rule:
     return Rule("nat", "PREROUTING", _tagged("-d", f"{virtual_ip}/32", "-j", "DNAT",
                                              "--to-destination", host.real_ip))
+
+
+def mark_rule(host: ProtectedHost, virtual_ip: str) -> Rule:
+    """New conversations to ``virtual_ip`` get its interface's mark (see
+    :mod:`defenses.nat_links`); before the DNAT, so the destination is still virtual."""
+    return Rule("mangle", "PREROUTING",
+                _tagged("-d", f"{virtual_ip}/32", "-j", "CONNMARK", "--set-mark",
+                        f"{host.link(virtual_ip).mark:#x}/{0xFFFFFFFF:#x}"))
 
 
 def retired_drop_rule(virtual_ip: str) -> Rule:
@@ -220,6 +263,8 @@ def after_retire(state: AddrState, virtual_ip: str) -> AddrState:
 def state_rules(host: ProtectedHost, state: AddrState) -> tuple[Rule, ...]:
     """The rules that depend on the addresses held (the static ones: :func:`refuse_rules`)."""
     rules = [dnat_rule(host, state.current)] if state.current else []
+    if state.current and host.virtual_macs:
+        rules.append(mark_rule(host, state.current))
     rules += [retired_drop_rule(a) for a in state.retiring]
     return tuple(rules)
 

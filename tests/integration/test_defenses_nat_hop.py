@@ -5,8 +5,10 @@ with one schedule (same seed and start time). Checked as a user would see it: th
 uses the real addresses) keeps polling; from the attacker the real addresses neither resolve
 by ARP nor answer TCP 502, while the current virtual address answers a Modbus read; a
 conversation started before a hop goes on after it, while the old address refuses new ones;
-the hop log follows the controller defense's schedule; after SIGTERM the PLC hosts' iptables,
-nft ruleset, addresses and permanent neighbours are as before.
+the MAC the attacker learns for a virtual address is that address's virtual MAC, never the
+PLC's real one, and changes with the hop; the hop log follows the controller defense's
+schedule; after SIGTERM the PLC hosts' iptables, nft ruleset, addresses, interfaces, policy
+rules, ``arp_ignore`` settings and permanent neighbours are as before.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from common.hopschedule import MutationConfig
+from common.hopschedule import MutationConfig, plan_macs, virtual_mac
 from common.plan import ics_plan
 from defenses.nat_rules import host_events
 from lab.devices import start_ics, stop_hmi
@@ -61,6 +63,9 @@ STATE_CMDS = {
     "nft": ["nft", "list", "ruleset"],
     "addr": ["ip", "-4", "-o", "addr", "show"],
     "neigh": ["ip", "neigh", "show", "nud", "permanent"],
+    "link": ["ip", "-o", "link", "show"],
+    "rule": ["ip", "rule", "show"],
+    "arp_ignore": ["sh", "-c", "grep -H . /proc/sys/net/ipv4/conf/*/arp_ignore"],
 }
 
 
@@ -76,6 +81,13 @@ def _probe(lab: Lab, ip: str, hold_s: float = 0.0) -> dict:
     res = lab.run("attacker", [sys.executable, "-c", PROBE, ip, str(hold_s)],
                   timeout_s=hold_s + 10)
     return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def _mac_seen(lab: Lab, ip: str) -> str:
+    """The MAC in the attacker's neighbour table for ``ip`` (after a probe resolved it)."""
+    fields = lab.run("attacker", ["ip", "neigh", "show", ip], timeout_s=10).stdout.split()
+    assert "lladdr" in fields, f"attacker has no MAC for {ip}: {fields}"
+    return fields[fields.index("lladdr") + 1]
 
 
 def _hops(path: Path) -> list[dict]:
@@ -129,6 +141,7 @@ def test_nat_hop_on_real_ics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         # on, and while it does (its address retiring) that address refuses new ones.
         current = _hops(logs["plc1"])[-1]["new_virtual"]
         assert _probe(lab, current)["ok"]
+        first_mac = _mac_seen(lab, current)
         hold_s = 2 * HOP_INTERVAL_S
         holder = lab.popen("attacker", [sys.executable, "-c", PROBE, current, str(hold_s)],
                            "held_probe.log", what="held_probe")
@@ -138,6 +151,13 @@ def test_nat_hop_on_real_ics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         assert not stale["ok"], f"old virtual {current} accepted a new connection"
         now_virtual = _hops(logs["plc1"])[-1]["new_virtual"]
         assert now_virtual != current and _probe(lab, now_virtual)["ok"]
+        # The MAC the attacker sees for a virtual address: the address's own virtual MAC,
+        # never plc1's real one, and a new one after the hop (no following plc1 by its MAC).
+        later_mac = _mac_seen(lab, now_virtual)
+        avoid = plan_macs(plan)
+        assert first_mac == virtual_mac(current, avoid), (current, first_mac)
+        assert later_mac == virtual_mac(now_virtual, avoid), (now_virtual, later_mac)
+        assert first_mac != later_mac and plan.host("plc1").mac not in (first_mac, later_mac)
         _wait(lambda: holder.poll() is not None, hold_s + 10, "the held conversation")
         lab.stop(holder)
         held = json.loads((tmp_path / "held_probe.log").read_text().strip().splitlines()[-1])
@@ -220,6 +240,7 @@ def test_sigkill_leaves_tagged_state_that_cleanup_removes(plc1_namespace: str,
     crashed = _ns_state(ns)
     assert "sdnics-nat-hop" in crashed["iptables"] and "sdnics_nat_hop" in crashed["nft"]
     assert "proto 209" in _ns_run(ns, ["ip", "-d", "neigh", "show"]).stdout
+    assert "sdnh" in crashed["link"] and "0x5d" in crashed["rule"]
     # A new run refuses to start on an earlier run's state, in one line.
     again = _ns_run(ns, argv[:1] + argv[2:])
     assert again.returncode == 2 and "--cleanup" in again.stderr and again.stderr.count("\n") == 1
@@ -228,7 +249,7 @@ def test_sigkill_leaves_tagged_state_that_cleanup_removes(plc1_namespace: str,
     assert cleaned.returncode == 0, cleaned.stderr
     print(f"\ncleanup: {cleaned.stdout.strip()}")
     after = _ns_state(ns)
-    for key in ("addr", "neigh"):
+    for key in ("addr", "neigh", "link", "rule"):
         assert after[key] == before[key], key
     assert "sdnics" not in after["iptables"] and "sdnics" not in after["nft"]
     # What the crash clean-up cannot do: drop the tables iptables-nft created, now empty.

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from common.hopschedule import MutationConfig, schedule_events
+from common.hopschedule import MutationConfig, schedule_events, virtual_mac
 from common.plan import classic_plan, ics_plan, star_plan
+from defenses import nat_links as nl
 from defenses import nat_rules as nr
 
 PLAN = ics_plan()
 
 
-def _host(name: str = "plc1") -> nr.ProtectedHost:
-    return nr.protected_host(PLAN, name, f"{name}-eth0")
+def _host(name: str = "plc1", virtual_macs: bool = False) -> nr.ProtectedHost:
+    """The host with ``--arp-mac real`` unless asked: the rules every layout shares."""
+    return nr.protected_host(PLAN, name, f"{name}-eth0", virtual_macs)
 
 
 def test_host_gets_the_controller_defense_sequence() -> None:
@@ -215,3 +217,68 @@ def test_grace_must_end_before_the_quarantine() -> None:
 def test_plans_without_protected_hosts_have_nothing_to_protect() -> None:
     with pytest.raises(nr.NatRuleError, match="protected: none"):
         nr.protected_host(star_plan(4), "h1", "h1-eth0")
+
+
+# --- virtual MACs (defenses.nat_links) ----------------------------------------------------
+def test_each_virtual_address_gets_its_own_interface_with_a_host_like_virtual_mac() -> None:
+    host = _host(virtual_macs=True)
+    assert nr.protected_host(PLAN, "plc1", "plc1-eth0").virtual_macs  # the default
+    real_macs = {h.mac for h in PLAN.hosts}
+    links = [host.link(v) for v in PLAN.virtual_pool]
+    assert len({lk.mac for lk in links}) == len({lk.name for lk in links}) == len(links)
+    assert len({lk.mark for lk in links}) == len(links)
+    for lk in links:
+        assert lk.mac == virtual_mac(lk.virtual_ip, real_macs) and lk.mac not in real_macs
+        assert len(lk.name) <= 15 and nl.LINK_NAME_RE.match(lk.name)
+        assert lk.mark & nl.MARK_MASK == nl.MARK_BASE
+    assert host.link("10.0.0.150").name == "sdnh0a000096"
+    # A plan whose real MACs follow the same scheme: never answer with a real host's MAC.
+    assert virtual_mac("10.0.0.21", real_macs) != PLAN.host("plc1").mac
+
+
+def test_virtual_mac_state_marks_new_conversations_and_replies_follow_the_mark() -> None:
+    host = _host(virtual_macs=True)
+    static = nr.refuse_rules(host)
+    restore = [r for r in static if r.table == "mangle"]
+    assert [r.chain for r in restore] == ["OUTPUT"] and "--restore-mark" in restore[0].spec
+    assert not [r for r in nr.refuse_rules(_host()) if r.table == "mangle"]
+    first = nr.after_hop(nr.AddrState(), "10.0.0.150")
+    change = nr.diff(host, nr.AddrState(), first)
+    mark = nr.mark_rule(host, "10.0.0.150")
+    assert mark in change.add_rules and mark.chain == "PREROUTING"
+    assert f"{host.link('10.0.0.150').mark:#x}/0xffffffff" in mark.spec
+    # At a hop the new address is marked; the old one keeps its interface (and the marks
+    # its conversations already carry) until it retires, but gets no new conversation.
+    second = nr.after_hop(first, "10.0.0.160")
+    change = nr.diff(host, first, second)
+    assert mark in change.remove_rules and nr.mark_rule(host, "10.0.0.160") in change.add_rules
+    assert change.remove_addresses == ()
+
+
+def test_link_commands_route_marked_replies_out_of_the_virtual_interface() -> None:
+    link = nl.link_for("10.0.0.150")
+    create = nl.link_create_commands(link, "plc1-eth0")
+    assert create[0][:6] == ("ip", "link", "add", "link", "plc1-eth0", "name")
+    assert ("address", link.mac) == create[0][7:9] and "macvlan" in create[0]
+    assert dict(nl.link_sysctls(link)) == {
+        f"/proc/sys/net/ipv6/conf/{link.name}/disable_ipv6": "1",
+        f"/proc/sys/net/ipv4/conf/{link.name}/arp_ignore": "1"}
+    up = nl.link_up_commands(link, "10.0.0.0/24")
+    assert ("ip", "addr", "add", "10.0.0.150/32", "dev", link.name) in up
+    assert ("ip", "rule", "add", "fwmark", str(link.mark), "lookup", str(link.mark),
+            "protocol", "209") in up
+    assert ("ip", "route", "replace", "10.0.0.0/24", "dev", link.name, "table",
+            str(link.mark)) in up
+    assert nl.link_remove_commands(link)[-1] == ("ip", "link", "del", link.name)
+
+
+def test_crash_cleanup_finds_only_this_defense_s_interfaces_and_rules() -> None:
+    links = [{"ifname": "sdnh0a000096", "linkinfo": {"info_kind": "macvlan"}},
+             {"ifname": "sdnh0a000097", "linkinfo": {"info_kind": "veth"}},
+             {"ifname": "plc1-eth0"}, {"ifname": "sdnhost", "linkinfo": {"info_kind": "macvlan"}}]
+    assert nl.tagged_links(links) == ("sdnh0a000096",)
+    rules = [{"priority": 0, "table": "local"},
+             {"priority": 32765, "fwmark": "0x5d000096", "table": "1560281238",
+              "protocol": "209"},
+             {"priority": 32764, "fwmark": "0x1", "table": "7"}]
+    assert nl.tagged_rules(rules) == ("0x5d000096",)
