@@ -7,6 +7,7 @@ any length gives the same trajectory as many short ones (up to the sub-step erro
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 MAX_SUBSTEP_S = 0.01
@@ -18,6 +19,26 @@ def _substeps(dt_s: float) -> tuple[int, float]:
         raise ValueError(f"dt_s must be >= 0, got {dt_s}")
     n = max(1, math.ceil(dt_s / MAX_SUBSTEP_S))
     return n, dt_s / n
+
+
+def _drive_steps(dt_s: float, speed_pct: float, cmd_pct: float, enabled: bool,
+                 tau_s: float) -> Iterator[tuple[float, float]]:
+    """The sub-steps of ``dt_s`` for a variable-speed drive: (sub-step length, speed).
+
+    The speed follows the command (clamped to 0..100 %; 0 when disabled) as a first-order
+    lag with time constant ``tau_s``.
+    """
+    n, h = _substeps(dt_s)
+    target = min(100.0, max(0.0, cmd_pct)) if enabled else 0.0
+    alpha = h / (tau_s + h)
+    for _ in range(n):
+        speed_pct += alpha * (target - speed_pct)
+        yield h, speed_pct
+
+
+def _sine(t_s: float, period_s: float) -> float:
+    """The daily-cycle stand-in of the disturbances: a sine of ``period_s``, -1..1."""
+    return math.sin(2.0 * math.pi * t_s / period_s)
 
 
 @dataclass(frozen=True)
@@ -134,17 +155,14 @@ class PressureProcess:
 
     def _demand_pct_at(self, t_s: float) -> float:
         p = self.params
-        return p.demand_base_pct + p.demand_swing_pct * math.sin(
-            2.0 * math.pi * t_s / p.demand_period_s)
+        return p.demand_base_pct + p.demand_swing_pct * _sine(t_s, p.demand_period_s)
 
     def step(self, dt_s: float) -> None:
         """Advance the network by ``dt_s`` seconds with the current speed command."""
         p = self.params
-        n, h = _substeps(dt_s)
-        target = min(100.0, max(0.0, self.speed_cmd_pct)) if self.pump_enabled else 0.0
-        alpha = h / (p.speed_tau_s + h)
-        for _ in range(n):
-            self.speed_pct += alpha * (target - self.speed_pct)
+        for h, speed_pct in _drive_steps(dt_s, self.speed_pct, self.speed_cmd_pct,
+                                         self.pump_enabled, p.speed_tau_s):
+            self.speed_pct = speed_pct
             self.demand_pct = self._demand_pct_at(self.time_s)
             self.flow_lps = self._pump_flow_lps()
             self.demand_lps = (p.demand_coeff_lps_per_sqrt_bar * self.demand_pct / 100.0
@@ -208,17 +226,14 @@ class DosingProcess:
 
     def _flow_at(self, t_s: float) -> float:
         p = self.params
-        return p.flow_mean_lps * (1.0 + p.flow_swing_pct / 100.0 * math.sin(
-            2.0 * math.pi * t_s / p.flow_period_s))
+        return p.flow_mean_lps * (1.0 + p.flow_swing_pct / 100.0 * _sine(t_s, p.flow_period_s))
 
     def step(self, dt_s: float) -> None:
         """Advance the contact tank by ``dt_s`` seconds with the current pump command."""
         p = self.params
-        n, h = _substeps(dt_s)
-        target = min(100.0, max(0.0, self.pump_cmd_pct)) if self.pump_enabled else 0.0
-        alpha = h / (p.pump_tau_s + h)
-        for _ in range(n):
-            self.pump_speed_pct += alpha * (target - self.pump_speed_pct)
+        for h, speed_pct in _drive_steps(dt_s, self.pump_speed_pct, self.pump_cmd_pct,
+                                         self.pump_enabled, p.pump_tau_s):
+            self.pump_speed_pct = speed_pct
             self.flow_lps = max(0.0, self._flow_at(self.time_s))
             dose_mg_s = p.pump_max_mg_s * self.pump_speed_pct / 100.0
             self.dosed_g += dose_mg_s * h / 1000.0
