@@ -299,3 +299,33 @@ def rewrite_icmp_error(frame: bytes, src_mac: str, src_ip: str, quoted_dst: str)
     out[icmp_at + 2:icmp_at + 4] = b"\x00\x00"
     struct.pack_into("!H", out, icmp_at + 2, internet_checksum(bytes(out[icmp_at:icmp_end])))
     return bytes(out)
+
+
+def icmp_echo_reply_frame(frame: bytes, src_mac: str) -> bytes:
+    """The echo reply to the Ethernet/IPv4 ICMP echo request ``frame``, as a host at the
+    request's destination IP with MAC ``src_mac`` sends it: addresses swapped, TTL 64, same
+    identifier, sequence and payload, checksums fixed, Ethernet padding dropped.
+
+    Raises ValueError when ``frame`` is not a whole, unfragmented echo request."""
+    view = parse_packet(frame)
+    ip = view.ipv4
+    if ip is None or ip.proto != PROTO_ICMP or ip.icmp_type != ICMP_ECHO_REQUEST:
+        raise ValueError("not an Ethernet/IPv4 ICMP echo request")
+    ip_at = ETH_HEADER_BYTES
+    header_bytes = (frame[ip_at] & 0x0F) * 4
+    total, frag = struct.unpack_from("!H2xH", frame, ip_at + 2)
+    if frag & 0x3FFF or len(frame) < ip_at + total or total < header_bytes + 8:
+        raise ValueError("fragmented or truncated echo request")
+    out = bytearray(frame[:ip_at + total])
+    out[0:6], out[6:12] = frame[6:12], _mac_bytes(src_mac)
+    out[ip_at + 12:ip_at + 16], out[ip_at + 16:ip_at + 20] = (frame[ip_at + 16:ip_at + 20],
+                                                              frame[ip_at + 12:ip_at + 16])
+    out[ip_at + 8] = 64
+    out[ip_at + 10:ip_at + 12] = b"\x00\x00"
+    struct.pack_into("!H", out, ip_at + 10,
+                     internet_checksum(bytes(out[ip_at:ip_at + header_bytes])))
+    icmp_at = ip_at + header_bytes
+    out[icmp_at] = ICMP_ECHO_REPLY
+    out[icmp_at + 2:icmp_at + 4] = b"\x00\x00"
+    struct.pack_into("!H", out, icmp_at + 2, internet_checksum(bytes(out[icmp_at:])))
+    return bytes(out)

@@ -1,7 +1,8 @@
 """The ``rhm`` app: random host mutation over :class:`controllers.rhm_core.RhmCore`.
 
 ``python -m controllers rhm [--plan PLAN.json] [--hop-interval-s S] [--seed N] [--jitter-s S]
-[--flow-idle-s S] [--arp-mac virtual|real] [--hop-log PATH] [--detector ...detector options]``
+[--flow-idle-s S] [--arp-mac virtual|real] [--hop-log PATH] [--decoys N]
+[--detector ...detector options]``
 (options: :mod:`controllers.rhm_options`). Packet-ins and switch events are
 :class:`controllers.app.CoreApp`'s; this app adds the hop thread.
 
@@ -61,15 +62,17 @@ class RhmSwitch(CoreApp):
         detector = (ScanDetector(settings.detector.config)
                     if settings.detector is not None else None)
         return RhmCore(settings.load_plan(), settings.config, time.monotonic(),
-                       LearningSwitchCore(), detector, settings.hardening)
+                       LearningSwitchCore(), detector, settings.hardening, settings.decoys)
 
     def start(self) -> Any:
         thread = super().start()
         cfg = self.settings.config
         self.logger.info("rhm started seed=%d hop_interval_s=%g jitter_s=%g flow_idle_s=%d "
-                         "arp_mac=%s detector=%s hardening=%s", cfg.seed, cfg.hop_interval_s,
-                         cfg.jitter_s, cfg.flow_idle_timeout_s, cfg.arp_mac,
-                         self.settings.detector is not None, self.settings.hardening)
+                         "arp_mac=%s detector=%s hardening=%s decoys=%d", cfg.seed,
+                         cfg.hop_interval_s, cfg.jitter_s, cfg.flow_idle_timeout_s, cfg.arp_mac,
+                         self.settings.detector is not None, self.settings.hardening,
+                         self.settings.decoys)
+        self._log_decoys()
         for event in self.core.initial_events:
             self._log_hop(event, 0, 0, 0, 0, None)
         self.threads.append(engine.hub.spawn(self._hop_loop))
@@ -91,14 +94,24 @@ class RhmSwitch(CoreApp):
     def _hop_once(self) -> None:
         with self.lock:
             now_s = time.monotonic()
-            for result in self.core.tick(now_s):
+            results = self.core.tick(now_s)
+            for result in results:
                 self._send_hop(result)
+            if results:
+                self._log_decoys()
             cut = self.core.cut_retired(now_s)
             if cut:
                 self.send_changes(cut, ())
             for seq in [s for s, p in self._pending.items()
                         if now_s - p.sent_s > BARRIER_TIMEOUT_S]:
                 self._finish(seq, None)
+
+    def _log_decoys(self) -> None:
+        """The decoy set after each draw (the ground truth of what a sweep finds)."""
+        decoys = self.core.decoys
+        if decoys.count:
+            self.logger.info("decoys draw=%d addresses=%s", decoys.draws,
+                             ",".join(sorted(decoys.current)))
 
     def _send_hop(self, result: HopResult) -> None:
         pending = _PendingHop(result, result.decided_s)

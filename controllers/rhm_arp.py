@@ -2,7 +2,8 @@
 
 Protected hosts' own ARP requests are answered from the plan (proxy ARP), never broadcast;
 virtual addresses are answered with their virtual MAC (an old one only to a peer with a live
-conversation on it); real protected addresses only to trusted hosts; nothing else is changed.
+conversation on it), decoys (:mod:`controllers.rhm_decoys`) with theirs; real protected
+addresses only to trusted hosts; nothing else is changed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from controllers.flowspec import (
 )
 from controllers.l2_switch_core import LearningSwitchCore
 from controllers.packets import ARP_REQUEST, ArpHeader, PacketView, arp_reply_frame
+from controllers.rhm_decoys import DecoySet
 from controllers.rhm_types import ArpVerdict, FlowKey, Mapping, RhmStats
 
 
@@ -29,6 +31,7 @@ class RhmArp:
     _hosts_by_ip: dict[str, HostSpec]
     _pool: frozenset[str]
     _mappings: dict[FlowKey, Mapping]
+    decoys: DecoySet
     learning: LearningSwitchCore
     stats: RhmStats
 
@@ -39,6 +42,9 @@ class RhmArp:
         raise NotImplementedError
 
     def answer_mac(self, virtual_ip: str, owner: HostSpec) -> str:
+        raise NotImplementedError
+
+    def decoy_mac(self, virtual_ip: str) -> str:
         raise NotImplementedError
 
     def arp_verdict(self, arp: ArpHeader, src_mac: str) -> ArpVerdict:
@@ -66,6 +72,8 @@ class RhmArp:
                 # (its ARP cache entry goes stale and is re-checked during the flow).
                 live = next((m for m in self._mappings.values()
                              if m.key.virtual_ip == arp.tpa and m.key.peer_ip == arp.spa), None)
+                if live is None and arp.tpa in self.decoys:
+                    return ArpVerdict("reply", "decoy", self.decoy_mac(arp.tpa))
                 if live is None:
                     return ArpVerdict("drop", "virtual_unassigned")
                 owner = live.host
@@ -85,6 +93,8 @@ class RhmArp:
             return PacketResult(Decision(reason=f"arp_{verdict.reason}", deletes=learned.deletes))
         assert verdict.answer_mac is not None
         self.stats.arp_replies += 1
+        if verdict.reason == "decoy":
+            self.stats.decoy_replies += 1
         reply = arp_reply_frame(verdict.answer_mac, arp.tpa, arp.sha, arp.spa)
         out = PacketOut(dpid, PORT_CONTROLLER, (Output(in_port),), reply, NO_BUFFER)
         return PacketResult(Decision(reason=f"arp_{verdict.reason}", deletes=learned.deletes,

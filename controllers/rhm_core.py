@@ -42,23 +42,27 @@ from common.plan import AddressPlan, HostSpec
 from controllers.detector_core import ScanDetector, gate, refine
 from controllers.flowspec import (
     NO_BUFFER,
+    PORT_CONTROLLER,
     PORT_FLOOD,
     Decision,
     FlowDelete,
     FlowMatch,
     FlowSpec,
     Output,
+    PacketOut,
     PacketResult,
 )
 from controllers.l2_switch_core import LearningSwitchCore
 from controllers.packets import (
     ETH_IPV4,
+    ICMP_ECHO_REQUEST,
     ICMP_ERROR_TYPES,
     PROTO_ICMP,
     PROTO_TCP,
     PROTO_UDP,
     FrameError,
     PacketView,
+    icmp_echo_reply_frame,
     parse_packet,
 )
 from controllers.pipeline import (
@@ -72,6 +76,7 @@ from controllers.pipeline import (
 )
 from controllers.port_trust import PortBinding, spoof_result
 from controllers.rhm_arp import RhmArp
+from controllers.rhm_decoys import DecoySet, check_decoys
 from controllers.rhm_rewrite import RhmRewrite
 from controllers.rhm_types import (
     FlowKey,
@@ -91,7 +96,7 @@ class RhmCore(RhmArp, RhmRewrite):
     def __init__(self, plan: AddressPlan, config: MutationConfig, now_s: float,
                  learning: LearningSwitchCore | None = None,
                  detector: ScanDetector | None = None,
-                 hardening: Hardening | None = None) -> None:
+                 hardening: Hardening | None = None, decoys: int = 0) -> None:
         self.plan = plan
         self.config = config
         self.hardening = hardening or Hardening()
@@ -112,6 +117,9 @@ class RhmCore(RhmArp, RhmRewrite):
         self._by_real: dict[RealKey, Mapping] = {}
         self._by_id: dict[int, Mapping] = {}
         self._next_id = 1
+        check_decoys(decoys, len(self.schedule.pool), len(plan.protected))
+        self.decoys = DecoySet(self.schedule.pool, decoys, config.seed)
+        self.decoys.redraw(self._live_virtuals())
 
     # --- queries -------------------------------------------------------------------------
     @property
@@ -129,6 +137,11 @@ class RhmCore(RhmArp, RhmRewrite):
     def answer_mac(self, virtual_ip: str, owner: HostSpec) -> str:
         if self.config.arp_mac == "real":
             return owner.mac
+        return virtual_mac(virtual_ip, self._plan_macs)
+
+    def decoy_mac(self, virtual_ip: str) -> str:
+        """A decoy's MAC: as a host's virtual MAC, whatever ``arp_mac`` says (a decoy has no
+        real MAC to answer with)."""
         return virtual_mac(virtual_ip, self._plan_macs)
 
     def trusted(self, mac: str | None, ip: str) -> bool:
@@ -165,7 +178,13 @@ class RhmCore(RhmArp, RhmRewrite):
         for event in self.schedule.pop_due(now_s - self.start_s):
             results.append(self._hop_result(event, now_s))
             LOG.debug("hop %s %s -> %s", event.host, event.old_virtual, event.new_virtual)
+        if results:
+            self.decoys.redraw(self._live_virtuals())
         return tuple(results)
+
+    def _live_virtuals(self) -> set[str]:
+        """Addresses a decoy must not take: current ones and those conversations still use."""
+        return {*self.schedule.current.values(), *(k.virtual_ip for k in self._mappings)}
 
     def _hop_result(self, event: HopEvent, now_s: float) -> HopResult:
         dpids = self.learning.dpids
@@ -281,6 +300,9 @@ class RhmCore(RhmArp, RhmRewrite):
                 mapping.both_ways = True
             if mapping is None:
                 owner = self.owner_of_virtual(ip.dst)
+                if owner is None and ip.dst in self.decoys:
+                    return PacketResult(self._decoy_ipv4(dpid, in_port, view, frame,
+                                                         learned.deletes))
                 if owner is None:
                     self.stats.stale_refused += 1
                     return PacketResult(Decision(reason="stale_virtual", deletes=learned.deletes))
@@ -349,6 +371,21 @@ class RhmCore(RhmArp, RhmRewrite):
         decision = refine(self.learning.packet_in(dpid, in_port, frame, now_s, buffer_id),
                           view, in_port)
         return PacketResult(self._contain(dpid, in_port, view, decision))
+
+    def _decoy_ipv4(self, dpid: int, in_port: int, view: PacketView, frame: bytes,
+                    deletes: tuple[FlowDelete, ...]) -> Decision:
+        """A decoy answers ICMP echo requests (from the controller, no flow); the rest drops."""
+        ip = view.ipv4
+        assert ip is not None
+        if ip.proto != PROTO_ICMP or ip.icmp_type != ICMP_ECHO_REQUEST:
+            return Decision(reason="decoy_dropped", deletes=deletes)
+        try:
+            reply = icmp_echo_reply_frame(frame, self.decoy_mac(ip.dst))
+        except ValueError:
+            return Decision(reason="decoy_dropped", deletes=deletes)
+        self.stats.decoy_replies += 1
+        out = PacketOut(dpid, PORT_CONTROLLER, (Output(in_port),), reply, NO_BUFFER)
+        return Decision(reason="decoy_echo", deletes=deletes, packet_out=out)
 
     def _contain(self, dpid: int, in_port: int, view: PacketView, decision: Decision
                  ) -> Decision:

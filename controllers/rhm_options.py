@@ -16,6 +16,7 @@ from common.plan import AddressPlan, ics_plan
 from controllers.detector_options import DetectorSettings
 from controllers.detector_options import add_arguments as add_detector_arguments
 from controllers.detector_options import config_from_args as detector_config_from_args
+from controllers.rhm_decoys import DecoyError, check_decoys
 from controllers.rhm_types import NO_HARDENING, Hardening
 
 
@@ -25,6 +26,7 @@ class RhmSettings:
 
     plan_path: the address plan's JSON (None: the built-in ``ics`` plan).
     spoof_log: where spoofing events go (``--detect-log``, with or without ``--detector``).
+    decoys: how many decoy responders in the pool (:mod:`controllers.rhm_decoys`).
     hop_log: JSON-lines hop log path, or None. detector: scan-detector settings when enabled.
     """
 
@@ -34,6 +36,7 @@ class RhmSettings:
     detector: DetectorSettings | None = None
     hardening: Hardening = field(default_factory=Hardening)
     spoof_log: str | None = None
+    decoys: int = 0
 
     def load_plan(self) -> AddressPlan:
         return AddressPlan.load(Path(self.plan_path)) if self.plan_path else ics_plan()
@@ -65,6 +68,9 @@ def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> 
     parser.add_argument("--retired-grace-s", type=float, default=None,
                         help="cut an untrusted peer's conversation this long after its "
                              "address retired (default: keep it until idle)")
+    parser.add_argument("--decoys", type=int, default=0,
+                        help="answer ARP and ping for this many decoy addresses of the pool, "
+                             "re-drawn at every hop (default 0)")
     parser.add_argument("--detector", action="store_true",
                         help="run the scan detector in front (options below)")
     add_detector_arguments(parser)
@@ -82,13 +88,17 @@ def settings_from_args(args: argparse.Namespace) -> RhmSettings:
                           args.retired_grace_s)
     settings = RhmSettings(
         plan_path=args.plan, config=config, hop_log=args.hop_log, hardening=hardening,
-        spoof_log=args.detect_log,
+        spoof_log=args.detect_log, decoys=args.decoys,
         detector=(DetectorSettings(detector_config_from_args(args), args.detect_log)
                   if args.detector else None))
     try:
         plan = settings.load_plan()
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"--plan: cannot load {args.plan}: {exc}") from None
-    HopSchedule(plan.protected, plan.virtual_pool, config)  # raises on a too small pool
+    schedule = HopSchedule(plan.protected, plan.virtual_pool, config)  # raises: pool too small
+    try:
+        check_decoys(args.decoys, len(schedule.pool), len(plan.protected))
+    except DecoyError as exc:
+        raise ValueError(f"--decoys: {exc}") from None
     return settings
 

@@ -52,7 +52,8 @@ def settings(ctx: TrialContext, defense: str, hop_interval_s: float,
     cfg = ctx.config
     return mtd.DefenseSettings(defense, hop_interval_s=hop_interval_s, seed=ctx.seed,
                                flow_idle_s=cfg["flow_idle_s"], detector=detector,
-                               jitter_s=float(cfg.get("hop_jitter_s", 0.0)))
+                               jitter_s=float(cfg.get("hop_jitter_s", 0.0)),
+                               decoys=int(cfg.get("decoys", 0)))
 
 
 @dataclass

@@ -37,7 +37,8 @@ class DefenseSettings:
     """What to run. hop_interval_s, seed, flow_idle_s, jitter_s (each interval drawn from
     hop_interval_s ± jitter_s): shared by both mechanisms (like for like); detector: the
     controller's scan detector as well. retired_grace_s, hardening: rhm only (``rhm
-    --retired-grace-s``; False runs ``--no-hardening``, the defense before issue 15)."""
+    --retired-grace-s``; False runs ``--no-hardening``, the defense before issue 15); decoys:
+    rhm's decoy responders in the pool (``rhm --decoys``; docs/attacks-defenses.md)."""
 
     defense: str
     hop_interval_s: float = 2.0
@@ -47,6 +48,7 @@ class DefenseSettings:
     jitter_s: float = 0.0
     retired_grace_s: float | None = None
     hardening: bool = True
+    decoys: int = 0
 
 
 def detect_log(folder: Path) -> Path:
@@ -99,6 +101,8 @@ def controller_setup(settings: DefenseSettings, plan_path: Path, folder: Path
             args += ("--retired-grace-s", f"{settings.retired_grace_s:g}")
         if not settings.hardening:
             args += ("--no-hardening",)
+        if settings.decoys:
+            args += ("--decoys", str(settings.decoys))
         if settings.detector:
             args += ("--detector", *detect)
         return "rhm", args, [hop_log]
