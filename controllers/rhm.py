@@ -78,6 +78,13 @@ class RhmSwitch(CoreApp):
         self.threads.append(engine.hub.spawn(self._hop_loop))
         return thread
 
+    def stats_summary(self) -> dict[str, int]:
+        """The learning switch's and the mutation core's counters (packet-ins, ARP and decoy
+        answers, refusals), plus handler exceptions; logged when the controller stops."""
+        return {**self.core.learning.stats.as_dict(), **self.core.stats.as_dict(),
+                "decoy_draws": self.core.decoys.draws,
+                "handler_exceptions": self.handler_exceptions}
+
     # --- hops ----------------------------------------------------------------------------
     def _hop_loop(self) -> None:
         while True:
