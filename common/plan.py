@@ -15,6 +15,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from common.modbus import MODBUS_PORT
+from common.s7 import S7_PORT
+
 DEFAULT_SUBNET = "10.0.0.0/24"
 
 # Roles a host can have. Protected hosts are the moving-target defenses' targets; authorized
@@ -24,10 +27,10 @@ ROLES = ("hmi", "ews", "historian", "plc", "attacker", "host")
 # star and linear reach 1000 hosts: past 253 their default subnet widens (a /22 at 1000).
 MAX_SCALE_HOSTS = 1000
 
-# Protocols a PLC of the plan can speak (a second ICS protocol is planned: the plan and the
-# plant-file schema take its name here).
-PROTOCOLS = ("modbus", "s7")  # s7: S7comm on port 102 (common/s7.py)
-MODBUS_TCP_PORT = 502  # the same number as common.modbus.MODBUS_PORT, kept import-free here
+# Protocols a PLC of the plan can speak, each with its well-known port (the plan and the
+# plant-file schema take a protocol's name here).
+PROTOCOL_PORTS = {"modbus": MODBUS_PORT, "s7": S7_PORT}
+PROTOCOLS = tuple(PROTOCOL_PORTS)
 DEFAULT_SCAN_CYCLE_MS = 100.0
 DEFAULT_HMI_PERIOD_MS = 100.0
 DEFAULT_HMI_TIMEOUT_MS = 500.0
@@ -83,7 +86,7 @@ class PlcSpec:
     host: str
     process: str
     protocol: str = "modbus"
-    port: int = MODBUS_TCP_PORT
+    port: int = MODBUS_PORT
     scan_cycle_ms: float = DEFAULT_SCAN_CYCLE_MS
     params: tuple[tuple[str, float], ...] = ()
 

@@ -28,7 +28,7 @@ from common.plan import (
     DEFAULT_HMI_PERIOD_MS,
     DEFAULT_HMI_TIMEOUT_MS,
     DEFAULT_SCAN_CYCLE_MS,
-    MODBUS_TCP_PORT,
+    PROTOCOL_PORTS,
     PROTOCOLS,
     AddressPlan,
     HmiSpec,
@@ -39,7 +39,6 @@ from common.plan import (
     SwitchSpec,
     dpid_for,
 )
-from common.s7 import S7_PORT
 
 # Plant-file role → plan role (the plan calls a host with no ICS role ``host``).
 ROLE_NAMES = {"hmi": "hmi", "ews": "ews", "historian": "historian", "plc": "plc",
@@ -352,8 +351,7 @@ class _Reader:
             protocol = _text(p.get("protocol", "modbus"), f"{path}.protocol")
             if protocol not in PROTOCOLS:
                 _fail(f"{path}.protocol", f"unknown {protocol!r} ({_choices(PROTOCOLS)})")
-            default_port = S7_PORT if protocol == "s7" else MODBUS_TCP_PORT
-            port = int(_number(p.get("port", default_port), f"{path}.port", 1, 65535,
+            port = int(_number(p.get("port", PROTOCOL_PORTS[protocol]), f"{path}.port", 1, 65535,
                                integer=True))
             cycle = float(_number(p.get("scan_cycle_ms", DEFAULT_SCAN_CYCLE_MS),
                                   f"{path}.scan_cycle_ms", 1, 60000))

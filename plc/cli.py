@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from common.cli import OneLineParser, number_in
 from common.errors import UserError
+from common.plan import DEFAULT_SCAN_CYCLE_MS
 from plc.program import PROGRAMS
 
 P = TypeVar("P")
@@ -69,7 +70,7 @@ def plc_parser(module: str, protocol: str, default_port: int, min_port: int = 1
     p.add_argument("--port", type=number_in(int, min_port, 65535), default=default_port,
                    help="TCP port" + (" (0: any free port, reported in the ready line)"
                                       if min_port == 0 else ""))
-    p.add_argument("--cycle-ms", type=number_in(float, 1, 60000), default=100.0,
+    p.add_argument("--cycle-ms", type=number_in(float, 1, 60000), default=DEFAULT_SCAN_CYCLE_MS,
                    help="scan cycle period")
     p.add_argument("--state-csv", type=Path, help="ground-truth CSV, one row per scan")
     p.add_argument("--request-log", type=Path,

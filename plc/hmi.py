@@ -41,8 +41,12 @@ from pymodbus.exceptions import ConnectionException, ModbusIOException
 from common.cli import OneLineParser, number_in
 from common.errors import UserError
 from common.modbus import MODBUS_PORT
-from common.plan import PROTOCOLS
-from common.s7 import S7_PORT
+from common.plan import (
+    DEFAULT_HMI_PERIOD_MS,
+    DEFAULT_HMI_TIMEOUT_MS,
+    PROTOCOL_PORTS,
+    PROTOCOLS,
+)
 from plc.cli import report_usage_error, setup_logging
 from plc.hmi_dns import NameResolver, parse_server
 from plc.hmi_s7 import S7_FAILURES, S7Session
@@ -98,7 +102,7 @@ def parse_target(text: str, names: bool = False) -> PlcTarget:
         by_name = True
     else:
         by_name = False
-    port = S7_PORT if protocol == "s7" else MODBUS_PORT
+    port = PROTOCOL_PORTS[protocol]
     if port_text:
         if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
             raise UserError(f"--plc {text!r}: bad port {port_text!r}")
@@ -428,8 +432,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m plc.hmi",
                       description="Poll Modbus/TCP and S7comm PLCs, log requests.")
     p.add_argument("--plc", action="append", required=True, metavar="NAME=IP[:PORT][/s7]")
-    p.add_argument("--period-ms", type=number_in(float, 1, 60000), default=100.0)
-    p.add_argument("--timeout-ms", type=number_in(float, 1, 60000), default=500.0)
+    p.add_argument("--period-ms", type=number_in(float, 1, 60000),
+                   default=DEFAULT_HMI_PERIOD_MS)
+    p.add_argument("--timeout-ms", type=number_in(float, 1, 60000),
+                   default=DEFAULT_HMI_TIMEOUT_MS)
     p.add_argument("--duration-s", type=number_in(float, 0.001, 1e9), required=True)
     p.add_argument("--out", type=Path, required=True, help="CSV, one row per request")
     p.add_argument("--writes", type=Path, help="JSON list of {t_s, plc, table, address, value}")
