@@ -18,7 +18,6 @@ hopped yet (both are empty), or show a PLC whose CSV has no complete row yet.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +26,7 @@ from common.groundtruth import GroundTruthRow
 from common.hoplog import HopRecord
 from plc.metrics import PlcMetrics
 from plc.registers import MAPS, RegisterMap, Table
+from reporting.bundle import cell_value
 
 TREND_WINDOW_S = 5.0
 DEFAULT_HOP_LOG_LINES = 10
@@ -45,13 +45,7 @@ def format_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> li
 
 
 def _cell(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "-"
-        return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.0f}"
-    return str(value)
+    return str(cell_value(value, missing="-", digits=4, fixed_from=1e4))
 
 
 # --- mtd ------------------------------------------------------------------------------

@@ -163,16 +163,23 @@ def give_to_invoking_user(paths: Iterable[Path]) -> None:
             log.warning("could not give %s to uid %d: %s", p, owner[0], exc)
 
 
+def cell_value(value: Any, missing: str = "", digits: int = 6,
+               fixed_from: float = math.inf) -> Any:
+    """A value as a table cell: None and NaN as ``missing``, a float to ``digits``
+    significant digits (without decimals from ``fixed_from`` up), anything else unchanged."""
+    if value is None:
+        return missing
+    if isinstance(value, float):
+        if math.isnan(value):
+            return missing
+        return f"{value:.{digits}g}" if abs(value) < fixed_from else f"{value:.0f}"
+    return value
+
+
 def _csv_value(v: Any) -> Any:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        if math.isnan(v):
-            return ""
-        return f"{v:.6g}"
     if isinstance(v, bool):
         return "true" if v else "false"
-    return v
+    return cell_value(v)
 
 
 def read_json_object(path: Path) -> dict[str, Any] | None:

@@ -27,7 +27,7 @@ from typing import Any
 from common.cli import OneLineParser, run_main
 from common.errors import UserError
 from common.files import atomic_write_text
-from reporting.bundle import read_bundle_json, read_json_object, utc_stamp
+from reporting.bundle import cell_value, read_bundle_json, read_json_object, utc_stamp
 from reporting.stats import format_estimate
 from reporting.summary import metric_entries
 
@@ -146,18 +146,12 @@ def comparison_rows(bundles: list[BundleSummary], metrics: list[str]) -> list[di
             for m in metrics for b in bundles]
 
 
-def _csv_num(v: Any) -> Any:
-    if isinstance(v, float):
-        return "" if math.isnan(v) else f"{v:.6g}"
-    return v
-
-
 def comparison_csv(rows: list[dict[str, Any]]) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({k: _csv_num(r[k]) for k in CSV_COLUMNS})
+        w.writerow({k: cell_value(r[k]) for k in CSV_COLUMNS})
     return buf.getvalue()
 
 
