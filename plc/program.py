@@ -74,7 +74,7 @@ class PlcProgram(ABC):
     outputs: tuple[str, ...]  # the logic's outputs written to registers of the same name
 
     def __init__(self, process: Any = None) -> None:
-        self.process = process or self.new_process()
+        self.process = self.new_process() if process is None else process
         self.scan_count = 0
         self.time_s = 0.0
         self._image = self.initial_image()
@@ -83,9 +83,10 @@ class PlcProgram(ABC):
     def new_process(cls, params: Any = None) -> Any:
         """A process model at the start value (``params``: its parameters, None: defaults)."""
         field_name, register = cls.start
-        state = {field_name: cls.register_map.get(register).default}
-        return cls.process_cls(**state) if params is None else cls.process_cls(
-            params=params, **state)
+        state: dict[str, Any] = {field_name: cls.register_map.get(register).default}
+        if params is not None:
+            state["params"] = params
+        return cls.process_cls(**state)
 
     def initial_image(self) -> RegisterImage:
         """The image at start-up: the map's defaults."""
