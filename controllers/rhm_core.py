@@ -42,27 +42,23 @@ from common.plan import AddressPlan, HostSpec
 from controllers.detector_core import ScanDetector, gate, refine
 from controllers.flowspec import (
     NO_BUFFER,
-    PORT_CONTROLLER,
     PORT_FLOOD,
     Decision,
     FlowDelete,
     FlowMatch,
     FlowSpec,
     Output,
-    PacketOut,
     PacketResult,
 )
 from controllers.l2_switch_core import LearningSwitchCore
 from controllers.packets import (
     ETH_IPV4,
-    ICMP_ECHO_REQUEST,
     ICMP_ERROR_TYPES,
     PROTO_ICMP,
     PROTO_TCP,
     PROTO_UDP,
     FrameError,
     PacketView,
-    icmp_echo_reply_frame,
     parse_packet,
 )
 from controllers.pipeline import (
@@ -76,7 +72,7 @@ from controllers.pipeline import (
 )
 from controllers.port_trust import PortBinding, spoof_result
 from controllers.rhm_arp import RhmArp
-from controllers.rhm_decoys import DecoySet, check_decoys
+from controllers.rhm_decoys import DecoySet, check_decoys, decoy_answer
 from controllers.rhm_rewrite import RhmRewrite
 from controllers.rhm_types import (
     FlowKey,
@@ -301,8 +297,11 @@ class RhmCore(RhmArp, RhmRewrite):
             if mapping is None:
                 owner = self.owner_of_virtual(ip.dst)
                 if owner is None and ip.dst in self.decoys:
-                    return PacketResult(self._decoy_ipv4(dpid, in_port, view, frame,
-                                                         learned.deletes))
+                    decision = decoy_answer(dpid, in_port, frame, self.decoy_mac(ip.dst),
+                                            learned.deletes)
+                    if decision.packet_out is not None:
+                        self.stats.decoy_replies += 1
+                    return PacketResult(decision)
                 if owner is None:
                     self.stats.stale_refused += 1
                     return PacketResult(Decision(reason="stale_virtual", deletes=learned.deletes))
@@ -371,21 +370,6 @@ class RhmCore(RhmArp, RhmRewrite):
         decision = refine(self.learning.packet_in(dpid, in_port, frame, now_s, buffer_id),
                           view, in_port)
         return PacketResult(self._contain(dpid, in_port, view, decision))
-
-    def _decoy_ipv4(self, dpid: int, in_port: int, view: PacketView, frame: bytes,
-                    deletes: tuple[FlowDelete, ...]) -> Decision:
-        """A decoy answers ICMP echo requests (from the controller, no flow); the rest drops."""
-        ip = view.ipv4
-        assert ip is not None
-        if ip.proto != PROTO_ICMP or ip.icmp_type != ICMP_ECHO_REQUEST:
-            return Decision(reason="decoy_dropped", deletes=deletes)
-        try:
-            reply = icmp_echo_reply_frame(frame, self.decoy_mac(ip.dst))
-        except ValueError:
-            return Decision(reason="decoy_dropped", deletes=deletes)
-        self.stats.decoy_replies += 1
-        out = PacketOut(dpid, PORT_CONTROLLER, (Output(in_port),), reply, NO_BUFFER)
-        return Decision(reason="decoy_echo", deletes=deletes, packet_out=out)
 
     def _contain(self, dpid: int, in_port: int, view: PacketView, decision: Decision
                  ) -> Decision:

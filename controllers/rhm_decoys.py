@@ -19,6 +19,9 @@ from __future__ import annotations
 import random
 from collections.abc import Collection, Sequence
 
+from controllers.flowspec import NO_BUFFER, PORT_CONTROLLER, Decision, FlowDelete, Output, PacketOut
+from controllers.packets import icmp_echo_reply_frame
+
 MAX_DECOYS = 1024  # bound on the controller's answering work per sweep
 
 
@@ -58,3 +61,16 @@ class DecoySet:
 
     def __contains__(self, address: object) -> bool:
         return address in self.current
+
+
+def decoy_answer(dpid: int, in_port: int, frame: bytes, decoy_mac: str,
+                 deletes: tuple[FlowDelete, ...] = ()) -> Decision:
+    """What a decoy does with an IPv4 ``frame`` sent to it: an ICMP echo request gets its
+    reply (from ``decoy_mac``, sent back out of ``in_port`` by the controller, no flow);
+    anything else is dropped."""
+    try:
+        reply = icmp_echo_reply_frame(frame, decoy_mac)
+    except ValueError:
+        return Decision(reason="decoy_dropped", deletes=deletes)
+    out = PacketOut(dpid, PORT_CONTROLLER, (Output(in_port),), reply, NO_BUFFER)
+    return Decision(reason="decoy_echo", deletes=deletes, packet_out=out)
