@@ -39,7 +39,7 @@ from common.groundtruth import GroundTruthRow, read_ground_truth_file
 from common.netstate import parse_iptables_save
 from common.plan import AddressPlan
 from experiments import attacks_scoring as scoring
-from experiments.attacks_plots import plot
+from experiments.attacks_plots import plot as plot  # the experiment's plot (from_module)
 from experiments.attacks_scoring import CONDITIONS
 from experiments.runner import TrialContext
 from experiments.spec import Experiment, Param, TrialResult
@@ -318,13 +318,7 @@ def _score(ctx: TrialContext, cond: str, clocks: Clocks, start_mono: float, end_
         validity=validity, timeline=timeline)
 
 
-EXPERIMENT = Experiment(
-    name="attacks",
-    description="each attack (inject, mitm, synflood, fuzz) vs. a no-attack baseline: "
-                "HMI availability and latency, process deviation, attacker gains, clean-up",
-    params=PARAMS,
-    trial=trial,
-    plot=plot,
-    conditions=conditions,
-    check=check,
-)
+EXPERIMENT = Experiment.from_module(
+    __name__, "attacks",
+    "each attack (inject, mitm, synflood, fuzz) vs. a no-attack baseline: "
+    "HMI availability and latency, process deviation, attacker gains, clean-up")

@@ -9,6 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from experiments.attacks_scoring import CONDITIONS
+from experiments.figures import finish
 from reporting import plotting
 from reporting.bundle import read_csv
 from reporting.stats import summarize
@@ -57,10 +58,10 @@ def plot_hmi_bars(bundle: Path) -> list[tuple[str, str]]:
             ax.set_ylim(0, 1.1)
     fig.suptitle("HMI during the attack window on the target PLC (mean ± 95% CI)",
                  fontsize=10)
-    return [(plotting.save(fig, bundle, "hmi_per_attack"),
-             "HMI availability (share of polls of the target PLC answered in time) and "
-             "latency p95 during each attack's window, next to the no-attack baseline over "
-             "the same window length; mean over valid trials, 95% CI error bars.")]
+    return [finish(fig, bundle, "hmi_per_attack", "HMI availability (share of polls of the "
+                   "target PLC answered in time) and latency p95 during each attack's window, "
+                   "next to the no-attack baseline over the same window length; mean over "
+                   "valid trials, 95% CI error bars.")]
 
 
 def plot_tank(bundle: Path) -> list[tuple[str, str]]:
@@ -95,12 +96,11 @@ def plot_tank(bundle: Path) -> list[tuple[str, str]]:
     if end is not None:
         ax.axvspan(0.0, end, color="red", alpha=0.08, label="injection held")
     ax.axvline(0.0, color="red", linewidth=0.8)
-    ax.set_xlabel("time from the attack's start (s, PLC clock)")
-    ax.set_ylabel("tank level (cm)")
-    ax.set_title(f"Tank level, baseline vs. command injection (trial {first}, ground truth)")
-    ax.legend(fontsize=7, loc="upper left")
-    return [(plotting.save(fig, bundle, "tank_inject_vs_baseline"),
-             "Ground-truth tank level logged by PLC 1 in the first trial, without attack and "
-             "under Modbus command injection (pump forced on, valve closed, auto mode off "
-             "from t = 0; shaded while the writes were held), with the high and low "
-             "setpoints of the band.")]
+    return [finish(fig, bundle, "tank_inject_vs_baseline", "Ground-truth tank level logged by "
+                   "PLC 1 in the first trial, without attack and under Modbus command "
+                   "injection (pump forced on, valve closed, auto mode off from t = 0; shaded "
+                   "while the writes were held), with the high and low setpoints of the band.",
+                   ax, xlabel="time from the attack's start (s, PLC clock)",
+                   ylabel="tank level (cm)",
+                   title=f"Tank level, baseline vs. command injection (trial {first}, "
+                   "ground truth)", legend={"fontsize": 7, "loc": "upper left"})]

@@ -43,6 +43,7 @@ from common.hoplog import HopRecord
 from common.plan import AddressPlan
 from common.scope import ScopeError, expand_targets
 from experiments import defended, mtd
+from experiments.figures import finish
 from experiments.recon import parse_ports, require_hosts
 from experiments.runner import TrialContext
 from experiments.spec import Experiment, Param, TrialResult
@@ -396,14 +397,14 @@ def plot(bundle: Path) -> list[tuple[str, str]]:
                 if d["src_mac"].lower() == attacker_mac:
                     ax.axvline(float(d["t_after_start_s"]), color=colour, linestyle="--",
                                linewidth=1)
-        ax.set_xlabel("time since the attack started (s)")
-        ax.set_ylabel("hosts found (answered a probe)")
-        ax.set_title("Scan progress under the detector (dashed: attacker blocked)")
-        ax.legend(fontsize=8, title="attacker")
-        out.append((plotting.save(fig, bundle, "hosts_over_time"),
-                    "Hosts the attacker found (a probe answered at an address the host owned "
-                    "then) over time, one line per trial and condition; dashed lines: the "
-                    f"detector's first block of the attacker's MAC. {finding}"))
+        out.append(finish(fig, bundle, "hosts_over_time", "Hosts the attacker found (a probe "
+                          "answered at an address the host owned then) over time, one line "
+                          "per trial and condition; dashed lines: the detector's first block "
+                          f"of the attacker's MAC. {finding}", ax,
+                          xlabel="time since the attack started (s)",
+                          ylabel="hosts found (answered a probe)",
+                          title="Scan progress under the detector (dashed: attacker blocked)",
+                          legend={"fontsize": 8, "title": "attacker"}))
     if ttb or blocked:
         fig, ax = plotting.figure()
         names = [c for c in CONDITIONS if c in blocked or c in ttb]
@@ -424,13 +425,7 @@ def plot(bundle: Path) -> list[tuple[str, str]]:
     return out
 
 
-EXPERIMENT = Experiment(
-    name="evasion",
-    description="scan detector vs a fixed and an IP-hopping attacker: hosts found, "
-                "time-to-block, probes answered after the block",
-    params=PARAMS,
-    trial=trial,
-    plot=plot,
-    conditions=conditions,
-    check=check,
-)
+EXPERIMENT = Experiment.from_module(
+    __name__, "evasion",
+    "scan detector vs a fixed and an IP-hopping attacker: hosts found, "
+    "time-to-block, probes answered after the block")

@@ -18,6 +18,7 @@ from typing import Any
 from common.errors import LabError, UserError
 from common.groundtruth import TIME_COLUMN, read_ground_truth_file
 from common.plan import AddressPlan
+from experiments.figures import cdf_figure, finish
 from experiments.runner import TrialContext
 from experiments.spec import Experiment, Param, TrialResult
 from lab.devices import hmi_results, start_ics, stop_hmi
@@ -174,11 +175,10 @@ def plot_process(bundle: Path) -> list[tuple[str, str]]:
         ax.set_ylabel(label)
         ax.set_title(f"{plc}: {procs[plc]} (trial {first_trial}, ground truth)", fontsize=9)
         ax.legend(fontsize=7, loc="upper left")
-    axes[-1, 0].set_xlabel("PLC time (s)")
-    return [(plotting.save(fig, bundle, "process_trends"),
-             "Ground-truth process state logged by each PLC every scan cycle (first trial): "
-             "the measured variable, its setpoints (dashed; red lines where a write changed "
-             "one) and the actuator state (shaded).")]
+    return [finish(fig, bundle, "process_trends", "Ground-truth process state logged by each "
+                   "PLC every scan cycle (first trial): the measured variable, its setpoints "
+                   "(dashed; red lines where a write changed one) and the actuator state "
+                   "(shaded).", axes[-1, 0], xlabel="PLC time (s)")]
 
 
 def plot_hmi(bundle: Path) -> list[tuple[str, str]]:
@@ -206,32 +206,22 @@ def plot_hmi(bundle: Path) -> list[tuple[str, str]]:
         for x in misses.get(plc, []):
             ax.axvline(x, color="red", alpha=0.2, linewidth=0.5)
     ax.set_yscale("log")
-    ax.set_xlabel("HMI time (s)")
-    ax.set_ylabel("request latency (ms, log scale)")
-    ax.set_title("HMI Modbus request latency over time (red: failed requests)")
-    ax.legend(fontsize=8, markerscale=4)
-    out.append((plotting.save(fig, bundle, "hmi_latency_timeseries"),
-                "Latency of every answered HMI request over time, all trials overlaid; red "
-                "lines mark requests that timed out or failed."))
-    fig, ax = plotting.figure()
-    for plc in sorted(lat):
-        xs, ys = plotting.cdf([v for _t, v in lat[plc]])
-        ax.step(xs, ys, where="post", label=f"{plc} (n={len(xs)})")
-    ax.set_xscale("log")
-    ax.set_xlabel("request latency (ms, log scale)")
-    ax.set_ylabel("cumulative fraction of requests")
-    ax.set_title("HMI Modbus request latency distribution")
-    ax.legend(fontsize=8, loc="lower right")
-    out.append((plotting.save(fig, bundle, "hmi_latency_cdf"),
-                "CDF of HMI Modbus request latencies per PLC, all trials pooled."))
+    out.append(finish(fig, bundle, "hmi_latency_timeseries", "Latency of every answered HMI "
+                      "request over time, all trials overlaid; red lines mark requests that "
+                      "timed out or failed.", ax, xlabel="HMI time (s)",
+                      ylabel="request latency (ms, log scale)",
+                      title="HMI Modbus request latency over time (red: failed requests)",
+                      legend={"fontsize": 8, "markerscale": 4}))
+    out.append(cdf_figure(
+        bundle, "hmi_latency_cdf", "CDF of HMI Modbus request latencies per PLC, all trials "
+        "pooled.", [(f"{plc} (n={len(lat[plc])})", [v for _t, v in lat[plc]], None)
+                    for plc in sorted(lat)],
+        xlabel="request latency (ms, log scale)", ylabel="cumulative fraction of requests",
+        title="HMI Modbus request latency distribution", log_x=True,
+        legend={"fontsize": 8, "loc": "lower right"}))
     return out
 
 
-EXPERIMENT = Experiment(
-    name="ics",
-    description="baseline ICS operation: HMI availability and latency, process trends",
-    params=PARAMS,
-    trial=trial,
-    plot=plot,
-    check=check,
-)
+EXPERIMENT = Experiment.from_module(
+    __name__, "ics",
+    "baseline ICS operation: HMI availability and latency, process trends")

@@ -180,20 +180,14 @@ PARAMS = (
 )
 
 
-def _check(cfg: dict[str, Any], plan: Any) -> None:
+def check(cfg: dict[str, Any], plan: Any) -> None:
     recon.require_hosts(plan, cfg["defense"])
     conditions(cfg)
     defended.check_jitter(cfg, parse_intervals(cfg["intervals_s"]), "--intervals-s")
 
 
-EXPERIMENT = Experiment(
-    name="mtd-longrun",
-    description="persistent attacker for a long window against the moving-target defense: "
-                "PLCs found and reached over time per pool size and hop interval, controller "
-                "CPU and flow-table size",
-    params=PARAMS,
-    trial=trial,
-    plot=plot,
-    conditions=conditions,
-    check=_check,
-)
+EXPERIMENT = Experiment.from_module(
+    __name__, "mtd-longrun",
+    "persistent attacker for a long window against the moving-target defense: "
+    "PLCs found and reached over time per pool size and hop interval, controller "
+    "CPU and flow-table size")

@@ -274,14 +274,8 @@ def plot(bundle: Path) -> list[tuple[str, str]]:
     return out
 
 
-EXPERIMENT = Experiment(
-    name="mtd-sweep",
-    description="moving-target hop interval swept: attacker success vs HMI availability, "
-                "controller CPU, hop latency",
-    params=PARAMS,
-    trial=trial,
-    plot=plot,
-    needs_nmap=True,
-    conditions=conditions,
-    check=check,
-)
+EXPERIMENT = Experiment.from_module(
+    __name__, "mtd-sweep",
+    "moving-target hop interval swept: attacker success vs HMI availability, "
+    "controller CPU, hop latency",
+    needs_nmap=True)

@@ -39,6 +39,7 @@ from common.plan import AddressPlan
 from experiments import defended, mtd
 from experiments import mtd_sweep as sweep
 from experiments import recon_attackers as ra
+from experiments.figures import finish
 from experiments.runner import TrialContext
 from experiments.scoring import AttackAttempt, matching_records
 from experiments.spec import Experiment, Param, TrialResult
@@ -281,37 +282,31 @@ def plot(bundle: Path) -> list[tuple[str, str]]:
                     label=f"I = {interval:g} s (measured)")
         ax.plot(xs, [c["model"] for c in cs], linestyle="--", color=color)
     ax.set_ylim(-0.05, 1.05)
-    ax.set_xlabel("recon-to-exploit gap (s)")
-    ax.set_ylabel("exploit success (reached / target found)")
-    ax.set_title("Staged attacker vs hop interval: measured (Wilson 95%) and model (dashed)")
-    ax.legend(fontsize=7, ncol=2)
-    out.append((plotting.save(fig, bundle, "timing_grid"),
-                "Share of exploits the target PLC logged, per gap and hop interval, with Wilson "
-                "95% intervals; dashed: the model max(0, 1 - Δ/I) averaged over the cell's "
-                "measured Δ (answer to exploit)."))
+    out.append(finish(fig, bundle, "timing_grid", "Share of exploits the target PLC logged, per "
+                      "gap and hop interval, with Wilson 95% intervals; dashed: the model "
+                      "max(0, 1 - Δ/I) (with hop jitter: its length-biased form) averaged over "
+                      "the cell's measured Δ (answer to exploit).", ax,
+                      xlabel="recon-to-exploit gap (s)",
+                      ylabel="exploit success (reached / target found)",
+                      title="Staged attacker vs hop interval: measured (Wilson 95%) and model "
+                      "(dashed)", legend={"fontsize": 7, "ncol": 2}))
     fig, ax = plotting.figure()
     xs = [c["delta_s"] / i for (i, _g), c in grid.items()]
     ys = [c["k"] / c["n"] for c in grid.values()]
     ax.plot([0, 1, max([1.5, *xs])], [1, 0, 0], color="black", linestyle="--",
             label="model: max(0, 1 - Δ/I)")
     ax.scatter(xs, ys, color="#4477aa", zorder=3, label="measured cells")
-    ax.set_xlabel("mean Δ / I (answer-to-exploit time over hop interval)")
-    ax.set_ylabel("measured exploit success")
-    ax.set_title("Measured vs model, every (interval, gap) cell")
-    ax.legend(fontsize=8)
-    out.append((plotting.save(fig, bundle, "timing_model"),
-                "Every cell's measured success against its mean Δ/I, with the model's line."))
+    out.append(finish(fig, bundle, "timing_model", "Every cell's measured success against its "
+                      "mean Δ/I, with the fixed-interval model's line.", ax,
+                      xlabel="mean Δ / I (answer-to-exploit time over hop interval)",
+                      ylabel="measured exploit success",
+                      title="Measured vs model, every (interval, gap) cell",
+                      legend={"fontsize": 8}))
     return out
 
 
-EXPERIMENT = Experiment(
-    name="mtd-timing",
-    description="staged attacker's success over recon-to-exploit gap x hop interval, "
-                "measured vs the uniform-phase model",
-    params=PARAMS,
-    trial=trial,
-    plot=plot,
-    needs_nmap=True,
-    conditions=conditions,
-    check=check,
-)
+EXPERIMENT = Experiment.from_module(
+    __name__, "mtd-timing",
+    "staged attacker's success over recon-to-exploit gap x hop interval, "
+    "measured vs the uniform-phase model",
+    needs_nmap=True)

@@ -13,8 +13,9 @@ answered at each found address when it was found, open ports and Modbus devices 
 the share of findings still valid over time after the scan (staleness), the attacker's Modbus
 success at exploit time, HMI availability and latency, RTT between authorized hosts, hop
 latency. Under a defense the run first passes the validity check (the protected hosts' real
-addresses do not answer the attacker: ARP, ICMP, TCP 502); a run that fails it is invalid
-and not scored.
+addresses do not answer the attacker: ARP, ICMP, TCP 502), and every run's discovery sweep
+must find some host (``network_answered``); a run that fails a check is counted as "premise
+failed" and not scored.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from common.hoplog import HopRecord
 from common.plan import AddressPlan
 from experiments import defended, mtd
 from experiments import recon_attackers as ra
+from experiments.figures import finish
 from experiments.parsers import ParseError, parse_ping
 from experiments.runner import TrialContext
 from experiments.scoring import (
@@ -235,6 +237,18 @@ def trial(ctx: TrialContext,
                   {**lab.timeline, "attack_phase_s": phase_s})
 
 
+def recon_validity(outcome: dict, findings: dict[str, dict], stages: list[str]
+                   ) -> dict[str, bool]:
+    """The premise checks every recon run has, whatever the defense."""
+    validity = {"recon_completed": not outcome.get("interrupted", False)
+                and not outcome.get("errors")}
+    if "discovery" in stages:
+        # Unprotected hosts answer under every defense: a sweep that found none of them means
+        # the network did not carry the attacker's traffic (seen once on a 1000-port switch).
+        validity["network_answered"] = bool(findings)
+    return validity
+
+
 def _score(ctx: TrialContext, defense: str, outcome: dict, findings: dict[str, dict],
            probe_results: list[dict], exploit_unix: float, scan_end: float,
            hops: list[HopRecord], checks: list, ports: list[int], stages: list[str],
@@ -330,8 +344,7 @@ def _score(ctx: TrialContext, defense: str, outcome: dict, findings: dict[str, d
         "teardown_s": timeline.get("teardown_s", math.nan),
         **hmi_metrics,
     }
-    validity = {"recon_completed": not outcome.get("interrupted", False)
-                and not outcome.get("errors")}
+    validity = recon_validity(outcome, findings, stages)
     if defense != "none":
         validity["real_addresses_unreachable"] = defended.premise_holds(checks)
     return TrialResult(
@@ -399,15 +412,15 @@ def plot(bundle: Path) -> list[tuple[str, str]]:
             ax.axvline(float(config["exploit_gap_s"]), color="black", linestyle="--",
                        linewidth=1, label="exploit attempt")
         ax.set_ylim(-0.05, 1.05)
-        ax.set_xlabel("time after the host answered (s)" if since_reply
-                      else "time after the scan ended (s)")
-        ax.set_ylabel("share of findings still valid")
-        ax.set_title("Staleness of the attacker's findings (mean, 95% CI band)")
-        ax.legend(fontsize=8, title="defense")
-        out.append((plotting.save(fig, bundle, "staleness"),
-                    "Share of the attacker's findings that still reach the host they reached "
-                    "when it answered, over time since that answer (older bundles: since "
-                    "the scan's end, dashed: the exploit attempt)."))
+        out.append(finish(fig, bundle, "staleness", "Share of the attacker's findings that "
+                          "still reach the host they reached when it answered, over time since "
+                          "that answer (older bundles: since the scan's end, dashed: the "
+                          "exploit attempt).", ax,
+                          xlabel="time after the host answered (s)" if since_reply
+                          else "time after the scan ended (s)",
+                          ylabel="share of findings still valid",
+                          title="Staleness of the attacker's findings (mean, 95% CI band)",
+                          legend={"fontsize": 8, "title": "defense"}))
 
     metrics = [r for r in read_csv(bundle / "metrics.csv") if r.get("valid") != "false"]
     shown = ("attacker_modbus_success", "findings_valid_at_exploit", "host_recall",
@@ -461,14 +474,8 @@ def plot(bundle: Path) -> list[tuple[str, str]]:
     return out
 
 
-EXPERIMENT = Experiment(
-    name="recon",
-    description="nmap reconnaissance vs. moving-target defenses: findings, staleness, "
-                "exploit success, HMI cost",
-    params=PARAMS,
-    trial=trial,
-    plot=plot,
-    needs_nmap=True,
-    conditions=conditions,
-    check=check,
-)
+EXPERIMENT = Experiment.from_module(
+    __name__, "recon",
+    "nmap reconnaissance vs. moving-target defenses: findings, staleness, "
+    "exploit success, HMI cost",
+    needs_nmap=True)

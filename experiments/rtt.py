@@ -14,12 +14,12 @@ from typing import Any
 
 from common.errors import LabError, UserError
 from common.plan import AddressPlan
+from experiments.figures import cdf_figure
 from experiments.parsers import ParseError, parse_ping
 from experiments.runner import TrialContext
 from experiments.spec import Experiment, Param, TrialResult
 from lab.devices import hmi_results, start_ics, stop_hmi
 from lab.lifecycle import running_lab
-from reporting import plotting
 from reporting.bundle import read_csv
 from reporting.stats import percentile
 
@@ -125,25 +125,16 @@ def plot(bundle: Path) -> list[tuple[str, str]]:
     by_pair: dict[str, list[float]] = defaultdict(list)
     for r in rows:
         by_pair[f"{r['src']} → {r['dst']}"].append(float(r["rtt_ms"]))
-    fig, ax = plotting.figure()
-    for label, values in sorted(by_pair.items()):
-        xs, ys = plotting.cdf(values)
-        ax.step(xs, ys, where="post", label=f"{label} (n={len(values)})")
-    ax.set_xscale("log")
-    ax.set_xlabel("round-trip time (ms, log scale)")
-    ax.set_ylabel("cumulative fraction of replies")
-    ax.set_title("RTT distribution per host pair (all trials)")
-    ax.legend(loc="lower right", fontsize=8)
-    return [(plotting.save(fig, bundle, "rtt_cdf"),
-             "CDF of ICMP round-trip times per host pair, all trials pooled; the long tail "
-             "is the first packet of each pair (ARP and controller flow set-up).")]
+    return [cdf_figure(
+        bundle, "rtt_cdf", "CDF of ICMP round-trip times per host pair, all trials pooled; the "
+        "long tail is the first packet of each pair (ARP and controller flow set-up).",
+        [(f"{label} (n={len(values)})", values, None)
+         for label, values in sorted(by_pair.items())],
+        xlabel="round-trip time (ms, log scale)", ylabel="cumulative fraction of replies",
+        title="RTT distribution per host pair (all trials)", log_x=True,
+        legend={"loc": "lower right", "fontsize": 8})]
 
 
-EXPERIMENT = Experiment(
-    name="rtt",
-    description="ping between host pairs: RTT min/avg/max/mdev and loss, RTT CDF",
-    params=PARAMS,
-    trial=trial,
-    plot=plot,
-    check=check,
-)
+EXPERIMENT = Experiment.from_module(
+    __name__, "rtt",
+    "ping between host pairs: RTT min/avg/max/mdev and loss, RTT CDF")

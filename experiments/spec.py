@@ -8,6 +8,7 @@ file keys and the error messages all come from that declaration.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,6 +207,16 @@ class Experiment:
     needs_nmap: bool = False
     conditions: Callable[[dict[str, Any]], list[str]] | None = None
     check: Callable[[dict[str, Any], AddressPlan], None] | None = None
+
+    @classmethod
+    def from_module(cls, module: str, name: str, description: str,
+                    needs_nmap: bool = False) -> Experiment:
+        """The experiment a module defines by the names it gives its parts: ``PARAMS``,
+        ``trial``, ``plot`` and, when it has them, ``conditions`` and ``check``. Called as
+        ``Experiment.from_module(__name__, ...)`` at the end of the module, once they exist."""
+        parts = vars(sys.modules[module])
+        return cls(name, description, parts["PARAMS"], parts["trial"], parts["plot"],
+                   needs_nmap, parts.get("conditions"), parts.get("check"))
 
     @property
     def all_params(self) -> tuple[Param, ...]:

@@ -61,7 +61,7 @@ from experiments.bench.trial_stages import part_trial_stages
 from experiments.runner import TrialContext
 from experiments.spec import Experiment, TrialResult
 
-__all__ = ["EXPERIMENT", "PARTS", "PART_FUNCS", "trial"]
+__all__ = ["EXPERIMENT", "PARAMS", "PARTS", "PART_FUNCS", "conditions", "plot", "trial"]
 
 PART_FUNCS: dict[str, Callable[[TrialContext], TrialResult]] = {
     "bringup": part_bringup,
@@ -82,13 +82,8 @@ def trial(ctx: TrialContext) -> TrialResult:
         return PART_FUNCS[part](ctx)
 
 
-EXPERIMENT = Experiment(
-    name="bench",
-    description="benchmarks: bring-up vs plain Mininet, recon wall time, hop latency, "
-                "data-path overhead, scale, controller flow set-up rate",
-    params=PARAMS,
-    trial=trial,
-    plot=plot,
-    needs_nmap=True,
-    conditions=conditions,
-)
+EXPERIMENT = Experiment.from_module(
+    __name__, "bench",
+    "benchmarks: bring-up vs plain Mininet, recon wall time, hop latency, "
+    "data-path overhead, scale, controller flow set-up rate",
+    needs_nmap=True)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from experiments.bench.memory import fit_line
+from experiments.figures import cdf_figure, finish
 from reporting import plotting
 from reporting.bundle import read_csv
 from reporting.stats import summarize
@@ -28,20 +29,6 @@ def _mean_by(rows: list[dict[str, str]], key: str, value: str,
     return out
 
 
-def _cdf_figure(bundle: Path, stem: str, curves: list[tuple[str, list[float], str | None]],
-                xlabel: str, title: str, legend_title: str | None = None) -> str:
-    """One CDF step line per (label, values, colour or None for the default cycle)."""
-    fig, ax = plotting.figure()
-    for label, values, colour in curves:
-        xs, ys = plotting.cdf(values)
-        ax.step(xs, ys, where="post", label=label, color=colour)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("CDF")
-    ax.set_title(title)
-    ax.legend(fontsize=8, title=legend_title)
-    return plotting.save(fig, bundle, stem)
-
-
 def _plot_bringup(bundle: Path, rows: list[dict[str, str]]) -> tuple[str, str]:
     fig, ax = plotting.figure()
     for kind, label in (("ours", "SDN-ICS lab (controller, connected)"),
@@ -50,13 +37,10 @@ def _plot_bringup(bundle: Path, rows: list[dict[str, str]]) -> tuple[str, str]:
         ns = sorted(m, key=int)
         ax.errorbar([int(n) for n in ns], [m[n][0] for n in ns],
                     yerr=[m[n][1] for n in ns], marker="o", capsize=3, label=label)
-    ax.set_xlabel("hosts in the star")
-    ax.set_ylabel("build + teardown (s), mean ± 95% CI")
-    ax.set_title("Bring-up and teardown: ours vs plain Mininet")
-    ax.legend(fontsize=8)
-    return (plotting.save(fig, bundle, "bringup"),
-            "Seconds to build and tear down a star of N hosts, through the lab "
-            "lifecycle and with plain Mininet, on the same datapath.")
+    return finish(fig, bundle, "bringup", "Seconds to build and tear down a star of N hosts, "
+                  "through the lab lifecycle and with plain Mininet, on the same datapath.",
+                  ax, xlabel="hosts in the star", ylabel="build + teardown (s), mean ± 95% CI",
+                  title="Bring-up and teardown: ours vs plain Mininet", legend={"fontsize": 8})
 
 
 def _plot_recon_wall(bundle: Path, rows: list[dict[str, str]]) -> tuple[str, str]:
@@ -65,12 +49,11 @@ def _plot_recon_wall(bundle: Path, rows: list[dict[str, str]]) -> tuple[str, str
     names = list(m)
     ax.bar(names, [m[n][0] for n in names], yerr=[m[n][1] for n in names], capsize=3,
            color="#4477aa")
-    ax.set_ylabel("seconds (summed over the recon run)")
-    ax.set_title("Where the default recon's wall time goes")
     ax.tick_params(axis="x", labelsize=7)
-    return (plotting.save(fig, bundle, "recon_wall"),
-            "Wall time of the default recon by stage, summed over its trials and "
-            "defenses; plots/report/setup is what the runner spends outside trials.")
+    return finish(fig, bundle, "recon_wall", "Wall time of the default recon by stage, summed "
+                  "over its trials and defenses; plots/report/setup is what the runner spends "
+                  "outside trials.", ax, ylabel="seconds (summed over the recon run)",
+                  title="Where the default recon's wall time goes")
 
 
 def _plot_hop_latency(bundle: Path, rows: list[dict[str, str]]) -> tuple[str, str] | None:
@@ -80,12 +63,11 @@ def _plot_hop_latency(bundle: Path, rows: list[dict[str, str]]) -> tuple[str, st
             by[int(r["protected"])].append(float(r["latency_ms"]))
     if not by:
         return None
-    stem = _cdf_figure(bundle, "hop_latency",
-                       [(f"{k} protected", by[k], None) for k in sorted(by)],
-                       "hop latency, decision to flows in place (ms)",
-                       "rhm hop latency by protected-host count")
-    return stem, ("CDF of rhm hop latency (decision to flows in place) per "
-                  "protected-host count.")
+    return cdf_figure(bundle, "hop_latency", "CDF of rhm hop latency (decision to flows in "
+                      "place) per protected-host count.",
+                      [(f"{k} protected", by[k], None) for k in sorted(by)],
+                      xlabel="hop latency, decision to flows in place (ms)",
+                      title="rhm hop latency by protected-host count")
 
 
 def _plot_rtt(bundle: Path, rows: list[dict[str, str]]) -> tuple[str, str]:
@@ -95,10 +77,10 @@ def _plot_rtt(bundle: Path, rows: list[dict[str, str]]) -> tuple[str, str]:
         xs = [float(r["rtt_ms"]) for r in steady if r["defense"] == d and r["rtt_ms"]]
         if xs:
             curves.append((d, xs, plotting.color(d)))
-    stem = _cdf_figure(bundle, "rtt_overhead", curves,
-                       "RTT HMI → PLC 1 (ms), first ping excluded",
-                       "Data-path overhead of rhm", legend_title="defense")
-    return stem, "RTT between authorized hosts with and without rhm."
+    return cdf_figure(bundle, "rtt_overhead", "RTT between authorized hosts with and without "
+                      "rhm.", curves, xlabel="RTT HMI → PLC 1 (ms), first ping excluded",
+                      title="Data-path overhead of rhm",
+                      legend={"fontsize": 8, "title": "defense"})
 
 
 def _plot_controller_burst(bundle: Path, rows: list[dict[str, str]]) -> tuple[str, str]:
@@ -109,13 +91,11 @@ def _plot_controller_burst(bundle: Path, rows: list[dict[str, str]]) -> tuple[st
                    if r["engine"] == eng and r["trial"] == tr]
             ax.plot([p[0] for p in pts], [p[1] for p in pts],
                     label=eng if tr == "1" else None, color=plotting.color(eng))
-    ax.set_xlabel("time since the burst started (s)")
-    ax.set_ylabel("flows in the switch")
-    ax.set_title("Flow set-up under a burst of new flows")
-    ax.legend(fontsize=8, title="engine")
-    return (plotting.save(fig, bundle, "controller_burst"),
-            "Flows in the switch over time while every host sends to every other, "
-            "per controller engine.")
+    return finish(fig, bundle, "controller_burst", "Flows in the switch over time while every "
+                  "host sends to every other, per controller engine.", ax,
+                  xlabel="time since the burst started (s)", ylabel="flows in the switch",
+                  title="Flow set-up under a burst of new flows",
+                  legend={"fontsize": 8, "title": "engine"})
 
 
 def _plot_memory(bundle: Path, rows: list[dict[str, str]]) -> tuple[str, str]:
@@ -132,13 +112,11 @@ def _plot_memory(bundle: Path, rows: list[dict[str, str]]) -> tuple[str, str]:
             ax.plot([min(ns), max(ns)], [icpt + slope * x for x in (min(ns), max(ns))],
                     linestyle=":", color=ax.lines[-1].get_color())
             ax.lines[-2].set_label(f"{label}: {slope * 1024:.0f} KiB/host")
-    ax.set_xlabel("hosts in the star")
-    ax.set_ylabel("MiB")
-    ax.set_title("Memory against network size (dotted: least-squares line)")
-    ax.legend(fontsize=8)
-    return (plotting.save(fig, bundle, "memory"),
-            "Memory of an idle lab against its host count; the legend gives each line's "
-            "slope, the memory per host.")
+    return finish(fig, bundle, "memory", "Memory of an idle lab against its host count; the "
+                  "legend gives each line's slope, the memory per host.", ax,
+                  xlabel="hosts in the star", ylabel="MiB",
+                  title="Memory against network size (dotted: least-squares line)",
+                  legend={"fontsize": 8})
 
 
 _PLOTS: tuple[tuple[str, Callable[[Path, list[dict[str, str]]], tuple[str, str] | None]],
