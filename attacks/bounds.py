@@ -5,6 +5,10 @@ An attack stays a bounded test whatever its flags say: each one declares its lim
 ``validate`` hands them to :func:`check_bounds`, which refuses the first flag outside them
 with one line (``--max-s 900: at most 300``; :func:`common.hostenv.run_attack` turns it into
 exit status 2 before anything is sent). The barrages' shared limits: :mod:`attacks.barrage`.
+
+These are one-sided limits on numbers the parser has already taken as finite and positive
+(:func:`common.cli.positive_float`); a flag with a natural range on both sides (a port, a
+count) is checked while parsing, by :func:`common.cli.number_in` / ``int_in``.
 """
 
 from __future__ import annotations

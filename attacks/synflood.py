@@ -281,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"packets per second (at most {MAX_RATE_PPS:g})")
     parser.add_argument("--duration-s", type=positive_float, default=DEFAULT_DURATION_S,
                         help=f"time bound (at most {MAX_DURATION_S:g} s)")
-    parser.add_argument("--max-packets", type=int, default=None,
+    parser.add_argument("--max-packets", type=int_in(1, MAX_PACKETS), default=None,
                         help=f"count bound (default rate x duration, at most {MAX_PACKETS})")
     parser.add_argument("--spoof-cidr", default=None,
                         help="source addresses to spoof, inside the plan (default its subnet)")
@@ -291,8 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _validate(args: argparse.Namespace) -> None:
     check_bounds(args, (Bound("--rate-pps", at_most=MAX_RATE_PPS),
-                       Bound("--duration-s", at_most=MAX_DURATION_S),
-                       Bound("--max-packets", at_most=MAX_PACKETS, at_least=1)))
+                       Bound("--duration-s", at_most=MAX_DURATION_S)))
     if args.max_packets is None:
         args.max_packets = min(MAX_PACKETS, math.ceil(args.rate_pps * args.duration_s))
     single_target(args.plan, args.targets, "address")
