@@ -19,14 +19,20 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from scapy.layers.inet import IP, IPerror
+from scapy.layers.l2 import ARP, Ether
+from scapy.utils import rdpcap
 
 from common.hopschedule import MutationConfig, plan_macs, virtual_mac
 from common.plan import ics_plan
 from defenses.nat_rules import host_events
+from experiments.recon_attackers import run_model
+from lab.defenses import DefenseSettings, controller_setup, start_defense
 from lab.devices import start_ics, stop_hmi
 from lab.lifecycle import SWITCH_PREFIX_ENV, Lab, LabConfig, running_lab
 from lab.platform import choose_datapath, resolve_engine
@@ -270,3 +276,53 @@ def test_duration_end_restores_the_namespace_exactly(plc1_namespace: str,
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["restored"] and summary["hops"] >= 3 and not summary["interrupted"]
     assert _ns_state(ns) == before
+
+
+# --- what nat still shows the attacker (capture) ------------------------------------------
+def test_attacker_gets_no_real_plc_address_or_mac_addressed_to_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ``fast`` and ``aware`` attackers under nat, ``tcpdump -Q in`` on the attacker: no
+    frame sent *to* the attacker (ARP answers, replies, ICMP errors and their quotes) carries a
+    PLC's real MAC or IP. Printed, not asserted: what the attacker still sees in broadcast and
+    flooded frames (trusted traffic the plain learning switch floods; docs/attacks-defenses.md
+    quotes it)."""
+    monkeypatch.setenv(SWITCH_PREFIX_ENV, os.environ.get(SWITCH_PREFIX_ENV) or "he")
+    plan = ics_plan()
+    assert plan.attacker is not None
+    plan_path = tmp_path / "plan.json"
+    plan.save(plan_path)
+    settings = DefenseSettings("nat", hop_interval_s=2.0, seed=5)
+    app, cargs, hop_logs = controller_setup(settings, plan_path, tmp_path)
+    cfg = LabConfig(plan=plan, log_dir=tmp_path, engine=resolve_engine("auto"),
+                    datapath=choose_datapath("auto"), app=app, controller_args=cargs)
+    pcap = tmp_path / "attacker_in.pcap"
+    iface = f"{plan.attacker.name}-eth0"
+    with running_lab(cfg) as lab:
+        ics = start_ics(lab, tmp_path)
+        lab.popen(plan.attacker.name, ["tcpdump", "-n", "-U", "-Q", "in", "-s", "0", "-i", iface,
+                                       "-w", str(pcap)], "tcpdump_attacker.log", what="tcpdump")
+        lab.wait_for_log("tcpdump_attacker.log", "listening on", 10)
+        start_defense(lab, settings, plan_path, tmp_path, hop_logs)
+        for attacker in ("fast", "aware"):
+            run_model(lab, attacker, plan_path, tmp_path, {"hop_interval_s": 2.0}, 0.0)
+        stop_hmi(lab, ics)
+    real = {h.ip for h in plan.protected} | {h.mac for h in plan.protected}
+    to_attacker, seen = [], Counter()
+    for pkt in rdpcap(str(pcap)):
+        fields = {pkt[Ether].src, pkt[Ether].dst} if Ether in pkt else set()
+        for layer, names in ((ARP, ("psrc", "pdst", "hwsrc")), (IP, ("src", "dst")),
+                             (IPerror, ("src", "dst"))):
+            if layer in pkt:
+                fields |= {getattr(pkt[layer], n) for n in names}
+        if not fields & real:
+            continue
+        dst = pkt[Ether].dst if Ether in pkt else ""
+        if dst == plan.attacker.mac:
+            to_attacker.append(pkt.summary())
+        kind = "ARP" if ARP in pkt else "IPv4" if IP in pkt else "other (IPv6)"
+        to = ("broadcast" if dst == "ff:ff:ff:ff:ff:ff"
+              else "multicast" if dst and int(dst[:2], 16) & 1 else "another host")
+        seen[f"{kind} to {to}"] += 1
+    print(f"\nnat: real PLC address or MAC in frames the attacker received (not to it): "
+          f"{dict(seen)}")
+    assert not to_attacker, to_attacker[:5]
