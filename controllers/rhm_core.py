@@ -1,7 +1,10 @@
 """Pure core of the ``rhm`` app (:mod:`controllers.rhm`): random host mutation, OF-RHM style.
 
 No I/O, no OpenFlow framework; options in :mod:`controllers.rhm_options`, records and the
-hardening switches in :mod:`controllers.rhm_types`; threat model: docs/attacks-defenses.md.
+hardening switches in :mod:`controllers.rhm_types`, the ARP policy in
+:mod:`controllers.rhm_arp`, conversation flows and rewriting in :mod:`controllers.rhm_rewrite`,
+decoy responders (``decoys``) in :mod:`controllers.rhm_decoys`; threat model:
+docs/attacks-defenses.md.
 
 Each protected host keeps its real address; the controller hands it a virtual address from the
 plan's ``virtual_pool`` and changes it every hop interval (``now_s`` and a seed in, plain data
