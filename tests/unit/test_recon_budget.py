@@ -9,6 +9,7 @@ from attacks.recon import (
     build_parser,
     scaled_budget_s,
 )
+from experiments.recon import recon_validity
 
 
 @pytest.mark.parametrize(("n_addresses", "expected_s"), [
@@ -24,3 +25,14 @@ def test_budgets_default_to_scaled_but_explicit_values_are_kept() -> None:
     args = build_parser().parse_args(["--plan", "p.json", "--targets", "10.0.0.0/24",
                                       "--out", "o.json", "--stage-timeout-s", "5"])
     assert args.stage_timeout_s == 5.0
+
+
+def test_a_sweep_that_found_nobody_is_a_failed_premise_not_a_recall_of_0() -> None:
+    ok = {"started_at": "2026-12-02T10:19:17Z"}
+    assert recon_validity(ok, {}, ["discovery", "syn"]) == {
+        "recon_completed": True, "network_answered": False}
+    assert recon_validity(ok, {"10.0.0.1": {}}, ["discovery"])["network_answered"] is True
+    # Without discovery every target is taken as live: nothing to check.
+    assert "network_answered" not in recon_validity(ok, {}, ["syn"])
+    assert recon_validity({"errors": ["nmap died"]}, {"10.0.0.1": {}},
+                          ["discovery"])["recon_completed"] is False
