@@ -33,6 +33,7 @@ def _no_check() -> None:
     (["--host", "plc1", "--duration-s", "999999"], "at most"),
     (["--host", "plc1", "--start-epoch-s", "nan"], "finite"),
     (["--host", "plc1", "--bogus"], "unrecognized"),
+    (["--host", "plc1", "--arp-mac", "random"], "--arp-mac"),
 ])
 def test_bad_input_is_one_line_exit_2(plan_path: Path, tmp_path: Path, extra: list[str],
                                       needle: str, capsys: pytest.CaptureFixture[str]) -> None:
