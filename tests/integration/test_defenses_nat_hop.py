@@ -283,9 +283,10 @@ def test_attacker_gets_no_real_plc_address_or_mac_addressed_to_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The ``fast`` and ``aware`` attackers under nat, ``tcpdump -Q in`` on the attacker: no
     frame sent *to* the attacker (ARP answers, replies, ICMP errors and their quotes) carries a
-    PLC's real MAC or IP. Printed, not asserted: what the attacker still sees in broadcast and
-    flooded frames (trusted traffic the plain learning switch floods; docs/attacks-defenses.md
-    quotes it)."""
+    PLC's real MAC or IP, and every frame from a virtual address carries that address's own
+    virtual MAC (a conversation held across hops too). Printed, not asserted: what the
+    attacker still sees in broadcast and flooded frames (trusted traffic the plain learning
+    switch floods; docs/attacks-defenses.md quotes it)."""
     monkeypatch.setenv(SWITCH_PREFIX_ENV, os.environ.get(SWITCH_PREFIX_ENV) or "he")
     plan = ics_plan()
     assert plan.attacker is not None
@@ -307,8 +308,15 @@ def test_attacker_gets_no_real_plc_address_or_mac_addressed_to_it(
             run_model(lab, attacker, plan_path, tmp_path, {"hop_interval_s": 2.0}, 0.0)
         stop_hmi(lab, ics)
     real = {h.ip for h in plan.protected} | {h.mac for h in plan.protected}
-    to_attacker, seen = [], Counter()
+    pool, avoid = set(plan.virtual_pool), plan_macs(plan)
+    to_attacker, seen, wrong_mac, from_pool = [], Counter(), [], 0
     for pkt in rdpcap(str(pcap)):
+        if Ether in pkt and IP in pkt and pkt[IP].src in pool:
+            # Every frame from a virtual address, a held conversation's after its address
+            # retired included, carries that address's own MAC: never the next one's.
+            from_pool += 1
+            if pkt[Ether].src != virtual_mac(pkt[IP].src, avoid):
+                wrong_mac.append(pkt.summary())
         fields = {pkt[Ether].src, pkt[Ether].dst} if Ether in pkt else set()
         for layer, names in ((ARP, ("psrc", "pdst", "hwsrc")), (IP, ("src", "dst")),
                              (IPerror, ("src", "dst"))):
@@ -323,6 +331,8 @@ def test_attacker_gets_no_real_plc_address_or_mac_addressed_to_it(
         to = ("broadcast" if dst == "ff:ff:ff:ff:ff:ff"
               else "multicast" if dst and int(dst[:2], 16) & 1 else "another host")
         seen[f"{kind} to {to}"] += 1
-    print(f"\nnat: real PLC address or MAC in frames the attacker received (not to it): "
+    print(f"\nnat: {from_pool} frames from virtual addresses, each with its own MAC; real PLC "
+          f"address or MAC in frames the attacker received (not to it): "
           f"{dict(seen)}")
     assert not to_attacker, to_attacker[:5]
+    assert from_pool > 0 and not wrong_mac, (from_pool, wrong_mac[:5])
