@@ -128,25 +128,20 @@ class NmapEngine(Engine):
                                    "-p", ",".join(map(str, ports))])
 
     def stage_modbus(self, record: StageRecord) -> None:
-        hosts = self.run.modbus_targets()
-        if not hosts:
-            return skip(record, f"no live host with {MODBUS_PORT}/tcp open")
-        record.ports = [MODBUS_PORT]
-        host_timeout_s = nmap_bound_s(self.run.stage_budget_s())
-        script_timeout_s = max(1, host_timeout_s // 2)
-        self._nmap(record, hosts, ["-sT", "-n", "-Pn", "-p", str(MODBUS_PORT),
-                                   "--script", "modbus-discover",
-                                   "--script-timeout", f"{script_timeout_s}s",
-                                   "--host-timeout", f"{host_timeout_s}s"])
+        self._script_stage(record, self.run.modbus_targets(), MODBUS_PORT, "modbus-discover")
 
     def stage_s7(self, record: StageRecord) -> None:
-        hosts = self.run.s7_targets()
+        self._script_stage(record, self.run.s7_targets(), S7_PORT, "s7-info")
+
+    def _script_stage(self, record: StageRecord, hosts: list[str], port: int,
+                      script: str) -> None:
+        """One NSE script against one port of the hosts found listening there; the script
+        gets half of nmap's per-host bound so a silent device cannot use up the stage."""
         if not hosts:
-            return skip(record, f"no live host with {S7_PORT}/tcp open")
-        record.ports = [S7_PORT]
+            return skip(record, f"no live host with {port}/tcp open")
+        record.ports = [port]
         host_timeout_s = nmap_bound_s(self.run.stage_budget_s())
-        self._nmap(record, hosts, ["-sT", "-n", "-Pn", "-p", str(S7_PORT),
-                                   "--script", "s7-info",
+        self._nmap(record, hosts, ["-sT", "-n", "-Pn", "-p", str(port), "--script", script,
                                    "--script-timeout", f"{max(1, host_timeout_s // 2)}s",
                                    "--host-timeout", f"{host_timeout_s}s"])
 
