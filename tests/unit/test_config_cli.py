@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 
 from common.errors import UserError
 from experiments.registry import EXPERIMENTS, get_experiment
-from experiments.spec import load_config_file, resolve_config
+from experiments.spec import load_config_file, parse_names, resolve_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -170,3 +171,24 @@ def test_console_script_is_experiments_run() -> None:
     res = subprocess.run([str(exe), "recon", "--seed", "-1"], capture_output=True, text=True,
                          timeout=60, check=False)
     assert res.returncode == 2 and "[0, 2147483647]" in res.stderr, res.stderr
+
+
+def test_name_lists_keep_order_drop_repeats_and_name_the_flag() -> None:
+    assert parse_names("nat, none,nat", "--defense", "defense", ("none", "rhm", "nat")) == [
+        "nat", "none"]
+    assert parse_names("all", "--parts", "part", ("a", "b")) == ["a", "b"]
+    for bad, needle in (("rhm,moat", "--defense: unknown defense 'moat'"),
+                        ("", "--defense: unknown defense ''")):
+        with pytest.raises(UserError, match=needle):
+            parse_names(bad, "--defense", "defense", ("none", "rhm", "nat"))
+
+
+def test_every_experiment_is_built_from_its_modules_parts() -> None:
+    for name in ("recon", "rtt", "ics", "attacks", "mtd-sweep", "mtd-timing", "evasion",
+                 "bench", "mtd-longrun"):
+        exp = get_experiment(name)
+        module = importlib.import_module(exp.trial.__module__)
+        assert exp.params is module.PARAMS and exp.trial is module.trial
+        assert exp.conditions is getattr(module, "conditions", None)
+        assert exp.check is getattr(module, "check", None)
+    assert get_experiment("bench").check is None and get_experiment("rtt").conditions is None
