@@ -179,6 +179,10 @@ def cell_value(value: Any, missing: str = "", digits: int = 6,
 def _csv_value(v: Any) -> Any:
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, float) and math.isfinite(v) and abs(v) >= 1:
+        # Data, not display: six decimals keep a Unix time to the microsecond (six significant
+        # digits made 1796206757.12 into 1.79621e+09, ten seconds off).
+        return f"{v:.6f}".rstrip("0").rstrip(".")
     return cell_value(v)
 
 

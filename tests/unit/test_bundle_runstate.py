@@ -17,7 +17,7 @@ from experiments.runner import summary_table, trial_seed
 from lab.lock import RunLock
 from lab.network import planned_interfaces
 from lab.runstate import RunState, pid_alive, proc_start_ticks
-from reporting.bundle import Bundle
+from reporting.bundle import Bundle, read_csv
 from topologies.base import PlanTopo
 
 
@@ -101,3 +101,12 @@ def test_summary_table_formats() -> None:
         "trials": 3, "method": "wilson"}}}})
     assert "host_recall" in text and "1.00 [0.44, 1.00]" in text and "3/3" in text
     assert "wilson" in text and "±" not in text
+
+
+def test_csv_keeps_unix_times_to_the_microsecond(tmp_path: Path) -> None:
+    b = Bundle.create(tmp_path, "demo")
+    b.append_rows("hops", [{"t_unix_s": 1796206757.123456, "rtt_ms": 0.0123456789,
+                            "n": 3.0, "ok": True}])
+    row = read_csv(b.path / "hops.csv")[0]
+    assert row == {"t_unix_s": "1796206757.123456", "rtt_ms": "0.0123457", "n": "3",
+                   "ok": "true"}
