@@ -26,7 +26,12 @@ and a ``filter INPUT -d V1 -j DROP`` installed, in one atomic ``iptables-restore
 (their packets reach INPUT with destination ``R``, so the drop rule does not see them), new
 ones to ``V1`` are dropped, and ``V1/32`` stays on the interface so that the peers of those
 conversations can still resolve it by ARP, until no live conntrack entry uses it or the
-grace period ends; then the address and its drop rule go.
+grace period ends; then the address and its drop rule go. A new connection request (a TCP
+SYN) to ``V1`` is dropped at once whatever its source port, also when conntrack attaches it
+to an earlier conversation's entry and so to ``V1``'s old translation (``filter INPUT -d R -p
+tcp --syn -m conntrack --ctstate DNAT ! --ctorigdst V2 -j DROP``, :func:`stale_syn_rule`,
+swapped with the DNAT at every hop): only conversations established before the hop survive
+it.
 
 Every rule carries ``-m comment --comment sdnics-nat-hop``, the chain and nft table carry the
 name, addresses the label, neighbour entries protocol 209: a crash clean-up finds exactly
@@ -236,6 +241,23 @@ def retired_drop_rule(virtual_ip: str) -> Rule:
     return Rule("filter", "INPUT", _tagged("-d", f"{virtual_ip}/32", "-j", "DROP"))
 
 
+def stale_syn_rule(host: ProtectedHost, current: str) -> Rule:
+    """A connection request (``--syn``: SYN without ACK, RST or FIN) that conntrack attached to
+    the translation of an address other than ``current`` is dropped.
+
+    :func:`retired_drop_rule` only sees packets conntrack did *not* translate. A SYN that
+    conntrack matches to an existing entry on a retired address (the same 5-tuple as an
+    earlier conversation, in any state conntrack does not reopen as new: an entry whose last
+    RST came from the PLC, a half-open one, a live one) keeps that entry's DNAT, reaches INPUT
+    with the real address, and would reach the PLC. Packets of established conversations never
+    carry a lone SYN, so they are not touched; the rule holds whatever conntrack decides, while
+    the address retires and after it left the host (its entries may outlive it), and it is
+    swapped with the DNAT at each hop."""
+    return Rule("filter", "INPUT",
+                _tagged("-d", f"{host.real_ip}/32", "-p", "tcp", "--syn", "-m", "conntrack",
+                        "--ctstate", "DNAT", "!", "--ctorigdst", current, "-j", "DROP"))
+
+
 @dataclass(frozen=True)
 class AddrState:
     """Which virtual addresses a host holds. current: the one new conversations get (None
@@ -262,7 +284,8 @@ def after_retire(state: AddrState, virtual_ip: str) -> AddrState:
 
 def state_rules(host: ProtectedHost, state: AddrState) -> tuple[Rule, ...]:
     """The rules that depend on the addresses held (the static ones: :func:`refuse_rules`)."""
-    rules = [dnat_rule(host, state.current)] if state.current else []
+    rules = [dnat_rule(host, state.current), stale_syn_rule(host, state.current)
+             ] if state.current else []
     if state.current and host.virtual_macs:
         rules.append(mark_rule(host, state.current))
     rules += [retired_drop_rule(a) for a in state.retiring]

@@ -71,19 +71,47 @@ def test_hop_diff_swaps_dnat_and_retires_the_old_address() -> None:
     assert change.add_addresses == ("10.0.0.150/32",)
     assert [r.describe() for r in change.add_rules] == [
         "nat PREROUTING -d 10.0.0.150/32 -m comment --comment sdnics-nat-hop -j DNAT "
-        "--to-destination 10.0.0.21"]
+        "--to-destination 10.0.0.21",
+        "filter INPUT -d 10.0.0.21/32 -p tcp --syn -m conntrack --ctstate DNAT ! --ctorigdst "
+        "10.0.0.150 -m comment --comment sdnics-nat-hop -j DROP"]
     second = nr.after_hop(first, "10.0.0.160")
     assert second == nr.AddrState("10.0.0.160", ("10.0.0.150",))
     change = nr.diff(host, first, second)
     assert change.add_addresses == ("10.0.0.160/32",) and change.remove_addresses == ()
-    assert change.remove_rules == (nr.dnat_rule(host, "10.0.0.150"),)
+    assert set(change.remove_rules) == {nr.dnat_rule(host, "10.0.0.150"),
+                                        nr.stale_syn_rule(host, "10.0.0.150")}
     assert set(change.add_rules) == {nr.dnat_rule(host, "10.0.0.160"),
+                                     nr.stale_syn_rule(host, "10.0.0.160"),
                                      nr.retired_drop_rule("10.0.0.150")}
     done = nr.after_retire(second, "10.0.0.150")
     change = nr.diff(host, second, done)
     assert change.remove_addresses == ("10.0.0.150/32",) and not change.add_rules
     assert change.remove_rules == (nr.retired_drop_rule("10.0.0.150"),)
     assert nr.diff(host, done, done).empty
+
+
+def test_a_new_syn_on_an_old_translation_is_dropped_whatever_conntrack_decides() -> None:
+    """Issue 15: a SYN that conntrack attaches to an earlier conversation's entry on a retired
+    address keeps that entry's DNAT (it reaches INPUT with the real address, where the
+    retired address's own drop rule cannot see it); the rule for the current address drops
+    every lone SYN translated from any other address, and only lone SYNs."""
+    host = _host()
+    state = nr.AddrState("10.0.0.160", ("10.0.0.150", "10.0.0.140"))
+    rules = nr.state_rules(host, state)
+    stale = nr.stale_syn_rule(host, "10.0.0.160")
+    assert stale in rules and [r for r in rules if "--syn" in r.spec] == [stale]
+    spec = stale.spec
+    # After the DNAT: destination the real address, original destination not the current one.
+    assert spec[:2] == ("-d", "10.0.0.21/32") and spec[spec.index("-j") + 1] == "DROP"
+    assert spec[spec.index("--ctorigdst") - 1] == "!" and "10.0.0.160" in spec
+    assert spec[spec.index("--ctstate") + 1] == "DNAT"
+    # --syn is SYN set with ACK, RST and FIN clear: packets of established conversations
+    # (and SYN-ACKs) pass.
+    assert ("-p", "tcp", "--syn") == spec[2:5]
+    assert stale.chain == "INPUT" and stale.add_line().startswith("-I INPUT 1 ")
+    # Whatever the layout, and none before the first address.
+    assert stale in nr.state_rules(_host(virtual_macs=True), state)
+    assert not [r for r in nr.state_rules(host, nr.AddrState()) if "--syn" in r.spec]
 
 
 def test_a_retiring_address_that_comes_back_is_current_again() -> None:
