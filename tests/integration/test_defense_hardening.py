@@ -13,10 +13,17 @@ Checks, success read from the PLCs' own request logs (as the recon experiment sc
   header, quoted ICMP headers included (``tcpdump -Q in`` inside the attacker);
 - the HMI, which talks to the PLCs' real addresses across every hop, stays ≥ 99.9 % available
   without a reconnect.
+
+And under ``nat`` (a second lab, the ``aware`` attacker alone): ``port_reuse`` reaches no PLC;
+a lone SYN from the port of a conversation held across the hop, to the retired address, gets
+no answer (conntrack attaches it to the held conversation's entry, whose DNAT it kept before
+``defenses.nat_rules.stale_syn_rule``); the held conversation itself goes on (``keep_open``
+reaches by design) and the HMI stays ≥ 99.9 % available without a reconnect.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -32,7 +39,13 @@ from common import jsonlines
 from common.plan import ics_plan
 from experiments import mtd
 from experiments.recon_attackers import run_model, score_model
-from lab.defenses import DefenseSettings, controller_setup, detect_log, start_defense
+from lab.defenses import (
+    DefenseSettings,
+    controller_setup,
+    detect_log,
+    nat_hop_log,
+    start_defense,
+)
 from lab.devices import hmi_results, start_ics, stop_hmi
 from lab.lifecycle import SWITCH_PREFIX_ENV, LabConfig, running_lab
 from lab.platform import choose_datapath, resolve_engine
@@ -222,3 +235,126 @@ def test_an_established_untrusted_connection_survives_a_hop(tmp_path: Path) -> N
         out = lab.host(plan.attacker.name).cmd(f"{sys.executable} {client}")
     print(out)
     assert "before 11" in out and "hopped" in out and "after 11" in out, out
+
+
+# --- nat (issue 15 item 2 under the host-side defense) ------------------------------------
+# Inside the attacker: a connection from a fixed port to plc1's current virtual address, held
+# across a hop; then a lone SYN from that same port to the now retired address (conntrack
+# attaches it to the live conversation's entry, so before the fix it kept the old DNAT and
+# the PLC's TCP stack answered it), a fresh connect from another fixed port to it, and a read
+# on the held connection. Prints one JSON line.
+NAT_PROBE = """
+import json, socket, struct, time
+from scapy.all import IP, TCP, AsyncSniffer, send
+def current():
+    out = None
+    for line in open("{hop_log}"):
+        out = json.loads(line)["new_virtual"]
+    return out
+request = struct.pack("!HHHBBHH", 1, 0, 6, 1, 4, 0, 1)
+held_port, fresh_port = 22600, 22601
+old = current()
+held = socket.socket()
+held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+held.settimeout(3)
+held.bind(("", held_port))
+held.connect((old, 502))
+held.sendall(request)
+out = {{"old": old, "before": len(held.recv(100))}}
+deadline = time.monotonic() + 10
+while current() == old and time.monotonic() < deadline:
+    time.sleep(0.05)
+out["new"] = current()
+sniffer = AsyncSniffer(iface="{iface}", store=True,
+                       filter=f"tcp and src host {{old}} and dst port {{held_port}}")
+sniffer.start()
+time.sleep(0.3)
+send(IP(dst=old) / TCP(sport=held_port, dport=502, flags="S", seq=123456789), verbose=0)
+time.sleep(1.0)
+out["answers_to_syn"] = [p.summary() for p in sniffer.stop()]
+fresh = socket.socket()
+fresh.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+fresh.settimeout(1.5)
+fresh.bind(("", fresh_port))
+try:
+    fresh.connect((old, 502))
+    out["fresh"] = "connected"
+except OSError as exc:
+    out["fresh"] = type(exc).__name__
+fresh.close()
+held.sendall(request)
+out["after"] = len(held.recv(100))
+held.close()
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def nat_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    raw = tmp_path_factory.mktemp("hardening_nat")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(SWITCH_PREFIX_ENV, os.environ.get(SWITCH_PREFIX_ENV) or "hd")
+        yield _run_nat(raw)
+
+
+def _run_nat(raw: Path) -> dict:
+    plan = ics_plan()
+    assert plan.attacker is not None
+    plan_path = raw / "plan.json"
+    plan.save(plan_path)
+    settings = DefenseSettings("nat", hop_interval_s=HOP_INTERVAL_S, seed=5)
+    app, cargs, hop_logs = controller_setup(settings, plan_path, raw)
+    cfg = LabConfig(plan=plan, log_dir=raw, engine=resolve_engine("auto"),
+                    datapath=choose_datapath("auto"), app=app, controller_args=cargs)
+    t0 = time.monotonic()
+    with running_lab(cfg) as lab:
+        ics = start_ics(lab, raw)
+        running = start_defense(lab, settings, plan_path, raw, hop_logs)
+        outcome = run_model(lab, "aware", plan_path, raw, {"hop_interval_s": HOP_INTERVAL_S},
+                            0.0)
+        probe = raw / "nat_probe.py"
+        probe.write_text(NAT_PROBE.format(hop_log=nat_hop_log(raw, "plc1"),
+                                          iface=f"{plan.attacker.name}-eth0"))
+        printed = lab.host(plan.attacker.name).cmd(f"{sys.executable} {probe}")
+        _rows, hmi = hmi_results(stop_hmi(lab, ics))
+        lab.check_healthy()
+    spans = mtd.address_spans(plan, running.hops(), "nat")
+    print(printed)
+    return {"scores": score_model("aware", outcome, raw, plan, spans), "hmi": hmi,
+            "probe": json.loads(printed.strip().splitlines()[-1]), "hops": running.hops(),
+            "seconds": time.monotonic() - t0}
+
+
+def test_port_reuse_fails_against_nat(nat_run: dict) -> None:
+    """The aware attacker's new SYN from the scan's source port to a retired address reaches
+    no PLC (its request log); keep_open, an established conversation held across the hop,
+    reaches by design (nat cannot tell it from an HMI session): docs/attacks-defenses.md."""
+    _metrics, tables = nat_run["scores"]
+    rows = {r["tactic"]: r for r in tables["attack_outcomes"]}
+    print({t: (r["outcome"], r.get("attempts")) for t, r in rows.items()},
+          f"run took {nat_run['seconds']:.0f} s")
+    reuse = [a for a in tables["attack_attempts"] if a["tactic"] == "port_reuse"]
+    assert reuse, "the scan found no address with 502 open: the premise failed"
+    assert all(a["owner_at_attempt"] == "" for a in reuse), "port_reuse met no retired address"
+    assert rows["port_reuse"]["outcome"] != "reached"
+    assert not [a for a in reuse if a["reached_plc"]]
+    assert rows["keep_open"]["outcome"] == "reached"
+
+
+def test_a_syn_on_a_live_conversation_s_port_is_dropped_by_nat(nat_run: dict) -> None:
+    """A lone SYN that conntrack attaches to an earlier conversation's entry on the retired
+    address gets no answer from the PLC (before the fix its TCP stack answered, through the
+    old translation); a fresh connect to the retired address fails; the held conversation
+    still gets its reply after the hop."""
+    probe = nat_run["probe"]
+    assert probe["new"] != probe["old"], probe
+    assert probe["answers_to_syn"] == [], probe
+    assert probe["fresh"] != "connected", probe
+    assert probe["before"] == 11 and probe["after"] == 11, probe
+
+
+def test_hmi_sessions_survive_nat_hops(nat_run: dict) -> None:
+    hmi = nat_run["hmi"]
+    assert len(nat_run["hops"]) > 4
+    assert float(hmi["hmi_availability"]) >= 0.999
+    assert all(v == 0 for k, v in hmi.items() if k.endswith("_reconnects"))
