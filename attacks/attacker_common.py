@@ -7,7 +7,8 @@ experiment can find it in the PLC's own request log (:mod:`common.requestlog`): 
 belief ("replied") is kept, but success is decided at the target.
 
 Bounds: a sweep sends at most :data:`MAX_SWEEP_ADDRESSES` ARP requests at most
-:data:`SWEEP_PPS` a second; every connect and read waits at most ``timeout_s`` (≤ 10 s); at
+:data:`SWEEP_PPS` a second (a larger target list is swept a seeded random sample at a time,
+:func:`round_sample`); every connect and read waits at most ``timeout_s`` (≤ 10 s); at
 most :data:`EXPLOIT_WORKERS` attempts run at once. Every address sent to comes from the scope
 guard's expansion of ``--targets``, or is re-checked with :func:`common.scope.require_in_scope`.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import random
 import socket
 import struct
 import threading
@@ -84,6 +86,17 @@ class AttackerOutcome(AttackOutcome):
     replies: list[dict[str, Any]] = field(default_factory=list)
     tactics: dict[str, dict[str, Any]] = field(default_factory=dict)
     rounds: list[dict[str, Any]] = field(default_factory=list)
+
+
+def round_sample(targets: Sequence[str], seed: int, sweep: int,
+                 size: int = MAX_SWEEP_ADDRESSES) -> list[str]:
+    """What sweep number ``sweep`` sends to: every target, in order, when there are at most
+    ``size``; else a random sample of ``size`` of them (no repeats, a fresh draw each sweep,
+    the same for the same seed and sweep). The sample only ever holds given targets, so what
+    the scope guard expanded stays the bound of what is sent."""
+    if len(targets) <= size:
+        return list(targets)
+    return random.Random(f"sweep-sample:{seed}:{sweep}").sample(list(targets), size)
 
 
 def attacker_parser(prog: str, description: str) -> argparse.ArgumentParser:

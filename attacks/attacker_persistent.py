@@ -1,13 +1,18 @@
 """The ``persistent`` attacker: scans and exploits continuously for a whole window.
 
     python -m attacks.attacker_persistent --plan PLAN.json --targets 10.0.0.0/24 \\
-        --out OUT.json [--window-s 120] [--round-s 2] [--timeout-s 1]
+        --out OUT.json [--window-s 120] [--round-s 2] [--timeout-s 1] [--seed 0]
 
 Round after round until ``--window-s`` has passed: the ``fast`` attacker's sweep (ARP to every
 target, a Modbus read to each responder the moment it answers), then a pause so a round
-starts every ``--round-s`` at most. Each round is recorded (start, responders, attempts the
-attacker believes answered); the experiment turns the attempts and the PLCs' request logs
-into distinct PLCs found and reached over time (the OF-RHM figure).
+starts every ``--round-s`` at most. More targets than one sweep's bound
+(:data:`attacks.attacker_common.MAX_SWEEP_ADDRESSES`, e.g. a /16 pool) are swept a random
+sample of that many per round, drawn afresh each round from ``--seed`` and the round number
+(:func:`attacks.attacker_common.round_sample`): an attacker that cannot sweep the whole range
+at once samples it, as OF-RHM's random scanners do. Each round is recorded (start, addresses
+swept, responders, attempts the attacker believes answered); the experiment turns the
+attempts and the PLCs' request logs into distinct PLCs found and reached over time (the OF-RHM
+figure).
 """
 
 from __future__ import annotations
@@ -16,7 +21,12 @@ import argparse
 import time
 from collections.abc import Sequence
 
-from attacks.attacker_common import AttackerOutcome, attacker_parser, local_interface
+from attacks.attacker_common import (
+    AttackerOutcome,
+    attacker_parser,
+    local_interface,
+    round_sample,
+)
 from attacks.attacker_fast import sweep_and_exploit
 from attacks.bounds import Bound, check_bounds
 from common.cli import positive_float
@@ -33,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"how long to keep attacking (at most {MAX_WINDOW_S:g})")
     p.add_argument("--round-s", type=positive_float, default=2.0,
                    help=f"shortest time between round starts (at least {MIN_ROUND_S:g})")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of each round's random sample when the targets exceed one "
+                        "sweep's bound")
     return p
 
 
@@ -57,8 +70,9 @@ def _body(ctx: AttackContext) -> None:
         t0 = time.monotonic()
         started = time.time()
         before = len(out.replies)
-        attempts = sweep_and_exploit(ctx, local, ctx.targets, "persistent", sweep)
-        out.rounds.append({"sweep": sweep, "started_unix_s": started,
+        addresses = round_sample(ctx.targets, ctx.args.seed, sweep)
+        attempts = sweep_and_exploit(ctx, local, addresses, "persistent", sweep)
+        out.rounds.append({"sweep": sweep, "started_unix_s": started, "swept": len(addresses),
                            "responders": len(out.replies) - before,
                            "replied": sorted(a.address for a in attempts if a.replied)})
         sweep += 1

@@ -1,21 +1,26 @@
 """``mtd-longrun``: the ``persistent`` attacker against the moving-target defense for a long
 window, OF-RHM style (Jafarian et al., HotSDN 2012): how many PLCs it finds and reaches over
-time, for each virtual-pool size and hop interval, and what the defense costs the controller.
+time, for each virtual-pool size, hop interval and number of decoys, and what the defense costs
+the controller.
 
-Each trial runs one condition per (pool size, hop interval), paired on the trial's seed:
+Each trial runs one condition per (pool size, hop interval, decoys), paired on the trial's seed:
 ``recon_attackers.model_trial`` with the ``persistent`` attacker (sweep and exploit in rounds for
 ``--window-s``; success read from the PLCs' own request logs) on the plan widened by
 :func:`common.plan.widen_pool` to a /``32 - bits`` network whose every unused address is the
-pool (``--pool-bits 8,12``: 248 and 4088 addresses on the default ICS). Conditions are named
-``pool<bits>_hop<interval>s``.
+pool (``--pool-bits 8,12,16``: 248, 4088 and 65528 addresses on the default ICS; beyond one
+sweep's bound of 4096 the attacker sweeps a fresh seeded sample of 4096 pool addresses a round),
+with ``--decoys 0,8`` decoy responders of ``rhm`` (:mod:`controllers.rhm_decoys`) in the pool.
+Conditions are named ``pool<bits>_hop<interval>s``, with ``_decoys<N>`` when N > 0
+(``pool12_hop5s_decoys8``).
 
 Recorded besides what the attacker models record (``persistent_progress.csv``: distinct PLCs
 found and reached by each second): the controller process's CPU share over the run
 (``controller_cpu_pct``, :func:`experiments.mtd_sweep.controller_cpu`) and the number of flows
-in every switch at the end of the window (``flow_table_flows``, ``ovs-ofctl dump-aggregate``).
+in every switch at the end of the window (``flow_table_flows``, ``ovs-ofctl dump-aggregate``):
+with and without decoys, the decoys' cost.
 
-Limits: the persistent attacker sweeps at most 4096 addresses a round (its safety bound), so a
-2^16 pool is refused (``--pool-bits`` 8 to 12). Decoys are not implemented.
+Limits: decoys are ``rhm``'s only (they need the controller): ``--defense nat`` with a decoy
+count above 0 is refused.
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import UserError
-from common.plan import widen_pool
+from common.plan import AddressPlan, widen_pool
+from controllers.rhm_decoys import MAX_DECOYS, DecoyError, check_decoys
 from experiments import defended, recon
 from experiments.mtd_sweep import CpuReading, controller_cpu, parse_intervals
 from experiments.recon_attackers import model_trial
@@ -42,43 +48,88 @@ from lab.lifecycle import Lab
 from reporting import plotting
 from reporting.bundle import read_csv
 
-POOL_BITS_LO, POOL_BITS_HI = 8, 12
-_CONDITION = re.compile(r"^pool(\d+)_hop([0-9.]+)s$")
+POOL_BITS_LO, POOL_BITS_HI = 8, 16
+_CONDITION = re.compile(r"^pool(\d+)_hop([0-9.]+)s(?:_decoys(\d+))?$")
 _FLOW_COUNT = re.compile(r"flow_count=(\d+)")
 
 
 # --- pure: conditions -------------------------------------------------------------------------
-def parse_pool_bits(text: str) -> list[int]:
-    """``"8,12"`` → [8, 12], sorted, duplicates dropped; UserError naming the bad item."""
+def _whole_numbers(text: str, flag: str, lo: int, hi: int, why: str = "") -> list[int]:
+    """``"8,12"`` → [8, 12], sorted, duplicates dropped; UserError naming ``flag`` and the bad
+    item."""
     out: set[int] = set()
     for item in (i.strip() for i in text.split(",")):
         if not item:
             continue
-        if not item.isdigit() or not POOL_BITS_LO <= int(item) <= POOL_BITS_HI:
-            raise UserError(f"--pool-bits: {item!r} is not a whole number in "
-                            f"[{POOL_BITS_LO}, {POOL_BITS_HI}] (the persistent attacker "
-                            f"sweeps at most 4096 addresses a round)")
+        if not item.isdigit() or not lo <= int(item) <= hi:
+            raise UserError(f"{flag}: {item!r} is not a whole number in [{lo}, {hi}]{why}")
         out.add(int(item))
     if not out:
-        raise UserError("--pool-bits: name at least one pool size")
+        raise UserError(f"{flag}: name at least one value")
     return sorted(out)
 
 
-def condition_name(bits: int, interval_s: float) -> str:
-    return f"pool{bits}_hop{interval_s:g}s"
+def parse_pool_bits(text: str) -> list[int]:
+    """``"8,16"`` → [8, 16]: pool sizes as bits (a /16 network at most: the scope guard's
+    and :func:`common.plan.widen_pool`'s bound)."""
+    return _whole_numbers(text, "--pool-bits", POOL_BITS_LO, POOL_BITS_HI)
 
 
-def parse_condition(name: str) -> tuple[int, float]:
-    """``pool8_hop5s`` → (8, 5.0); ValueError for anything else."""
+def parse_decoys(text: str) -> list[int]:
+    """``"0,8"`` → [0, 8]: decoy counts (0: none), at most the controller's bound."""
+    return _whole_numbers(text, "--decoys", 0, MAX_DECOYS)
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class Condition:
+    """One cell of the grid: pool size (bits), hop interval, decoy responders."""
+
+    pool_bits: int
+    hop_interval_s: float
+    decoys: int = 0
+
+    @property
+    def name(self) -> str:
+        suffix = f"_decoys{self.decoys}" if self.decoys else ""
+        return f"pool{self.pool_bits}_hop{self.hop_interval_s:g}s{suffix}"
+
+    @property
+    def label(self) -> str:
+        """The plot legend's text."""
+        return (f"pool 2^{self.pool_bits}, hop {self.hop_interval_s:g} s, "
+                f"{self.decoys or 'no'} decoys")
+
+
+def parse_condition(name: str) -> Condition:
+    """``pool8_hop5s`` → Condition(8, 5.0, 0), ``pool8_hop5s_decoys8`` → (8, 5.0, 8);
+    ValueError for anything else."""
     m = _CONDITION.match(name)
     if m is None:
         raise ValueError(f"not an mtd-longrun condition: {name!r}")
-    return int(m.group(1)), float(m.group(2))
+    return Condition(int(m.group(1)), float(m.group(2)), int(m.group(3) or 0))
 
 
 def conditions(cfg: dict[str, Any]) -> list[str]:
-    return [condition_name(b, i) for b in parse_pool_bits(cfg["pool_bits"])
-            for i in parse_intervals(cfg["intervals_s"])]
+    return [Condition(b, i, d).name for b in parse_pool_bits(cfg["pool_bits"])
+            for i in parse_intervals(cfg["intervals_s"])
+            for d in parse_decoys(str(cfg.get("decoys", "0")))]
+
+
+def check_decoy_counts(cfg: dict[str, Any], plan: AddressPlan) -> None:
+    """UserError unless every decoy count is possible: none under ``nat`` (decoys need the
+    controller), and each fits every widened pool beside the protected hosts."""
+    counts = [d for d in parse_decoys(str(cfg.get("decoys", "0"))) if d]
+    if not counts:
+        return
+    if cfg["defense"] != "rhm":
+        raise UserError(f"--decoys {cfg['decoys']}: {cfg['defense']} has no decoys (they need "
+                        "the controller); use --defense rhm or --decoys 0")
+    for bits in parse_pool_bits(cfg["pool_bits"]):
+        pool = len(widen_pool(plan, 32 - bits).virtual_pool)
+        try:
+            check_decoys(max(counts), pool, len(plan.protected))
+        except DecoyError as exc:
+            raise UserError(f"--decoys: pool 2^{bits}: {exc}") from None
 
 
 def flow_count(dump_aggregate: str) -> int:
@@ -105,11 +156,13 @@ def watch_load(lab: Lab, reading: CpuReading, flows: dict[str, int]) -> Iterator
 
 
 def trial(ctx: TrialContext) -> TrialResult:
-    """One persistent-attacker window at this condition's pool size and hop interval."""
-    bits, interval_s = parse_condition(ctx.condition)
+    """One persistent-attacker window at this condition's pool size, hop interval and decoys."""
+    cond = parse_condition(ctx.condition)
+    bits, interval_s = cond.pool_bits, cond.hop_interval_s
     cfg = ctx.config
     plan = widen_pool(ctx.plan, 32 - bits)
-    run_ctx = dataclasses.replace(ctx, plan=plan, config={**cfg, "hop_interval_s": interval_s})
+    run_ctx = dataclasses.replace(ctx, plan=plan, config={
+        **cfg, "hop_interval_s": interval_s, "decoys": cond.decoys})
     reading = CpuReading()
     flows: dict[str, int] = {}
     result = model_trial(run_ctx, cfg["defense"], "persistent",
@@ -122,6 +175,7 @@ def trial(ctx: TrialContext) -> TrialResult:
     metrics["pool_addresses"] = float(len(plan.virtual_pool))
     tables = dict(result.tables)
     tables["controller_load"] = [{"pool_bits": bits, "hop_interval_s": interval_s,
+                                  "decoys": cond.decoys,
                                   "pool_addresses": len(plan.virtual_pool),
                                   "controller_cpu_pct": reading.pct,
                                   "controller_cpu_s": reading.cpu_s, "wall_s": reading.wall_s,
@@ -143,18 +197,20 @@ def reached_curves(rows: list[dict[str, str]]) -> dict[str, dict[float, list[flo
 
 
 def plot(bundle: Path) -> list[tuple[str, str]]:
-    """Cumulative PLCs reached against time, one line per (pool size, hop interval)."""
+    """Cumulative PLCs reached against time, one line per (pool size, hop interval, decoys):
+    dashed with decoys."""
     curves = reached_curves(read_csv(bundle / "persistent_progress.csv"))
     if not curves:
         return []
     config = json.loads((bundle / "config.json").read_text()) if (
         bundle / "config.json").exists() else {}
     fig, ax = plotting.figure()
-    for name in sorted(curves, key=lambda c: parse_condition(c)):
-        bits, interval_s = parse_condition(name)
+    for name in sorted(curves, key=parse_condition):
+        cond = parse_condition(name)
         ts = sorted(curves[name])
         means = [sum(curves[name][t]) / len(curves[name][t]) for t in ts]
-        ax.step(ts, means, where="post", label=f"pool 2^{bits}, hop {interval_s:g} s")
+        ax.step(ts, means, where="post", label=cond.label,
+                linestyle="--" if cond.decoys else "-")
     ax.set_xlabel("time since the attack started (s)")
     ax.set_ylabel("PLCs reached (cumulative, mean over trials)")
     ax.set_title(f"Persistent attacker vs {config.get('defense', 'rhm')}: PLCs reached")
@@ -162,15 +218,17 @@ def plot(bundle: Path) -> list[tuple[str, str]]:
     return [(plotting.save(fig, bundle, "cumulative_reached"),
              "Distinct PLCs the persistent attacker reached (a request the PLC's own log shows "
              "answered) by each second of its window, mean over trials, one line per virtual "
-             "pool size and hop interval.")]
+             "pool size, hop interval and decoy count (dashed: with decoys).")]
 
 
 PARAMS = (
-    Param("pool_bits", "str", "8,12", "virtual pool sizes as bits: the plan's subnet widened "
+    Param("pool_bits", "str", "8,12,16", "virtual pool sizes as bits: the plan's subnet widened "
           f"to a /(32-bits) whose unused addresses are the pool ({POOL_BITS_LO} to "
           f"{POOL_BITS_HI})", quick="8", parse=parse_pool_bits),
     Param("intervals_s", "str", "1,5,30", "hop intervals, comma-separated seconds",
           quick="5", parse=parse_intervals),
+    Param("decoys", "str", "0,8", "decoy responders in the pool, comma-separated counts (0: none; "
+          f"rhm only, at most {MAX_DECOYS})", parse=parse_decoys),
     Param("defense", "str", "rhm", "moving-target defense", choices=("rhm", "nat")),
     Param("window_s", "float", 600.0, "how long the persistent attacker keeps attacking", 1,
           3600, quick=60.0),
@@ -183,11 +241,12 @@ PARAMS = (
 def check(cfg: dict[str, Any], plan: Any) -> None:
     recon.require_hosts(plan, cfg["defense"])
     conditions(cfg)
+    check_decoy_counts(cfg, plan)
     defended.check_jitter(cfg, parse_intervals(cfg["intervals_s"]), "--intervals-s")
 
 
 EXPERIMENT = Experiment.from_module(
     __name__, "mtd-longrun",
     "persistent attacker for a long window against the moving-target defense: "
-    "PLCs found and reached over time per pool size and hop interval, controller "
-    "CPU and flow-table size")
+    "PLCs found and reached over time per pool size, hop interval and decoys, "
+    "controller CPU and flow-table size")

@@ -56,8 +56,9 @@ def attack_phase_s(seed: int, condition: str, hop_interval_s: float) -> float:
 
 
 def run_model(lab: Lab, attacker: str, plan_path: Path, raw: Path, cfg: dict[str, Any],
-              jitter_s: float) -> dict[str, Any]:
-    """Run a fast/persistent/aware attacker in the attacker host; its outcome JSON."""
+              jitter_s: float, seed: int = 0) -> dict[str, Any]:
+    """Run a fast/persistent/aware attacker in the attacker host; its outcome JSON. seed: the
+    persistent attacker's (its sample of a pool larger than one sweep)."""
     plan = lab.plan
     assert plan.attacker is not None
     out = raw / f"attack_{attacker}.json"
@@ -65,7 +66,7 @@ def run_model(lab: Lab, attacker: str, plan_path: Path, raw: Path, cfg: dict[str
             "--timeout-s", "1"]
     bound_s = 60.0
     if attacker == "persistent":
-        args += ["--window-s", f"{cfg.get('window_s', 120.0):g}"]
+        args += ["--window-s", f"{cfg.get('window_s', 120.0):g}", "--seed", str(seed)]
         bound_s += cfg.get("window_s", 120.0)
     if attacker == "aware":
         args += ["--hop-interval-s", f"{cfg['hop_interval_s']:g}",
@@ -208,7 +209,8 @@ def model_trial(ctx: TrialContext, defense: str, attacker: str,
     phase_s = attack_phase_s(ctx.seed, ctx.condition, cfg["hop_interval_s"])
     with defended.defended_lab(ctx, settings, watch=watch, phase_s=phase_s) as run:
         ctx.stage(f"attack: {attacker}")
-        outcome = run_model(run.lab, attacker, run.plan_path, raw, cfg, settings.jitter_s)
+        outcome = run_model(run.lab, attacker, run.plan_path, raw, cfg, settings.jitter_s,
+                            settings.seed)
         hmi_rows, hmi_metrics, checks = run.finish(ctx, plan.attacker.name)
     hops = run.defense.hops()
     spans = mtd.address_spans(plan, hops, defense)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import csv
+
 import pytest
 
 from common.errors import UserError
@@ -42,14 +44,52 @@ def test_conditions_and_bad_input() -> None:
     cfg = {"pool_bits": "12,8,8", "intervals_s": "5,1"}
     assert ml.conditions(cfg) == ["pool8_hop1s", "pool8_hop5s", "pool12_hop1s",
                                   "pool12_hop5s"]
-    assert ml.parse_condition("pool12_hop0.5s") == (12, 0.5)
-    with pytest.raises(ValueError):
-        ml.parse_condition("hop5s")
-    for bad in ("16", "7", "x", ""):
+    assert ml.parse_condition("pool12_hop0.5s") == ml.Condition(12, 0.5, 0)
+    for bad in ("hop5s", "pool8_hop5s_decoys", "pool8_hop5s_decoys-1", "pool8_hop5sdecoys8"):
+        with pytest.raises(ValueError):
+            ml.parse_condition(bad)
+    for bad in ("17", "7", "x", "", "8.5"):
         with pytest.raises(UserError, match="--pool-bits"):
             ml.parse_pool_bits(bad)
+    assert ml.parse_pool_bits("16,8") == [8, 16]
     exp = get_experiment("mtd-longrun")
     assert exp.param("window_s").quick == 60.0 and exp.param("pool_bits").quick == "8"
+    assert exp.param("pool_bits").default == "8,12,16"  # the 2^8, 2^12, 2^16
+
+
+def test_decoys_are_a_condition_named_and_parsed_back() -> None:
+    cfg = {"pool_bits": "16,8", "intervals_s": "5", "decoys": "8,0"}
+    names = ml.conditions(cfg)
+    assert names == ["pool8_hop5s", "pool8_hop5s_decoys8", "pool16_hop5s",
+                     "pool16_hop5s_decoys8"]
+    assert [ml.parse_condition(n) for n in names] == [
+        ml.Condition(8, 5.0, 0), ml.Condition(8, 5.0, 8), ml.Condition(16, 5.0, 0),
+        ml.Condition(16, 5.0, 8)]
+    assert all(ml.parse_condition(n).name == n for n in names)
+    assert ml.conditions({"pool_bits": "8", "intervals_s": "1"}) == ["pool8_hop1s"]
+    assert ml.Condition(12, 30.0, 8).label == "pool 2^12, hop 30 s, 8 decoys"
+    assert ml.Condition(12, 30.0).label == "pool 2^12, hop 30 s, no decoys"
+    assert ml.parse_decoys("0, 8,8") == [0, 8]
+    for bad in ("-1", "1025", "x", "", "2.5"):
+        with pytest.raises(UserError, match="--decoys"):
+            ml.parse_decoys(bad)
+
+
+def _check(**over: str) -> None:
+    cfg = {"pool_bits": "8", "intervals_s": "5", "decoys": "0", "defense": "rhm",
+           "hop_jitter_s": 0.0, **over}
+    ml.check(cfg, ics_plan())
+
+
+def test_decoys_refused_up_front_under_nat_and_when_they_do_not_fit() -> None:
+    _check(decoys="0,8")
+    _check(defense="nat")  # nat without decoys runs
+    with pytest.raises(UserError, match=r"^--decoys 0,8: nat has no decoys"):
+        _check(defense="nat", decoys="0,8")
+    _check(pool_bits="8", decoys="245")  # 248 addresses, 2 protected, 1 spare
+    with pytest.raises(UserError, match=r"--decoys: pool 2\^8: 246 decoys do not fit"):
+        _check(pool_bits="8,16", decoys="246")
+    _check(pool_bits="16", decoys="1024")
 
 
 def test_flow_count_and_curves() -> None:
@@ -62,3 +102,17 @@ def test_flow_count_and_curves() -> None:
             {"condition": "pool8_hop5s", "t_s": "1", "plcs_reached": "1"},
             {"condition": "pool8_hop5s", "t_s": "bad", "plcs_reached": "1"}]
     assert ml.reached_curves(rows) == {"pool8_hop5s": {0.0: [0.0], 1.0: [2.0, 1.0]}}
+
+
+def test_plot_draws_one_line_per_condition_dashed_with_decoys(tmp_path) -> None:
+    rows = [{"trial": 1, "condition": c, "t_s": t, "plcs_found": 0, "plcs_reached": min(t, 2)}
+            for c in ("pool16_hop5s", "pool16_hop5s_decoys8") for t in range(4)]
+    with open(tmp_path / "persistent_progress.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    figs = ml.plot(tmp_path)
+    assert [stem for stem, _ in figs] == ["cumulative_reached"]
+    assert (tmp_path / "cumulative_reached.png").stat().st_size > 1000
+    svg = (tmp_path / "cumulative_reached.svg").read_text()
+    assert "pool 2^16, hop 5 s, 8 decoys" in svg and "pool 2^16, hop 5 s, no decoys" in svg
