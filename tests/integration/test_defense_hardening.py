@@ -27,7 +27,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -36,7 +36,7 @@ from scapy.layers.l2 import ARP, Ether
 from scapy.utils import rdpcap
 
 from common import jsonlines
-from common.plan import ics_plan
+from common.plan import AddressPlan, ics_plan
 from experiments import mtd
 from experiments.recon_attackers import run_model, score_model
 from lab.defenses import (
@@ -76,26 +76,42 @@ TACTICS = ("pool_sweep", "port_reuse", "keep_open", "icmp_quote", "spoof_authori
            "mac_follow")
 
 
-@pytest.fixture(scope="module")
-def hardened_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    raw = tmp_path_factory.mktemp("hardening")
+def _in_own_folder(factory: pytest.TempPathFactory, name: str, run: Callable[[Path], dict]
+                   ) -> Iterator[dict]:
+    """A module fixture's run in its own folder, under this session's switch prefix."""
+    raw = factory.mktemp(name)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(SWITCH_PREFIX_ENV, os.environ.get(SWITCH_PREFIX_ENV) or "hd")
-        yield _run(raw)
+        yield run(raw)
 
 
-def _run(raw: Path) -> dict:
+def _lab_setup(raw: Path, settings: DefenseSettings, extra_cargs: tuple[str, ...] = ()
+               ) -> tuple[AddressPlan, Path, LabConfig, list[Path]]:
+    """The ics plan saved in ``raw``, the lab config for ``settings``, the controller's hop
+    logs."""
     plan = ics_plan()
-    hmi = plan.host("hmi")
     assert plan.attacker is not None
     plan_path = raw / "plan.json"
     plan.save(plan_path)
+    app, cargs, hop_logs = controller_setup(settings, plan_path, raw)
+    cfg = LabConfig(plan=plan, log_dir=raw, engine=resolve_engine("auto"),
+                    datapath=choose_datapath("auto"), app=app,
+                    controller_args=cargs + extra_cargs)
+    return plan, plan_path, cfg, hop_logs
+
+
+@pytest.fixture(scope="module")
+def hardened_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    yield from _in_own_folder(tmp_path_factory, "hardening", _run)
+
+
+def _run(raw: Path) -> dict:
     settings = DefenseSettings("rhm", hop_interval_s=HOP_INTERVAL_S, seed=5, flow_idle_s=10,
                                retired_grace_s=GRACE_S)
-    app, cargs, hop_logs = controller_setup(settings, plan_path, raw)
-    cargs += ("--detect-log", str(detect_log(raw)))
-    cfg = LabConfig(plan=plan, log_dir=raw, engine=resolve_engine("auto"),
-                    datapath=choose_datapath("auto"), app=app, controller_args=cargs)
+    plan, plan_path, cfg, hop_logs = _lab_setup(raw, settings,
+                                                ("--detect-log", str(detect_log(raw))))
+    assert plan.attacker is not None
+    hmi = plan.host("hmi")
     t0 = time.monotonic()
     with running_lab(cfg) as lab:
         ics = start_ics(lab, raw)
@@ -291,21 +307,13 @@ print(json.dumps(out))
 
 @pytest.fixture(scope="module")
 def nat_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    raw = tmp_path_factory.mktemp("hardening_nat")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(SWITCH_PREFIX_ENV, os.environ.get(SWITCH_PREFIX_ENV) or "hd")
-        yield _run_nat(raw)
+    yield from _in_own_folder(tmp_path_factory, "hardening_nat", _run_nat)
 
 
 def _run_nat(raw: Path) -> dict:
-    plan = ics_plan()
-    assert plan.attacker is not None
-    plan_path = raw / "plan.json"
-    plan.save(plan_path)
     settings = DefenseSettings("nat", hop_interval_s=HOP_INTERVAL_S, seed=5)
-    app, cargs, hop_logs = controller_setup(settings, plan_path, raw)
-    cfg = LabConfig(plan=plan, log_dir=raw, engine=resolve_engine("auto"),
-                    datapath=choose_datapath("auto"), app=app, controller_args=cargs)
+    plan, plan_path, cfg, hop_logs = _lab_setup(raw, settings)
+    assert plan.attacker is not None
     t0 = time.monotonic()
     with running_lab(cfg) as lab:
         ics = start_ics(lab, raw)
