@@ -45,7 +45,11 @@ older layout (``V`` a labelled secondary address, answered with the real MAC).
 What it cannot do: stop a host that forges a trusted host's IP *and* MAC, hide frames the host
 sends on its own interface (to trusted hosts, and IPv6 link-local traffic, with the real MAC),
 or keep ARP answering for a conversation on a retired address longer than the grace period
-(its translation stays, but the peer's ARP entry for ``V1`` may then expire).
+(its translation stays, but the peer's ARP entry for ``V1`` may then expire). Only TCP
+connection requests are refused at once on a retired address: a UDP datagram or ICMP echo that
+conntrack attaches to an earlier entry on ``V1`` (same addresses, ports or echo id, within
+conntrack's timeout, 30 s unreplied) still gets that entry's translation (the PLCs of this lab
+serve no UDP).
 """
 
 from __future__ import annotations
