@@ -16,8 +16,11 @@ Conditions are named ``pool<bits>_hop<interval>s``, with ``_decoys<N>`` when N >
 Recorded besides what the attacker models record (``persistent_progress.csv``: distinct PLCs
 found and reached by each second): the controller process's CPU share over the run
 (``controller_cpu_pct``, :func:`experiments.mtd_sweep.controller_cpu`) and the number of flows
-in every switch at the end of the window (``flow_table_flows``, ``ovs-ofctl dump-aggregate``):
-with and without decoys, the decoys' cost.
+in every switch at the end of the window (``flow_table_flows``, ``ovs-ofctl dump-aggregate``),
+the controller's packet-ins and decoy answers (its stats line at exit: ``controller_packet_ins``,
+``controller_decoy_answers``): with and without decoys, the decoys' cost. What decoys cost the
+attacker: ``attack_tries_unowned``, its connection tries to an address no host held then (a
+decoy, since no other unowned address answers ARP).
 
 Limits: decoys are ``rhm``'s only (they need the controller): ``--defense nat`` with a decoy
 count above 0 is refused.
@@ -40,6 +43,7 @@ from common.errors import UserError
 from common.plan import AddressPlan, widen_pool
 from controllers.rhm_decoys import MAX_DECOYS, DecoyError, check_decoys
 from experiments import defended, recon
+from experiments.bench.controller import controller_stats
 from experiments.mtd_sweep import CpuReading, controller_cpu, parse_intervals
 from experiments.recon_attackers import model_trial
 from experiments.runner import TrialContext
@@ -140,6 +144,20 @@ def flow_count(dump_aggregate: str) -> int:
     return int(m.group(1))
 
 
+def tries_unowned(attempt_rows: list[dict[str, Any]], pool: frozenset[str]) -> int:
+    """The attacker's connection tries (``attack_attempts`` rows) to a pool address no host
+    held at the time: decoys (and, rarely, an address retired a moment before)."""
+    return sum(1 for r in attempt_rows
+               if not r.get("owner_at_attempt") and r.get("address") in pool)
+
+
+def load_metrics(stats: dict[str, int]) -> dict[str, float]:
+    """The controller's counters the experiment reports, from its stats line (none when the
+    line is missing, e.g. a controller that died)."""
+    keys = {"packet_ins": "controller_packet_ins", "decoy_replies": "controller_decoy_answers"}
+    return {name: float(stats[k]) for k, name in keys.items() if k in stats}
+
+
 # --- I/O ----------------------------------------------------------------------------------------
 @contextlib.contextmanager
 def watch_load(lab: Lab, reading: CpuReading, flows: dict[str, int]) -> Iterator[None]:
@@ -173,6 +191,11 @@ def trial(ctx: TrialContext) -> TrialResult:
     if flows:
         metrics["flow_table_flows"] = float(sum(flows.values()))
     metrics["pool_addresses"] = float(len(plan.virtual_pool))
+    metrics["attack_tries_unowned"] = float(tries_unowned(
+        result.tables.get("attack_attempts", []), frozenset(plan.virtual_pool)))
+    log = ctx.raw_dir / "controller.log"
+    if log.exists():
+        metrics.update(load_metrics(controller_stats(log.read_text(errors="replace"))))
     tables = dict(result.tables)
     tables["controller_load"] = [{"pool_bits": bits, "hop_interval_s": interval_s,
                                   "decoys": cond.decoys,

@@ -116,3 +116,17 @@ def test_plot_draws_one_line_per_condition_dashed_with_decoys(tmp_path) -> None:
     assert (tmp_path / "cumulative_reached.png").stat().st_size > 1000
     svg = (tmp_path / "cumulative_reached.svg").read_text()
     assert "pool 2^16, hop 5 s, 8 decoys" in svg and "pool 2^16, hop 5 s, no decoys" in svg
+
+
+def test_decoy_cost_counters() -> None:
+    pool = frozenset({"10.0.1.5", "10.0.1.6"})
+    rows = [{"address": "10.0.1.5", "owner_at_attempt": ""},      # a decoy
+            {"address": "10.0.1.6", "owner_at_attempt": "plc1"},  # a PLC's address then
+            {"address": "10.0.0.11", "owner_at_attempt": ""},     # a plan host, not the pool
+            {"address": "10.0.1.5", "owner_at_attempt": ""}]
+    assert ml.tries_unowned(rows, pool) == 2
+    assert ml.tries_unowned([], pool) == 0
+    stats = {"packet_ins": 12364, "decoy_replies": 7, "floods": 3}
+    assert ml.load_metrics(stats) == {"controller_packet_ins": 12364.0,
+                                      "controller_decoy_answers": 7.0}
+    assert ml.load_metrics({}) == {}
