@@ -19,8 +19,9 @@ found and reached by each second): the controller process's CPU share over the r
 in every switch at the end of the window (``flow_table_flows``, ``ovs-ofctl dump-aggregate``),
 the controller's packet-ins and decoy answers (its stats line at exit: ``controller_packet_ins``,
 ``controller_decoy_answers``): with and without decoys, the decoys' cost. What decoys cost the
-attacker: ``attack_tries_unowned``, its connection tries to an address no host held then (a
-decoy, since no other unowned address answers ARP).
+attacker: ``attack_decoys_met``, the sweep replies it got from pool addresses no host held at
+that moment (decoys: no other unowned address answers ARP), each followed by a connection try
+that reaches nothing.
 
 Limits: decoys are ``rhm``'s only (they need the controller): ``--defense nat`` with a decoy
 count above 0 is refused.
@@ -39,15 +40,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from common import hoplog
 from common.errors import UserError
 from common.plan import AddressPlan, widen_pool
 from controllers.rhm_decoys import MAX_DECOYS, DecoyError, check_decoys
-from experiments import defended, recon
+from experiments import defended, mtd, recon
 from experiments.bench.controller import controller_stats
 from experiments.mtd_sweep import CpuReading, controller_cpu, parse_intervals
-from experiments.recon_attackers import model_trial
+from experiments.recon_attackers import model_trial, outcome_path
 from experiments.runner import TrialContext
 from experiments.spec import Experiment, Param, TrialResult
+from lab.defenses import nat_hop_log, rhm_hop_log
 from lab.lifecycle import Lab
 from reporting import plotting
 from reporting.bundle import read_csv
@@ -144,11 +147,13 @@ def flow_count(dump_aggregate: str) -> int:
     return int(m.group(1))
 
 
-def tries_unowned(attempt_rows: list[dict[str, Any]], pool: frozenset[str]) -> int:
-    """The attacker's connection tries (``attack_attempts`` rows) to a pool address no host
-    held at the time: decoys (and, rarely, an address retired a moment before)."""
-    return sum(1 for r in attempt_rows
-               if not r.get("owner_at_attempt") and r.get("address") in pool)
+def decoys_met(replies: list[dict[str, Any]], spans: list[mtd.AddressSpan],
+               pool: frozenset[str]) -> int:
+    """Sweep replies (the outcome's ``replies``) from a pool address no host held when the
+    reply arrived: decoys. Timed at the reply, not the connect that followed, so a PLC that
+    hopped away in between is not counted."""
+    return sum(1 for r in replies if r.get("address") in pool
+               and mtd.owner_at(spans, r["address"], float(r["t_unix_s"])) is None)
 
 
 def load_metrics(stats: dict[str, int]) -> dict[str, float]:
@@ -191,9 +196,15 @@ def trial(ctx: TrialContext) -> TrialResult:
     if flows:
         metrics["flow_table_flows"] = float(sum(flows.values()))
     metrics["pool_addresses"] = float(len(plan.virtual_pool))
-    metrics["attack_tries_unowned"] = float(tries_unowned(
-        result.tables.get("attack_attempts", []), frozenset(plan.virtual_pool)))
-    log = ctx.raw_dir / "controller.log"
+    raw = ctx.raw_dir
+    out_path = outcome_path(raw, "persistent")
+    if out_path.exists():
+        hops = hoplog.read([rhm_hop_log(raw), *(nat_hop_log(raw, h.name) for h in plan.protected)])
+        spans = mtd.address_spans(plan, hops, cfg["defense"])
+        replies = json.loads(out_path.read_text()).get("replies", [])
+        metrics["attack_decoys_met"] = float(decoys_met(replies, spans,
+                                                        frozenset(plan.virtual_pool)))
+    log = raw / "controller.log"
     if log.exists():
         metrics.update(load_metrics(controller_stats(log.read_text(errors="replace"))))
     tables = dict(result.tables)

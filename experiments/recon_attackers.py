@@ -55,13 +55,18 @@ def attack_phase_s(seed: int, condition: str, hop_interval_s: float) -> float:
     return random.Random(f"{seed}:{condition}:phase").uniform(0.0, hop_interval_s)
 
 
+def outcome_path(raw: Path, attacker: str) -> Path:
+    """Where a fast/persistent/aware run's outcome JSON goes in the condition's raw folder."""
+    return raw / f"attack_{attacker}.json"
+
+
 def run_model(lab: Lab, attacker: str, plan_path: Path, raw: Path, cfg: dict[str, Any],
               jitter_s: float, seed: int = 0) -> dict[str, Any]:
     """Run a fast/persistent/aware attacker in the attacker host; its outcome JSON. seed: the
     persistent attacker's (its sample of a pool larger than one sweep)."""
     plan = lab.plan
     assert plan.attacker is not None
-    out = raw / f"attack_{attacker}.json"
+    out = outcome_path(raw, attacker)
     args = ["--plan", str(plan_path), "--targets", plan.subnet, "--out", str(out),
             "--timeout-s", "1"]
     bound_s = 60.0

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import csv
+import math
 
 import pytest
 
 from common.errors import UserError
 from common.hopschedule import HopSchedule, MutationConfig, virtual_mac
 from common.plan import PlanError, ics_plan, widen_pool
+from experiments import mtd
 from experiments import mtd_longrun as ml
 from experiments.registry import get_experiment
 from topologies.base import PlanTopo
@@ -119,13 +121,16 @@ def test_plot_draws_one_line_per_condition_dashed_with_decoys(tmp_path) -> None:
 
 
 def test_decoy_cost_counters() -> None:
-    pool = frozenset({"10.0.1.5", "10.0.1.6"})
-    rows = [{"address": "10.0.1.5", "owner_at_attempt": ""},      # a decoy
-            {"address": "10.0.1.6", "owner_at_attempt": "plc1"},  # a PLC's address then
-            {"address": "10.0.0.11", "owner_at_attempt": ""},     # a plan host, not the pool
-            {"address": "10.0.1.5", "owner_at_attempt": ""}]
-    assert ml.tries_unowned(rows, pool) == 2
-    assert ml.tries_unowned([], pool) == 0
+    pool = frozenset({"10.0.1.5", "10.0.1.6", "10.0.1.7"})
+    spans = [mtd.AddressSpan("plc1", "10.0.1.6", 100.0, 110.0),
+             mtd.AddressSpan("hmi", "10.0.0.11", -math.inf)]
+    replies = [{"address": "10.0.1.5", "t_unix_s": 101.0},   # a decoy
+               {"address": "10.0.1.6", "t_unix_s": 105.0},   # plc1 then
+               {"address": "10.0.1.6", "t_unix_s": 111.0},   # after plc1 left: a decoy now
+               {"address": "10.0.0.11", "t_unix_s": 101.0},  # a plan host, not the pool
+               {"address": "10.0.1.7", "t_unix_s": 102.0}]
+    assert ml.decoys_met(replies, spans, pool) == 3
+    assert ml.decoys_met([], spans, pool) == 0
     stats = {"packet_ins": 12364, "decoy_replies": 7, "floods": 3}
     assert ml.load_metrics(stats) == {"controller_packet_ins": 12364.0,
                                       "controller_decoy_answers": 7.0}
