@@ -185,9 +185,8 @@ def trial(ctx: TrialContext) -> TrialResult:
            **{k: v for k, v in figures.items() if k != "availability"},
            "hops": metrics["hops"], "queries": len(queries),
            "max_ttl_s": max((q.ttl_s for q in queries if q.ttl_s is not None), default=None)}
-    tables = {"nameservice": [row],
-              "client_requests": [dataclasses.asdict(r) for r in records]}
-    return TrialResult(tables=tables, metrics=metrics, validity=validity)
+    # The client's every request stays in raw/<condition>/<client>_requests.csv only.
+    return TrialResult(tables={"nameservice": [row]}, metrics=metrics, validity=validity)
 
 
 # --- plots and verdict (CSV only) --------------------------------------------------------------
