@@ -44,6 +44,7 @@ MAX_SWEEP_ADDRESSES = 4096
 SWEEP_PPS = 2000.0
 EXPLOIT_WORKERS = 16
 MAX_TIMEOUT_S = 10.0
+ARP_REPLY_BPF = "arp[6:2] = 2"  # ARP opcode 2 (is-at)
 
 
 @dataclass
@@ -206,12 +207,15 @@ def arp_sweep(plan: AddressPlan, local: Local, addresses: Sequence[str], wait_s:
         with lock:
             if address not in wanted or address in seen:
                 return
-            reply = Reply(address, str(pkt[ARP].hwsrc).lower(), time.time())
+            # the kernel's capture time: the sniffer thread can fall seconds behind a large
+            # sweep, and the reply's time decides who held the address when it answered
+            reply = Reply(address, str(pkt[ARP].hwsrc).lower(), float(pkt.time))
             seen[address] = reply
         if on_reply is not None:
             on_reply(reply)
 
-    sniffer = AsyncSniffer(iface=local.iface, store=False, prn=handle,
+    # ARP replies only, in the kernel (BPF): the sweep's own requests never reach Python
+    sniffer = AsyncSniffer(iface=local.iface, store=False, prn=handle, filter=ARP_REPLY_BPF,
                            lfilter=lambda p: ARP in p)
     sniffer.start()
     time.sleep(0.05)  # let the socket open before the first request leaves
