@@ -58,6 +58,7 @@ from reporting.bundle import read_csv
 POOL_BITS_LO, POOL_BITS_HI = 8, 16
 _CONDITION = re.compile(r"^pool(\d+)_hop([0-9.]+)s(?:_decoys(\d+))?$")
 _FLOW_COUNT = re.compile(r"flow_count=(\d+)")
+LATE_REPLY_S = 10.0  # how late an ARP answer may arrive and still be the PLC's (decoys_met)
 
 
 # --- pure: conditions -------------------------------------------------------------------------
@@ -148,12 +149,17 @@ def flow_count(dump_aggregate: str) -> int:
 
 
 def decoys_met(replies: list[dict[str, Any]], spans: list[mtd.AddressSpan],
-               pool: frozenset[str]) -> int:
-    """Sweep replies (the outcome's ``replies``) from a pool address no host held when the
-    reply arrived: decoys. Timed at the reply, not the connect that followed, so a PLC that
-    hopped away in between is not counted."""
+               pool: frozenset[str], late_s: float = LATE_REPLY_S) -> int:
+    """Sweep replies (the outcome's ``replies``) from a pool address no host held at any time
+    in the ``late_s`` before the reply arrived: decoys. A loaded switch and controller deliver
+    some ARP answers seconds late (measured: up to 8 s), after the PLC that answered has
+    hopped away; such a late answer from a PLC's recent address is not a decoy."""
+    def held(address: str, t_unix_s: float) -> bool:
+        return any(s.address == address and s.start_unix_s <= t_unix_s
+                   and s.end_unix_s > t_unix_s - late_s for s in spans)
+
     return sum(1 for r in replies if r.get("address") in pool
-               and mtd.owner_at(spans, r["address"], float(r["t_unix_s"])) is None)
+               and not held(r["address"], float(r["t_unix_s"])))
 
 
 def load_metrics(stats: dict[str, int]) -> dict[str, float]:

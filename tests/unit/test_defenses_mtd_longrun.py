@@ -126,10 +126,12 @@ def test_decoy_cost_counters() -> None:
              mtd.AddressSpan("hmi", "10.0.0.11", -math.inf)]
     replies = [{"address": "10.0.1.5", "t_unix_s": 101.0},   # a decoy
                {"address": "10.0.1.6", "t_unix_s": 105.0},   # plc1 then
-               {"address": "10.0.1.6", "t_unix_s": 111.0},   # after plc1 left: a decoy now
+               {"address": "10.0.1.6", "t_unix_s": 111.0},   # plc1's 1 s ago: a late answer
+               {"address": "10.0.1.6", "t_unix_s": 121.0},   # plc1 left 11 s ago: a decoy
                {"address": "10.0.0.11", "t_unix_s": 101.0},  # a plan host, not the pool
                {"address": "10.0.1.7", "t_unix_s": 102.0}]
     assert ml.decoys_met(replies, spans, pool) == 3
+    assert ml.decoys_met(replies, spans, pool, late_s=0.0) == 4
     assert ml.decoys_met([], spans, pool) == 0
     stats = {"packet_ins": 12364, "decoy_replies": 7, "floods": 3}
     assert ml.load_metrics(stats) == {"controller_packet_ins": 12364.0,
