@@ -63,7 +63,7 @@ run: setup
 
 test: setup apt-test
 	$(PY) -m ruff check .
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests --durations=20
 
 test-unit: venv
 	$(PY) -m pytest tests/unit -m "not load"
