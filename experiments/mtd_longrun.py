@@ -238,18 +238,21 @@ def reached_curves(rows: list[dict[str, str]]) -> dict[str, dict[float, list[flo
 
 def plot(bundle: Path) -> list[tuple[str, str]]:
     """Cumulative PLCs reached against time, one line per (pool size, hop interval, decoys):
-    dashed with decoys."""
+    one colour per pool size and hop interval, dashed with decoys."""
     curves = reached_curves(read_csv(bundle / "persistent_progress.csv"))
     if not curves:
         return []
     config = json.loads((bundle / "config.json").read_text()) if (
         bundle / "config.json").exists() else {}
     fig, ax = plotting.figure()
-    for name in sorted(curves, key=parse_condition):
-        cond = parse_condition(name)
-        ts = sorted(curves[name])
-        means = [sum(curves[name][t]) / len(curves[name][t]) for t in ts]
-        ax.step(ts, means, where="post", label=cond.label,
+    conds = sorted(parse_condition(name) for name in curves)
+    cells = sorted({(c.pool_bits, c.hop_interval_s) for c in conds})
+    for cond in conds:
+        curve = curves[cond.name]
+        ts = sorted(curve)
+        means = [sum(curve[t]) / len(curve[t]) for t in ts]
+        color = f"C{cells.index((cond.pool_bits, cond.hop_interval_s)) % 10}"
+        ax.step(ts, means, where="post", label=cond.label, color=color,
                 linestyle="--" if cond.decoys else "-")
     ax.set_xlabel("time since the attack started (s)")
     ax.set_ylabel("PLCs reached (cumulative, mean over trials)")
