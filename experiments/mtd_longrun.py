@@ -271,7 +271,7 @@ PARAMS = (
     Param("intervals_s", "str", "1,5,30", "hop intervals, comma-separated seconds",
           quick="5", parse=parse_intervals),
     Param("decoys", "str", "0,8", "decoy responders in the pool, comma-separated counts (0: none; "
-          f"rhm only, at most {MAX_DECOYS})", parse=parse_decoys),
+          f"rhm only, at most {MAX_DECOYS})", quick="0", parse=parse_decoys),
     Param("defense", "str", "rhm", "moving-target defense", choices=("rhm", "nat")),
     Param("window_s", "float", 600.0, "how long the persistent attacker keeps attacking", 1,
           3600, quick=60.0),

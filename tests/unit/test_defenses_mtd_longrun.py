@@ -57,6 +57,7 @@ def test_conditions_and_bad_input() -> None:
     exp = get_experiment("mtd-longrun")
     assert exp.param("window_s").quick == 60.0 and exp.param("pool_bits").quick == "8"
     assert exp.param("pool_bits").default == "8,12,16"  # the 2^8, 2^12, 2^16
+    assert exp.param("decoys").default == "0,8" and exp.param("decoys").quick == "0"
 
 
 def test_decoys_are_a_condition_named_and_parsed_back() -> None:
