@@ -54,7 +54,6 @@ serve no UDP).
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -452,11 +451,3 @@ def live_flows(entries: Sequence[ConntrackEntry], virtual_ip: str, real_ip: str)
     return sum(1 for e in entries
                if e.orig_dst == virtual_ip and e.reply_src == real_ip
                and (e.proto != "tcp" or e.state in LIVE_TCP_STATES))
-
-
-def is_ipv4(text: str) -> bool:
-    try:
-        ipaddress.IPv4Address(text)
-    except ValueError:
-        return False
-    return True
