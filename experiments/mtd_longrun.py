@@ -23,6 +23,19 @@ attacker: ``attack_decoys_met``, the sweep replies it got from pool addresses no
 that moment (decoys: no other unowned address answers ARP), each followed by a connection try
 that reaches nothing.
 
+**Early stop** (``--stop-when-all-reached``, on by default; ``--no-stop-when-all-reached``
+runs every window to its end): the cumulative-reached curve cannot rise once every PLC has
+been reached, so as soon as the PLCs' own request logs show that, the attacker is told to
+stop (:mod:`experiments.mtd_longrun_watch`; it finishes its round and writes its whole
+outcome) and the condition ends. The curve is then extended flat at its maximum to the
+window's end, explicitly: ``persistent_progress.csv`` rows past the stop have ``extended`` 1,
+and the ``controller_load`` table records ``window_end_s``, ``ran_for_s`` (how long the
+attacker actually ran), ``all_reached_s`` and ``stopped_early_s``. CPU, flows, packet-ins,
+decoys met and the HMI's figures are over the part that ran. ``controller_load_over_time``:
+the controller's CPU share and the switches' flow counts every 5 s
+(:class:`experiments.mtd_longrun_watch.LoadSampler`), ``t_s`` from the attack's start
+(negative: the lab coming up).
+
 Limits: decoys are ``rhm``'s only (they need the controller): ``--defense nat`` with a decoy
 count above 0 is refused.
 """
@@ -34,9 +47,9 @@ import dataclasses
 import json
 import math
 import re
-import subprocess
 from collections import defaultdict
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +59,10 @@ from common.plan import AddressPlan, widen_pool
 from controllers.rhm_decoys import MAX_DECOYS, DecoyError, check_decoys
 from experiments import defended, mtd, recon
 from experiments.bench.controller import controller_stats
+from experiments.mtd_longrun_watch import LoadSampler, ReachWatch, read_flow_count
+from experiments.mtd_longrun_watch import flow_count as flow_count  # re-exported
 from experiments.mtd_sweep import CpuReading, controller_cpu, parse_intervals
-from experiments.recon_attackers import model_trial, outcome_path
+from experiments.recon_attackers import MODULES, model_trial, outcome_path
 from experiments.runner import TrialContext
 from experiments.spec import Experiment, Param, TrialResult
 from lab.defenses import nat_hop_log, rhm_hop_log
@@ -57,7 +72,6 @@ from reporting.bundle import read_csv
 
 POOL_BITS_LO, POOL_BITS_HI = 8, 16
 _CONDITION = re.compile(r"^pool(\d+)_hop([0-9.]+)s(?:_decoys(\d+))?$")
-_FLOW_COUNT = re.compile(r"flow_count=(\d+)")
 LATE_REPLY_S = 10.0  # how late an ARP answer may arrive and still be the PLC's (decoys_met)
 
 
@@ -140,14 +154,6 @@ def check_decoy_counts(cfg: dict[str, Any], plan: AddressPlan) -> None:
             raise UserError(f"--decoys: pool 2^{bits}: {exc}") from None
 
 
-def flow_count(dump_aggregate: str) -> int:
-    """The flow count in ``ovs-ofctl dump-aggregate`` output; ValueError when absent."""
-    m = _FLOW_COUNT.search(dump_aggregate)
-    if m is None:
-        raise ValueError("no flow_count in ovs-ofctl output")
-    return int(m.group(1))
-
-
 def decoys_met(replies: list[dict[str, Any]], spans: list[mtd.AddressSpan],
                pool: frozenset[str], late_s: float = LATE_REPLY_S) -> int:
     """Sweep replies (the outcome's ``replies``) from a pool address no host held at any time
@@ -169,58 +175,136 @@ def load_metrics(stats: dict[str, int]) -> dict[str, float]:
     return {name: float(stats[k]) for k, name in keys.items() if k in stats}
 
 
+def extend_curve(rows: list[dict[str, Any]], window_s: float, ran_for_s: float,
+                 stopped: bool, step_s: float = 1.0) -> list[dict[str, Any]]:
+    """``persistent_progress`` rows (``t_s`` every ``step_s``) carried on to ``window_s``:
+    each added row repeats the last one's counts (nothing can be found or reached after a run
+    that has ended, and after an early stop every PLC already was). Every row gets
+    ``extended``: 1 when the run stopped early and the row is past ``ran_for_s`` (not
+    observed, carried), else 0."""
+    out = [dict(r) for r in rows]
+    if out:
+        last = out[-1]
+        n = 1
+        while float(last["t_s"]) + n * step_s <= window_s + 1e-9:
+            out.append({**last, "t_s": round(float(last["t_s"]) + n * step_s, 6)})
+            n += 1
+    for r in out:
+        r["extended"] = int(stopped and float(r["t_s"]) > ran_for_s)
+    return out
+
+
+def _unix_s(iso: str) -> float | None:
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except (AttributeError, ValueError):
+        return None
+
+
+def run_span(outcome: dict[str, Any], all_reached_unix_s: float | None,
+             window_s: float) -> dict[str, float]:
+    """How much of the window ran, from the attacker's outcome: ``window_end_s``,
+    ``ran_for_s`` (attack start to the attacker's end), ``all_reached_s`` (the PLC logs'
+    last first reach; NaN: not every PLC) and ``stopped_early_s`` (when the attacker took the
+    stop, NaN: it ran its window), all from the attack's start."""
+    t0 = float(outcome.get("attack_start_unix_s") or 0.0)
+    end = _unix_s(str(outcome.get("ended_at") or ""))
+    stops = [float(r["stopped_early_unix_s"]) for r in outcome.get("rounds", [])
+             if r.get("stopped_early_unix_s") is not None]
+    nan = math.nan
+    return {"window_end_s": window_s,
+            "ran_for_s": end - t0 if t0 and end is not None else nan,
+            "all_reached_s": all_reached_unix_s - t0 if t0 and all_reached_unix_s else nan,
+            "stopped_early_s": stops[0] - t0 if t0 and stops else nan}
+
+
 # --- I/O ----------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Watched:
+    """What :func:`watch_load` measured: the controller's CPU over the run, each switch's
+    flows at its end, the reach watch, the load samples."""
+
+    reading: CpuReading = dataclasses.field(default_factory=CpuReading)
+    flows: dict[str, int] = dataclasses.field(default_factory=dict)
+    reach: ReachWatch | None = None
+    load_rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+
 @contextlib.contextmanager
-def watch_load(lab: Lab, reading: CpuReading, flows: dict[str, int]) -> Iterator[None]:
-    """The controller's CPU while the body runs, then each switch's flow count (before the
-    lab tears down); a switch whose count cannot be read is left out."""
-    with controller_cpu(lab, reading):
+def watch_load(lab: Lab, watched: Watched, raw: Path, stop: bool) -> Iterator[None]:
+    """While the body runs: the controller's CPU, its load every 5 s, and the PLC logs (the
+    attacker told to stop once every PLC is reached, when ``stop``); then each switch's flow
+    count (before the lab tears down; a switch whose count cannot be read is left out)."""
+    attacker = lab.plan.attacker
+    assert attacker is not None
+    watched.reach = ReachWatch(lab, raw, lab.plan, attacker.ip,
+                               f"{attacker.name}:{MODULES['persistent']}", stop)
+    with LoadSampler(lab) as sampler, watched.reach, controller_cpu(lab, watched.reading):
         yield
+    watched.load_rows = sampler.rows
     for sw in lab.plan.switches:
-        bridge = lab.cfg.switch_prefix + sw.name
-        res = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-aggregate", bridge],
-                             capture_output=True, text=True, timeout=10, check=False)
-        with contextlib.suppress(ValueError):
-            flows[sw.name] = flow_count(res.stdout)
+        count = read_flow_count(lab.cfg.switch_prefix + sw.name)
+        if count is not None:
+            watched.flows[sw.name] = count
 
 
 def trial(ctx: TrialContext) -> TrialResult:
-    """One persistent-attacker window at this condition's pool size, hop interval and decoys."""
+    """One persistent-attacker window at this condition's pool size, hop interval and decoys
+    (ended early once every PLC is reached, unless ``stop_when_all_reached`` is off)."""
     cond = parse_condition(ctx.condition)
     bits, interval_s = cond.pool_bits, cond.hop_interval_s
     cfg = ctx.config
     plan = widen_pool(ctx.plan, 32 - bits)
     run_ctx = dataclasses.replace(ctx, plan=plan, config={
         **cfg, "hop_interval_s": interval_s, "decoys": cond.decoys})
-    reading = CpuReading()
-    flows: dict[str, int] = {}
+    raw = ctx.raw_dir
+    stop = bool(cfg.get("stop_when_all_reached", True))
+    w = Watched()
     result = model_trial(run_ctx, cfg["defense"], "persistent",
-                         watch=lambda lab: watch_load(lab, reading, flows))
+                         watch=lambda lab: watch_load(lab, w, raw, stop))
+    reading, flows = w.reading, w.flows
     metrics = dict(result.metrics)
     if not math.isnan(reading.pct):
         metrics["controller_cpu_pct"] = reading.pct
     if flows:
         metrics["flow_table_flows"] = float(sum(flows.values()))
     metrics["pool_addresses"] = float(len(plan.virtual_pool))
-    raw = ctx.raw_dir
     out_path = outcome_path(raw, "persistent")
-    if out_path.exists():
+    outcome = json.loads(out_path.read_text()) if out_path.exists() else {}
+    if outcome:
         hops = hoplog.read([rhm_hop_log(raw), *(nat_hop_log(raw, h.name) for h in plan.protected)])
         spans = mtd.address_spans(plan, hops, cfg["defense"])
-        replies = json.loads(out_path.read_text()).get("replies", [])
-        metrics["attack_decoys_met"] = float(decoys_met(replies, spans,
+        metrics["attack_decoys_met"] = float(decoys_met(outcome.get("replies", []), spans,
                                                         frozenset(plan.virtual_pool)))
     log = raw / "controller.log"
     if log.exists():
         metrics.update(load_metrics(controller_stats(log.read_text(errors="replace"))))
+    span = run_span(outcome, w.reach.all_reached_unix_s if w.reach else None,
+                    float(cfg["window_s"]))
+    stopped = not math.isnan(span["stopped_early_s"])
+    metrics.update({k: v for k, v in span.items() if not math.isnan(v)})
     tables = dict(result.tables)
+    validity = dict(result.validity)
+    progress = tables.get("persistent_progress", [])
+    if progress:
+        tables["persistent_progress"] = extend_curve(progress, float(cfg["window_s"]),
+                                                     span["ran_for_s"], stopped)
+    if stopped:  # the PLC logs' "all reached" must be the curve's: it ends at every PLC
+        validity["early_stop_matches_curve"] = bool(progress) and int(
+            progress[-1]["plcs_reached"]) == len(plan.hosts_with_role("plc"))
     tables["controller_load"] = [{"pool_bits": bits, "hop_interval_s": interval_s,
                                   "decoys": cond.decoys,
                                   "pool_addresses": len(plan.virtual_pool),
+                                  "stop_when_all_reached": int(stop), **span,
                                   "controller_cpu_pct": reading.pct,
                                   "controller_cpu_s": reading.cpu_s, "wall_s": reading.wall_s,
                                   **{f"flows_{k}": v for k, v in flows.items()}}]
-    return dataclasses.replace(result, metrics=metrics, tables=tables)
+    t0 = float(outcome.get("attack_start_unix_s") or 0.0)
+    tables["controller_load_over_time"] = [
+        {"pool_bits": bits, "hop_interval_s": interval_s, "decoys": cond.decoys,
+         "t_s": round(r["t_unix_s"] - t0, 3) if t0 else math.nan,
+         **{k: v for k, v in r.items() if k != "t_unix_s"}} for r in w.load_rows]
+    return dataclasses.replace(result, metrics=metrics, tables=tables, validity=validity)
 
 
 # --- plots (CSV only) -------------------------------------------------------------------------
@@ -236,12 +320,32 @@ def reached_curves(rows: list[dict[str, str]]) -> dict[str, dict[float, list[flo
     return {c: dict(v) for c, v in out.items()}
 
 
-def plot(bundle: Path) -> list[tuple[str, str]]:
-    """Cumulative PLCs reached against time, one line per (pool size, hop interval, decoys):
-    one colour per pool size and hop interval, dashed with decoys."""
-    curves = reached_curves(read_csv(bundle / "persistent_progress.csv"))
+def stop_times(rows: list[dict[str, str]]) -> dict[str, float]:
+    """``persistent_progress.csv`` → condition → the last observed second before the curve
+    is carried (the first ``extended`` row's ``t_s`` minus one step), earliest over trials;
+    conditions that ran their whole window (or bundles from before the column) are absent."""
+    out: dict[str, float] = {}
+    prev: dict[tuple[str, str], float] = {}
+    seen: set[tuple[str, str]] = set()
+    for r in rows:
+        key = (r.get("condition", ""), r.get("trial", ""))
+        try:
+            t = float(r["t_s"])
+        except (KeyError, ValueError):
+            continue
+        if r.get("extended") == "1" and key not in seen:
+            seen.add(key)
+            out[key[0]] = min(out.get(key[0], math.inf), prev.get(key, t))
+        prev[key] = t
+    return out
+
+
+def _cumulative_figure(bundle: Path) -> tuple[str, str] | None:
+    rows = read_csv(bundle / "persistent_progress.csv")
+    curves = reached_curves(rows)
     if not curves:
-        return []
+        return None
+    stops = stop_times(rows)
     config = json.loads((bundle / "config.json").read_text()) if (
         bundle / "config.json").exists() else {}
     fig, ax = plotting.figure()
@@ -254,14 +358,62 @@ def plot(bundle: Path) -> list[tuple[str, str]]:
         color = f"C{cells.index((cond.pool_bits, cond.hop_interval_s)) % 10}"
         ax.step(ts, means, where="post", label=cond.label, color=color,
                 linestyle="--" if cond.decoys else "-")
+        if cond.name in stops:
+            t_stop = stops[cond.name]
+            y = means[max(i for i, t in enumerate(ts) if t <= t_stop)] if ts[0] <= t_stop \
+                else means[0]
+            ax.plot([t_stop], [y], marker="x", color=color, markersize=7)
     ax.set_xlabel("time since the attack started (s)")
     ax.set_ylabel("PLCs reached (cumulative, mean over trials)")
     ax.set_title(f"Persistent attacker vs {config.get('defense', 'rhm')}: PLCs reached")
     ax.legend(fontsize=8)
-    return [(plotting.save(fig, bundle, "cumulative_reached"),
-             "Distinct PLCs the persistent attacker reached (a request the PLC's own log shows "
-             "answered) by each second of its window, mean over trials, one line per virtual "
-             "pool size, hop interval and decoy count (dashed: with decoys).")]
+    caption = ("Distinct PLCs the persistent attacker reached (a request the PLC's own log "
+               "shows answered) by each second of its window, mean over trials, one line per "
+               "virtual pool size, hop interval and decoy count (dashed: with decoys).")
+    if stops:
+        caption += (" A cross (x): the condition stopped early there (every PLC reached, "
+                    "PLC logs); from it to the window's end the line is carried flat at its "
+                    "maximum, not observed.")
+    return plotting.save(fig, bundle, "cumulative_reached"), caption
+
+
+def _load_figure(bundle: Path) -> tuple[str, str] | None:
+    path = bundle / "controller_load_over_time.csv"
+    rows = read_csv(path) if path.exists() else []  # bundles from before the table have none
+    series: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
+    for r in rows:
+        try:
+            series[r["condition"]].append((float(r["t_s"]), float(r["controller_cpu_pct"]),
+                                           float(r["flows_total"])))
+        except (KeyError, ValueError):
+            continue
+    if not series:
+        return None
+    with plotting.plt.rc_context(plotting.STYLE):
+        fig, (ax_cpu, ax_flows) = plotting.plt.subplots(2, 1, sharex=True, figsize=(7.0, 5.6))
+    conds = sorted(parse_condition(name) for name in series)
+    cells = sorted({(c.pool_bits, c.hop_interval_s) for c in conds})
+    for cond in conds:
+        pts = sorted(series[cond.name])
+        style = {"color": f"C{cells.index((cond.pool_bits, cond.hop_interval_s)) % 10}",
+                 "linestyle": "--" if cond.decoys else "-", "linewidth": 1.0}
+        ax_cpu.plot([p[0] for p in pts], [p[1] for p in pts], label=cond.label, **style)
+        ax_flows.plot([p[0] for p in pts], [p[2] for p in pts], **style)
+    ax_cpu.set_ylabel("controller CPU (% of one core)")
+    ax_flows.set_ylabel("flows (all switches)")
+    ax_flows.set_xlabel("time since the attack started (s; negative: the lab coming up)")
+    ax_cpu.legend(fontsize=6, ncol=2)
+    return (plotting.save(fig, bundle, "controller_load_over_time"),
+            "The controller process's CPU share over each 5 s period and the flows in all "
+            "switches at each sample, per condition (one trial's samples each; dashed: with "
+            "decoys). A condition that stopped early ends where it stopped.")
+
+
+def plot(bundle: Path) -> list[tuple[str, str]]:
+    """Cumulative PLCs reached against time, one line per (pool size, hop interval, decoys):
+    one colour per pool size and hop interval, dashed with decoys, a cross where a condition
+    stopped early; the controller's CPU and flows over time."""
+    return [f for f in (_cumulative_figure(bundle), _load_figure(bundle)) if f is not None]
 
 
 PARAMS = (
@@ -275,6 +427,9 @@ PARAMS = (
     Param("defense", "str", "rhm", "moving-target defense", choices=("rhm", "nat")),
     Param("window_s", "float", 600.0, "how long the persistent attacker keeps attacking", 1,
           3600, quick=60.0),
+    Param("stop_when_all_reached", "bool", True, "end a condition's window once the PLCs' "
+          "own logs show every PLC reached (the curve is then carried flat to the window's "
+          "end, marked extended; CPU and flows are over the part that ran)"),
     Param("flow_idle_s", "int", 10, "idle time after which a conversation's flows expire", 1,
           3600),
     defended.HOP_JITTER,
