@@ -25,7 +25,7 @@ from experiments import mtd
 from experiments.runner import TrialContext
 from experiments.spec import Param
 from lab.devices import Ics, hmi_results, start_ics, stop_hmi
-from lab.lifecycle import Lab, running_lab
+from lab.lifecycle import Lab
 
 HOP_JITTER = Param("hop_jitter_s", "float", 0.0, "hop interval jitter: each interval drawn "
                    "from hop_interval_s ± this, seeded by the trial (rhm, nat)", 0, 3600)
@@ -82,7 +82,8 @@ class DefendedLab:
 @contextlib.contextmanager
 def defended_lab(ctx: TrialContext, defense: mtd.DefenseSettings, label: str = "",
                  controller_args: tuple[str, ...] = (), watch: Watch | None = None,
-                 phase_s: float | None = None) -> Iterator[DefendedLab]:
+                 phase_s: float | None = None, reusable: bool = False
+                 ) -> Iterator[DefendedLab]:
     """Build the lab for ``defense``, start the ICS and the defense, wait ``phase_s`` (the
     attack's random phase, None: none), yield; tear down on the way out.
 
@@ -90,18 +91,21 @@ def defended_lab(ctx: TrialContext, defense: mtd.DefenseSettings, label: str = "
     controller_args: more arguments for the controller app (e.g. the detector's thresholds).
     watch: called with the running lab once it is up; the context manager it returns wraps
         the whole body and exits before teardown (e.g. the controller's CPU time).
+    reusable: the trial leaves nothing in the hosts that a reset does not undo, so the run's
+        kept lab may serve it (:mod:`lab.warm`).
     """
     raw = ctx.raw_dir
     plan_path = raw / "plan.json"
     ctx.plan.save(plan_path)
     app, cargs, hop_logs = mtd.controller_setup(defense, plan_path, raw)
     ctx.stage(f"building the network ({label or defense.defense})")
-    with (running_lab(ctx.lab_config(app=app, controller_args=(*cargs, *controller_args)))
-          as lab, watch(lab) if watch else contextlib.nullcontext()):
+    cfg = ctx.lab_config(app=app, controller_args=(*cargs, *controller_args))
+    with (ctx.open_lab(cfg, reusable) as lab,
+          watch(lab) if watch else contextlib.nullcontext()):
         ctx.stage("starting PLCs, HMI and defense")
         ics = start_ics(lab, raw)
         running = mtd.start_defense(lab, defense, plan_path, raw, hop_logs)
-        if phase_s is not None:
+        if phase_s:
             ctx.stage(f"random attack phase ({phase_s:.2f} s)")
             time.sleep(phase_s)
         yield DefendedLab(lab, ics, running, plan_path)

@@ -185,10 +185,13 @@ def trial(ctx: TrialContext,
     nmap_dir = raw / "recon"
     nmap_dir.mkdir(exist_ok=True)
     settings = defended.settings(ctx, defense, cfg["hop_interval_s"])
-    phase_s = ra.attack_phase_s(ctx.seed, ctx.condition, cfg["hop_interval_s"])
+    phase_s = ra.attack_phase_s(ctx.seed, ctx.condition, cfg["hop_interval_s"], defense)
     hmi = ctx.plan.hosts_with_role("hmi")
     plcs = ctx.plan.hosts_with_role("plc")
-    with defended.defended_lab(ctx, settings, watch=watch, phase_s=phase_s) as run:
+    # With no defense the staged attacker changes nothing a host reset does not undo: the
+    # run's kept lab may serve it (lab.warm).
+    with defended.defended_lab(ctx, settings, watch=watch, phase_s=phase_s,
+                               reusable=defense == "none") as run:
         lab, plan_path = run.lab, run.plan_path
         ctx.stage(f"reconnaissance ({scanner}: {', '.join(stages)})")
         scan_budget_s = scaled_budget_s(cfg["scan_timeout_s"],
@@ -205,7 +208,8 @@ def trial(ctx: TrialContext,
         rtt_rows: list[dict[str, Any]] = []
         if hmi and plcs:
             ctx.stage("RTT between authorized hosts")
-            out = lab.run(hmi[0].name, ["ping", "-n", "-c", "5", "-i", "0.2", "-W", "1",
+            # 20 ms apart (root may; an echo takes under 1 ms): five echoes in 0.1 s
+            out = lab.run(hmi[0].name, ["ping", "-n", "-c", "5", "-i", "0.02", "-W", "1",
                                         plcs[0].ip], timeout_s=15).stdout
             (raw / f"ping_{hmi[0].name}_{plcs[0].name}.txt").write_text(out)
             try:

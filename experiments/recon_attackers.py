@@ -49,9 +49,12 @@ def parse_attackers(text: str) -> list[str]:
     return parse_names(text, "--attacker", "attacker", ATTACKERS)
 
 
-def attack_phase_s(seed: int, condition: str, hop_interval_s: float) -> float:
+def attack_phase_s(seed: int, condition: str, hop_interval_s: float, defense: str) -> float:
     """When the attack starts, in seconds after the defense is up: uniform in
-    [0, hop_interval_s), from the trial seed and the condition (reproducible)."""
+    [0, hop_interval_s), from the trial seed and the condition (reproducible); 0 with no
+    defense, which has no schedule to be out of phase with (waiting would change nothing)."""
+    if defense == "none":
+        return 0.0
     return random.Random(f"{seed}:{condition}:phase").uniform(0.0, hop_interval_s)
 
 
@@ -211,7 +214,7 @@ def model_trial(ctx: TrialContext, defense: str, attacker: str,
     assert plan.attacker is not None
     raw = ctx.raw_dir
     settings = defended.settings(ctx, defense, cfg["hop_interval_s"])
-    phase_s = attack_phase_s(ctx.seed, ctx.condition, cfg["hop_interval_s"])
+    phase_s = attack_phase_s(ctx.seed, ctx.condition, cfg["hop_interval_s"], defense)
     with defended.defended_lab(ctx, settings, watch=watch, phase_s=phase_s) as run:
         ctx.stage(f"attack: {attacker}")
         outcome = run_model(run.lab, attacker, run.plan_path, raw, cfg, settings.jitter_s,

@@ -13,6 +13,7 @@ import random
 import time
 import traceback
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,9 @@ from lab.capture import CaptureSpec, parse_capture
 from lab.cluster import load_cluster
 from lab.dashboard import DashboardProcess, port_free, start_dashboard
 from lab.devices import load_plant_plan
-from lab.lifecycle import LabConfig
+from lab.lifecycle import Lab, LabConfig, running_lab
 from lab.views import format_table
+from lab.warm import WarmLabs
 from reporting.bundle import Bundle, git_commit, package_versions
 from reporting.manifest import Manifest, TrialRecord
 from reporting.report import write_report
@@ -63,7 +65,7 @@ class TrialContext:
     trial: 1-based index. seed: this trial's own seed (the same for every condition of the
     trial). raw_dir: where the trial's raw outputs go (inside the bundle). condition: which of
     the experiment's conditions (e.g. a defense) this run is, "" when it has none. rng: seeded
-    with ``seed``.
+    with ``seed``. labs: the run's kept lab (:mod:`lab.warm`); None: every lab is fresh.
     """
 
     exp: Experiment
@@ -77,6 +79,7 @@ class TrialContext:
     progress: Progress = field(default_factory=QuietProgress)
     capture: CaptureSpec | None = None
     condition: str = ""
+    labs: WarmLabs | None = None
     rng: random.Random = field(init=False)
 
     def __post_init__(self) -> None:
@@ -85,6 +88,14 @@ class TrialContext:
     def stage(self, text: str) -> None:
         """Tell the user what the trial is doing now (progress bar or a line)."""
         self.progress.stage(text)
+
+    def open_lab(self, cfg: LabConfig, reusable: bool = False
+                 ) -> AbstractContextManager[Lab]:
+        """The running lab for ``cfg``: the run's kept one when ``reusable`` (the trial leaves
+        nothing in the hosts that a reset does not undo) and it matches, else a fresh one."""
+        if self.labs is None:
+            return running_lab(cfg)
+        return self.labs.lab(cfg, reusable)
 
     def lab_config(self, **overrides: Any) -> LabConfig:
         opts: dict[str, Any] = {
@@ -250,6 +261,7 @@ def _run_trials(exp: Experiment, config: dict[str, Any], out_root: Path, bundle:
             manifest.condition_order = [*(manifest.condition_order or []), order]
         runs += [(t, c) for c in order]
     progress.start(len(runs))
+    labs = WarmLabs(bundle.path / "raw", enabled=bool(config.get("warm_lab", True)))
     try:
         for index, (trial, cond) in enumerate(runs, start=1):
             raw_dir = bundle.trial_raw(trial)
@@ -261,7 +273,7 @@ def _run_trials(exp: Experiment, config: dict[str, Any], out_root: Path, bundle:
                                seed=trial_seed(config["seed"], trial),
                                raw_dir=raw_dir, plan=plan, engine=engine,
                                datapath=plat.datapath, progress=progress,
-                               capture=capture, condition=cond)
+                               capture=capture, condition=cond, labs=labs)
             label = f"trial {trial}" + (f" [{cond}]" if cond else "")
             t0 = time.monotonic()
             progress.trial_started(index, label, trial, cond,
@@ -314,10 +326,16 @@ def _run_trials(exp: Experiment, config: dict[str, Any], out_root: Path, bundle:
                                 record.status)
     except (KeyboardInterrupt, Interrupted):
         interrupted = True
+        labs.close()
         progress.finish()
         say("interrupted: the network was torn down; completed trials are in the bundle")
     else:
         progress.finish()
+    finally:
+        labs.close()
+    if labs.reused:
+        say(f"warm lab: {labs.reused} of {len(runs)} run(s) reused the network and controller "
+            f"of the run before (--no-warm-lab: a fresh one each)")
 
     summary = build_summary(exp.name, by_condition,
                             [t.error or "" for t in manifest.trials if t.status == "failed"],

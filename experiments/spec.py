@@ -142,8 +142,8 @@ def parse_names(text: str, flag: str, noun: str, choices: Sequence[str]) -> list
 
 # Parameters every experiment has.
 COMMON_PARAMS: tuple[Param, ...] = (
-    Param("trials", "int", 3, "repetitions; each trial builds a fresh network", 1, 1000,
-          quick=1),
+    Param("trials", "int", 3, "repetitions; each trial builds a fresh network unless it can "
+          "share the last one (--warm-lab)", 1, 1000, quick=1),
     Param("seed", "int", 1, "seed for every random choice (same seed, same run)", 0, 2**31 - 1),
     Param("topo", "str", "ics", "topology", choices=("ics", "classic", "star", "linear")),
     Param("n_hosts", "int", 10, "host count for star/linear topologies", 2,
@@ -161,6 +161,8 @@ COMMON_PARAMS: tuple[Param, ...] = (
     Param("link_loss_pct", "float", 0.0, "added link loss (needs netem)", 0, 100),
     Param("connect_timeout_s", "float", 30.0,
           "how long to wait for every switch to connect to the controller", 1, 600),
+    Param("warm_lab", "bool", True, "keep the network and controller running between "
+          "consecutive trials that can share them (recon with no defense; docs/benchmarks.md)"),
     Param("proportion_ci", "str", "wilson",
           "interval method of proportion metrics (docs/statistics.md)",
           choices=PROPORTION_METHODS),

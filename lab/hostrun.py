@@ -121,5 +121,5 @@ def run_in_host(lab: Lab, host: str, module: str, args: Sequence[str], log_name:
     log_name: the program's output file, relative to the lab's log folder.
     """
     proc = lab.python(host, module, args, log_name)
-    return wait_in_host(lab, proc, what or module, lab.cfg.log_dir / log_name, timeout_s,
+    return wait_in_host(lab, proc, what or module, lab.log_dir / log_name, timeout_s,
                         catch_interrupt=catch_interrupt, grace_s=grace_s)

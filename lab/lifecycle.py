@@ -98,6 +98,8 @@ class Lab(HostProcesses):
         self.controller_log = cfg.log_dir / "controller.log"
         self.timeline: dict[str, float] = {}
         self.capture: RunningCapture | None = None
+        self._errors_from = 0  # controller-log byte offset the health check reads from
+
 
     def host(self, name: str):  # -> mininet.node.Host
         assert self.net is not None
@@ -110,7 +112,9 @@ class Lab(HostProcesses):
     def controller_errors(self) -> list[str]:
         """Lines of the controller log that show an unhandled exception."""
         try:
-            text = self.controller_log.read_text(errors="replace")
+            with open(self.controller_log, "rb") as f:
+                f.seek(self._errors_from)
+                text = f.read().decode(errors="replace")
         except OSError:
             return []
         return [ln for ln in text.splitlines()
@@ -125,6 +129,39 @@ class Lab(HostProcesses):
         errors = self.controller_errors()
         if errors:
             raise LabError(f"controller logged {len(errors)} exception(s): {errors[0]}")
+
+    # --- a lab kept across trials (lab.warm) --------------------------------------------
+    def begin_trial(self, log_dir: Path, reused: bool) -> None:
+        """The next trial on this lab: what it starts logs into ``log_dir``, and only
+        controller errors logged from now on fail it. reused: the network was built for an
+        earlier trial (its build and connect then cost this trial nothing)."""
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self._log_dir = log_dir
+        if reused:
+            self.timeline = {"build_s": 0.0, "connect_s": 0.0}
+        self.timeline["lab_reused"] = 1.0 if reused else 0.0
+        try:
+            self._errors_from = self.controller_log.stat().st_size
+        except OSError:
+            self._errors_from = 0
+
+    def reset_hosts(self) -> None:
+        """After a trial on a kept lab: stop every process it started in the hosts and empty
+        every host's neighbour cache (what the next trial learns, it learns on the wire)."""
+        self.stop_all(grace_s=3.0)
+        assert self.net is not None
+        procs = []
+        with signals_deferred():  # one flush per host, all at once, each pid recorded
+            for host in self.net.hosts:
+                proc = host.popen(["ip", "neigh", "flush", "all"], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+                self.state.add_process(proc.pid, f"{host.name}:ip")
+                procs.append(proc)
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            finally:
+                self.state.drop_process(proc.pid)
 
     # --- lifecycle steps -----------------------------------------------------------------
     def _start_controller(self) -> None:

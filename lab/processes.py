@@ -76,13 +76,16 @@ def log_tail(path: Path, n_lines: int = 5) -> str:
     return " | ".join(lines[-n_lines:])
 
 
-def terminate(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> int | None:
+def terminate(proc: subprocess.Popen[bytes], grace_s: float = 5.0,
+              signalled: bool = False) -> int | None:
     """SIGTERM a process, wait ``grace_s``, SIGKILL it if it does not go; its exit status.
+    signalled: SIGTERM was already sent (only wait, then kill).
 
     Only for a process this lab started (a Popen of ours: its pid cannot have been reused).
     """
     if proc.poll() is None:
-        proc.terminate()
+        if not signalled:
+            proc.terminate()
         try:
             proc.wait(timeout=grace_s)
         except subprocess.TimeoutExpired:
@@ -102,6 +105,11 @@ class HostProcesses:
         self.state = state
         self._log_dir = log_dir
         self._procs: list[tuple[subprocess.Popen[bytes], str, IO[bytes]]] = []
+
+    @property
+    def log_dir(self) -> Path:
+        """Where the processes started now write their logs (a kept lab's changes per trial)."""
+        return self._log_dir
 
     def host(self, name: str):  # -> mininet.node.Host
         raise NotImplementedError
@@ -150,9 +158,10 @@ class HostProcesses:
         return self.popen(host_name, [sys.executable, "-u", "-m", module, *args], log_name,
                           what=module)
 
-    def stop(self, proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> int | None:
+    def stop(self, proc: subprocess.Popen[bytes], grace_s: float = 5.0,
+             signalled: bool = False) -> int | None:
         """SIGTERM a process this lab started, wait, SIGKILL if it does not go."""
-        terminate(proc, grace_s)
+        terminate(proc, grace_s, signalled)
         for i, (p, _h, logf) in enumerate(self._procs):
             if p is proc:
                 logf.close()
@@ -162,10 +171,19 @@ class HostProcesses:
         return proc.returncode
 
     def stop_all(self, grace_s: float = 3.0) -> None:
-        """:meth:`stop` every process still running, logging (not raising) what fails."""
+        """:meth:`stop` every process still running, logging (not raising) what fails.
+        All get SIGTERM first, so they wind down together rather than one after another."""
+        signalled = set()
+        for proc, _h, _f in self._procs:
+            if proc.poll() is None:
+                try:
+                    proc.terminate()
+                    signalled.add(proc.pid)
+                except OSError as exc:
+                    log.warning("signalling pid %s: %s", proc.pid, exc)
         for proc, _h, _f in list(self._procs):
             try:
-                self.stop(proc, grace_s=grace_s)
+                self.stop(proc, grace_s=grace_s, signalled=proc.pid in signalled)
             except Exception as exc:  # keep tearing down whatever fails
                 log.warning("stopping pid %s: %s", proc.pid, exc)
 

@@ -1,10 +1,14 @@
 """``trial_stages``: the fixed cost of one ``recon`` trial, stage by stage.
 
-``recon --defense none --exploit-gap-s 0`` trials run in-process (``--stage-trials`` of them);
-each stage the trial announces (``ctx.stage``) is timed by a recording progress, and the lab's
-own timeline splits its first and last stages: controller start + build, switches'
-connection, PLC/HMI start, scans, exploit, the rest (RTT ping, validity check, HMI figures),
-teardown. One row per trial and stage; medians per stage are the metrics.
+``recon --defense none --exploit-gap-s 0`` trials run in-process, ``--stage-trials`` of them
+on a fresh lab each (``cold``) and as many more on one kept lab (``warm``, :mod:`lab.warm`,
+what ``experiments.run`` does by default for these trials; the warm series' first trial
+builds that lab and is recorded as ``warm_build``, outside both medians). Each stage the trial
+announces (``ctx.stage``) is timed by a recording progress, and the lab's own timeline splits
+its first and last stages: controller start + build, switches' connection, PLC/HMI start,
+scans, exploit, the rest (RTT ping, validity check, HMI figures), teardown (on a kept lab: the
+host reset). One row per trial and stage; medians per stage and lab are the metrics
+(``stage_<name>_median_s`` cold, ``warm_stage_<name>_median_s`` warm).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from experiments import recon
 from experiments.progress import QuietProgress
 from experiments.runner import TrialContext
 from experiments.spec import TrialResult, resolve_config
+from lab.warm import WarmLabs
 
 # The recon trial's stage announcements (their first word) and the table's stage names.
 STAGE_NAMES = {"building": "build_connect", "starting": "plc_hmi_start",
@@ -59,29 +64,55 @@ def stage_durations(marks: list[tuple[str, float]], end: float,
     return out
 
 
+def _timed_trial(ctx: TrialContext, rcfg: dict[str, Any], rep: int, name: str,
+                 labs: WarmLabs | None) -> tuple[float, dict[str, float]]:
+    """One recon trial (none, gap 0): its wall seconds and seconds per stage."""
+    raw = ctx.raw_dir / name
+    raw.mkdir(exist_ok=True)
+    clock = StageClock()
+    rctx = TrialContext(exp=recon.EXPERIMENT, config=rcfg, trial=rep, seed=ctx.seed + rep,
+                        raw_dir=raw, plan=ics_plan(), engine=ctx.engine,
+                        datapath=ctx.datapath, progress=clock, condition="none", labs=labs)
+    t0 = time.monotonic()
+    res = recon.trial(rctx)
+    end = time.monotonic()
+    return end - t0, stage_durations(clock.marks, end, res.timeline)
+
+
 def part_trial_stages(ctx: TrialContext) -> TrialResult:
-    """Per-stage seconds of ``recon --defense none --exploit-gap-s 0`` on the ICS plan."""
+    """Per-stage seconds of ``recon --defense none --exploit-gap-s 0`` on the ICS plan, on a
+    fresh lab per trial and on one kept lab."""
     rcfg = resolve_config(recon.EXPERIMENT, None, {"exploit_gap_s": 0.0, "seed": ctx.seed})
+    n = ctx.config["stage_trials"]
     rows: list[dict[str, Any]] = []
-    walls: list[float] = []
-    for rep in range(1, ctx.config["stage_trials"] + 1):
-        ctx.stage(f"trial stages: recon none, gap 0 (trial {rep})")
-        raw = ctx.raw_dir / f"recon_{rep}"
-        raw.mkdir(exist_ok=True)
-        clock = StageClock()
-        rctx = TrialContext(exp=recon.EXPERIMENT, config=rcfg, trial=rep, seed=ctx.seed + rep,
-                            raw_dir=raw, plan=ics_plan(), engine=ctx.engine,
-                            datapath=ctx.datapath, progress=clock, condition="none")
-        t0 = time.monotonic()
-        res = recon.trial(rctx)
-        end = time.monotonic()
-        walls.append(end - t0)
-        for stage, secs in stage_durations(clock.marks, end, res.timeline).items():
-            rows.append({"trial": rep, "stage": stage, "duration_s": secs})
-        rows.append({"trial": rep, "stage": "total", "duration_s": end - t0})
-    metrics: dict[str, float] = {"trial_wall_median_s": statistics.median(walls),
-                                 "trial_wall_max_s": max(walls)}
-    for stage in sorted({r["stage"] for r in rows} - {"total"}):
-        vals = [r["duration_s"] for r in rows if r["stage"] == stage]
-        metrics[f"stage_{stage}_median_s"] = statistics.median(vals) if vals else math.nan
+    walls: dict[str, list[float]] = {"cold": [], "warm": []}
+    stages: dict[str, list[dict[str, float]]] = {"cold": [], "warm": []}
+
+    def record(lab: str, rep: int, wall_s: float, per_stage: dict[str, float]) -> None:
+        rows.extend({"lab": lab, "trial": rep, "stage": st, "duration_s": secs}
+                    for st, secs in per_stage.items())
+        rows.append({"lab": lab, "trial": rep, "stage": "total", "duration_s": wall_s})
+        if lab in walls:
+            walls[lab].append(wall_s)
+            stages[lab].append(per_stage)
+
+    for rep in range(1, n + 1):
+        ctx.stage(f"trial stages: recon none, gap 0, fresh lab (trial {rep} of {n})")
+        record("cold", rep, *_timed_trial(ctx, rcfg, rep, f"recon_{rep}", None))
+    labs = WarmLabs(ctx.raw_dir / "warm_labs")
+    try:
+        for rep in range(0, n + 1):
+            ctx.stage(f"trial stages: recon none, gap 0, kept lab (trial {rep} of {n})")
+            wall_s, per_stage = _timed_trial(ctx, rcfg, rep, f"recon_warm_{rep}", labs)
+            record("warm" if rep else "warm_build", rep, wall_s, per_stage)
+    finally:
+        labs.close()
+    metrics: dict[str, float] = {}
+    for lab, prefix in (("cold", ""), ("warm", "warm_")):
+        metrics[f"{prefix}trial_wall_median_s"] = statistics.median(walls[lab])
+        metrics[f"{prefix}trial_wall_max_s"] = max(walls[lab])
+        for stage in sorted({st for per in stages[lab] for st in per}):
+            vals = [per[stage] for per in stages[lab] if stage in per]
+            metrics[f"{prefix}stage_{stage}_median_s"] = (statistics.median(vals) if vals
+                                                          else math.nan)
     return TrialResult(tables={"trial_stages": rows}, metrics=metrics)

@@ -80,6 +80,15 @@ def test_recon_finds_exactly_the_topology(tmp_path: Path) -> None:
                  "raw/trial-002/none/recon/nmap_discovery.xml",
                  "raw/trial-001/none/plc1_state.csv"):
         assert (bundle / name).is_file(), name
+    # --warm-lab (the default): the second trial ran on the first one's network and
+    # controller, its own processes logging into its own folder, the manifest says so
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert [t["timeline"]["lab_reused"] for t in manifest["trials"]] == [0.0, 1.0]
+    assert manifest["trials"][1]["timeline"]["build_s"] == 0.0
+    assert "switch connected" in (bundle / "raw/lab-1/controller.log").read_text()
+    for name in ("plc1_state.csv", "hmi_requests.csv", "recon.log"):
+        assert (bundle / "raw/trial-002/none" / name).is_file(), name
+    assert "warm lab: 1 of 2 run(s) reused" in res.stdout + res.stderr
 
 
 def test_recon_under_both_defenses_is_valid_and_defeats_the_exploit(tmp_path: Path) -> None:

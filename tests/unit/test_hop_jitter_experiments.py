@@ -13,7 +13,7 @@ import pytest
 
 from common.errors import UserError
 from common.plan import plan_for
-from experiments import defended, mtd
+from experiments import mtd, runner
 from experiments.mtd_timing import model_success
 from experiments.registry import get_experiment
 from experiments.runner import TrialContext
@@ -41,7 +41,7 @@ def _launch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, conditio
         raise _LaunchedError
 
     monkeypatch.setattr(mtd, "controller_setup", controller_setup)
-    monkeypatch.setattr(defended, "running_lab", running_lab)
+    monkeypatch.setattr(runner, "running_lab", running_lab)  # ctx.open_lab, no kept lab
     exp = get_experiment(name)
     config = resolve_config(exp, None, flags, quick=True)
     plan = plan_for(config["topo"])

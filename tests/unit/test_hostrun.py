@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -17,12 +16,12 @@ class FakeLab:
     """Runs "in a host" as a plain child process; records what it stopped."""
 
     def __init__(self, log_dir: Path) -> None:
-        self.cfg = SimpleNamespace(log_dir=log_dir)
+        self.log_dir = log_dir
         self.stopped: list[int] = []
 
     def python(self, host: str, module: str, args: list[str], log_name: str
                ) -> subprocess.Popen[bytes]:
-        with open(self.cfg.log_dir / log_name, "ab") as logf:
+        with open(self.log_dir / log_name, "ab") as logf:
             return subprocess.Popen([sys.executable, "-c", module, *args], stdout=logf,
                                     stderr=subprocess.STDOUT)
 

@@ -45,11 +45,13 @@ def test_bad_attacker_and_jitter_are_one_line_errors() -> None:
 
 
 def test_attack_phase_is_uniform_in_the_interval_and_seeded() -> None:
-    phases = [attack_phase_s(seed, "rhm+fast", 2.0) for seed in range(200)]
+    phases = [attack_phase_s(seed, "rhm+fast", 2.0, "rhm") for seed in range(200)]
     assert all(0 <= p < 2.0 for p in phases)
     assert min(phases) < 0.2 and max(phases) > 1.8
-    assert attack_phase_s(7, "rhm+fast", 2.0) == attack_phase_s(7, "rhm+fast", 2.0)
-    assert attack_phase_s(7, "rhm+fast", 2.0) != attack_phase_s(7, "nat+fast", 2.0)
+    assert attack_phase_s(7, "rhm+fast", 2.0, "rhm") == attack_phase_s(7, "rhm+fast", 2.0, "rhm")
+    assert attack_phase_s(7, "rhm+fast", 2.0, "rhm") != attack_phase_s(7, "nat+fast", 2.0, "nat")
+    # no defense, no schedule: the attack starts at once
+    assert {attack_phase_s(seed, "none+fast", 2.0, "none") for seed in range(20)} == {0.0}
 
 
 def test_persistent_progress_counts_distinct_plcs_found_and_reached() -> None:
