@@ -92,14 +92,16 @@ def test_recon_finds_exactly_the_topology(tmp_path: Path) -> None:
 
 
 def test_recon_under_both_defenses_is_valid_and_defeats_the_exploit(tmp_path: Path) -> None:
-    res = run("experiments.run", "recon", "--trials", "2", "--defense", "all", "--out",
+    # One trial per defense: repeated trials are the experiments' business, and recon under
+    # rhm runs three more times in test_reproducibility.
+    res = run("experiments.run", "recon", "--trials", "1", "--defense", "all", "--out",
               str(tmp_path), timeout_s=600)
     assert res.returncode == 0, res.stderr
     bundle = (tmp_path / "recon" / "latest").resolve()
     m = metrics(bundle)
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["conditions"] == ["none", "rhm", "nat"]
-    assert [t["status"] for t in manifest["trials"]] == ["ok"] * 6
+    assert [t["status"] for t in manifest["trials"]] == ["ok"] * 3
     assert manifest["validity"]["rhm:real_addresses_unreachable"]
     assert manifest["validity"]["nat:real_addresses_unreachable"]
 
