@@ -51,6 +51,10 @@ def test_bench_quick_bundle(tmp_path: Path) -> None:
                 "memory:shells_pss_mib_per_host"):
         assert m[key] > 0, key
     assert m["hopping:ctrl_cpu_pct_p2"] >= 0
+    # the kept lab's trial built nothing; its scans cost what a fresh lab's do
+    assert m["trial_stages:warm_trial_wall_median_s"] > 0
+    assert m["trial_stages:warm_stage_build_median_s"] == 0
+    assert m["trial_stages:warm_stage_scans_median_s"] > 0
     # machine-wide: other work on the machine moves it either way, so only its presence
     assert math.isfinite(m["memory:mem_available_drop_mib_n20"])
     assert m["scale:star_completed"] == 1 and m["scale:linear_completed"] == 1
