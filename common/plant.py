@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ from common.plan import (
     SwitchSpec,
     dpid_for,
 )
+from common.plant_groups import COUNT_KEY, MAX_GROUP, GroupError, expand_group
 
 # Plant-file role → plan role (the plan calls a host with no ICS role ``host``).
 ROLE_NAMES = {"hmi": "hmi", "ews": "ews", "historian": "historian", "plc": "plc",
@@ -52,6 +54,8 @@ HOST_NAME = re.compile(r"^[a-z][a-z0-9]{0,9}$")
 ZONE_NAME = re.compile(r"^[a-z][a-z0-9]{0,6}$")
 PLANT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+# A switch port is ``<prefix><zone>-eth<port>``, 15 characters at most; two for the prefix.
+PORT_NAME_ROOM = 15 - 2
 
 TOP = "(top level)"
 TOP_KEYS = ("name", "description", "subnet", "virtual_pool", "zones", "trunks", "hosts",
@@ -168,6 +172,7 @@ class _Reader:
         self._zones()
         trunks = self._trunks()
         self._hosts()
+        self._port_names(trunks)
         pool = self._pool()
         plcs = self._plcs()
         hmis = self._hmis()
@@ -259,13 +264,7 @@ class _Reader:
         names: set[str] = set(zone_names)
         macs: dict[str, str] = {}
         attacker = ""
-        hosts = _list(self.data["hosts"], "hosts")
-        if not hosts:
-            _fail("hosts", "at least one host is needed")
-        for i, item in enumerate(hosts):
-            path = f"hosts[{i}]"
-            h = _mapping(item, path, ("name", "role", "address", "zone"),
-                         ("mac", "authorized", "protected", "description"))
+        for path, h, member in self._host_entries():
             name = _text(h["name"], f"{path}.name", HOST_NAME,
                          "host name ([a-z][a-z0-9]*, at most 10 characters)")
             if name in names:
@@ -280,7 +279,9 @@ class _Reader:
             attacker = attacker or (name if role == "attacker" else "")
             ip = self._address(h["address"], f"{path}.address")
             if ip in self.ip_owner:
-                _fail(f"{path}.address", f"{ip} is already the address of {self.ip_owner[ip]!r}")
+                which = f" (the group's member {name!r})" if member else ""
+                _fail(f"{path}.address",
+                      f"{ip} is already the address of {self.ip_owner[ip]!r}{which}")
             zone = _text(h["zone"], f"{path}.zone")
             if zone not in zone_names:
                 _fail(f"{path}.zone", f"unknown zone {zone!r} ({_choices(zone_names)})")
@@ -297,6 +298,38 @@ class _Reader:
             self.hosts.append(HostSpec(name=name, role=ROLE_NAMES[role], ip=ip, mac=mac,
                                        switch=zone, protected=protected,
                                        authorized=authorized))
+
+    def _host_entries(self) -> list[tuple[str, dict[str, Any], bool]]:
+        """(key path, host, is a group member) of each host; a group (``count``) as its members."""
+        hosts = _list(self.data["hosts"], "hosts")
+        if not hosts:
+            _fail("hosts", "at least one host is needed")
+        out = []
+        for i, item in enumerate(hosts):
+            path = f"hosts[{i}]"
+            h = _mapping(item, path, ("name", "role", "address", "zone"),
+                         ("mac", "authorized", "protected", "description", COUNT_KEY))
+            if COUNT_KEY not in h:
+                out.append((path, h, False))
+                continue
+            count = int(_number(h[COUNT_KEY], f"{path}.count", 1, MAX_GROUP, integer=True))
+            _text(h["name"], f"{path}.name", HOST_NAME, "host name ([a-z][a-z0-9]*)")
+            first = self._address(h["address"], f"{path}.address")
+            try:
+                out.extend((path, m, True) for m in expand_group(h, first, count, self.net))
+            except GroupError as exc:
+                _fail(f"{path}.{exc.key}", str(exc))
+        return out
+
+    def _port_names(self, trunks: tuple[tuple[str, str], ...]) -> None:
+        """A zone's last port name (``<zone>-eth<ports>``) must fit in PORT_NAME_ROOM."""
+        ports = Counter(h.switch for h in self.hosts) + Counter(z for t in trunks for z in t)
+        for i, zone in enumerate(self.zones):
+            last = f"{zone.name}-eth{ports[zone.name]}"
+            if len(last) > PORT_NAME_ROOM:
+                _fail(f"zones[{i}].name", f"{ports[zone.name]} ports make the port name "
+                      f"{last!r} longer than {PORT_NAME_ROOM} characters (15 with a "
+                      "two-letter switch prefix): shorten the zone name")
 
     def _mac(self, h: dict[str, Any], path: str, ip: str) -> str:
         """The given MAC, or one derived from the address's offset in the subnet."""
