@@ -345,7 +345,10 @@ def condition_table(runs: Sequence[Run]) -> str:
     for name in _order(groups):
         s = condition_summary(groups[name])
         cells = [_label(name), _runs_cell(groups[name])]
-        cells += [fmt(s[k]) for k, _ in CONTINUOUS[:2]] + [fmt(s[PROPORTIONS[0][0]])]
+        scored = sum(1 for r in groups[name] if r.status == "ok")
+        # A PLC not reached in the window has no time: n below the runs scored says so.
+        cells += [fmt(s[k]) + (f", n={s[k].n}" if s[k].n < scored else "")
+                  for k, _ in CONTINUOUS[:2]] + [fmt(s[PROPORTIONS[0][0]])]
         cells += [fmt(s[k], 2 if k == "round_s" else (1 if k == "controller_cpu_pct" else 0))
                   for k, _ in CONTINUOUS[2:]]
         cells += [fmt(s[PROPORTIONS[1][0]]), _load_cell(groups[name])]

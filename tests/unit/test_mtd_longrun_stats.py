@@ -74,6 +74,9 @@ def test_summary_is_over_the_scored_runs_and_shows_the_others() -> None:
     assert ms._runs_cell(runs) == "2/3 (trial 3: invalid real_addresses_unreachable)"
     table = ms.condition_table(runs)
     assert "4/4 [0.51, 1.00]" in table and "± 0" not in table
+    short = [*runs, run(4, "pool16_hop1s", (15.0,))]  # the 2nd PLC not reached in trial 4
+    assert "25.0 [" in ms.condition_table(short) and ", n=2 |" in ms.condition_table(short)
+    assert "5/6 [" in ms.condition_table(short)
 
 
 def test_equal_values_print_no_zero_width_interval() -> None:
