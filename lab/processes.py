@@ -203,5 +203,6 @@ class HostProcesses:
                                f"'{needle}': {log_tail(path)}")
             return False
 
-        if not wait_until(seen, timeout_s, interval_s=0.05):
+        # Every trial waits for its PLCs' readiness lines: poll often (a small file's read).
+        if not wait_until(seen, timeout_s, interval_s=0.01):
             raise LabError(f"{log_name}: no '{needle}' within {timeout_s:g} s: {log_tail(path)}")
