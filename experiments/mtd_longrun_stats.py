@@ -293,19 +293,33 @@ def load_runs(bundle: Path) -> list[Run]:
 
 
 # --- markdown -----------------------------------------------------------------------------------
-def fmt(entry: MetricSummary, decimals: int = 1) -> str:
+def _decimals(mean: float, lo: float, hi: float, start: int, most: int = 3) -> int:
+    """Decimals (``start`` to ``most``) at which an estimate and its interval's bounds all
+    print differently: ``0.021 [0.012, 0.031]``, not ``0.0 [0.0, 0.0]``."""
+    d = start
+    while d < most and len({f"{x:.{d}f}" for x in (mean, lo, hi)}) < 3:
+        d += 1
+    return d
+
+
+def fmt(entry: MetricSummary, decimals: int = 1, spread: bool = False) -> str:
     """``12.3 [10.1, 14.5]`` (Student t), ``3/10 [0.11, 0.60]`` (Wilson; k/n first), the
     value and why there is no interval (``4.0 (all 5 values equal: no interval)``), or ``—``;
-    never ``± 0``."""
+    never ``± 0``. ``spread``: the trials' range too (``... range 3.1 to 20.4``)."""
     if entry.mean is None or math.isnan(entry.mean):
         return "—"
     if entry.kind == "proportion":
         d = 4 if entry.n > 200 else 2
         return f"{entry.k}/{entry.n} [{entry.ci_low:.{d}f}, {entry.ci_high:.{d}f}]"
-    text = f"{entry.mean:.{decimals}f}"
-    if entry.ci_low is None or entry.ci_high is None:
+    lo, hi = entry.ci_low, entry.ci_high
+    if lo is None or hi is None:
+        text = f"{entry.mean:.{decimals}f}"
         return f"{text} ({entry.note})" if entry.note else text
-    return f"{text} [{entry.ci_low:.{decimals}f}, {entry.ci_high:.{decimals}f}]"
+    d = _decimals(entry.mean, lo, hi, decimals)
+    text = f"{entry.mean:.{d}f} [{lo:.{d}f}, {hi:.{d}f}]"
+    if spread and entry.min is not None and entry.max is not None:
+        text += f" range {entry.min:.{d}f} to {entry.max:.{d}f}"
+    return text
 
 
 def _label(name: str) -> str:
@@ -347,7 +361,7 @@ def condition_table(runs: Sequence[Run]) -> str:
         cells = [_label(name), _runs_cell(groups[name])]
         scored = sum(1 for r in groups[name] if r.status == "ok")
         # A PLC not reached in the window has no time: n below the runs scored says so.
-        cells += [fmt(s[k]) + (f", n={s[k].n}" if s[k].n < scored else "")
+        cells += [fmt(s[k], spread=True) + (f", n={s[k].n}" if s[k].n < scored else "")
                   for k, _ in CONTINUOUS[:2]] + [fmt(s[PROPORTIONS[0][0]])]
         cells += [fmt(s[k], 2 if k == "round_s" else (1 if k == "controller_cpu_pct" else 0))
                   for k, _ in CONTINUOUS[2:]]
@@ -381,18 +395,20 @@ def per_trial_table(runs: Sequence[Run], value: str = "second_reach_s") -> str:
     return "\n".join(lines)
 
 
-def _signed(x: float) -> str:
+def _signed(x: float, d: int = 1) -> str:
     """``+1.2``, ``-0.3``, and ``0.0`` rather than ``-0.0``."""
-    text = f"{x:+.1f}"
-    return "0.0" if text in ("+0.0", "-0.0") else text
+    text = f"{x:+.{d}f}"
+    return text[1:] if float(text) == 0 else text
 
 
 def _paired_cell(test: PairedTest) -> str:
     if test.mean_diff is None:
         return f"n = {test.n_pairs}: {test.note}"
-    text = _signed(test.mean_diff)
-    if test.ci_low is not None and test.ci_high is not None:
-        text += f" [{_signed(test.ci_low)}, {_signed(test.ci_high)}]"
+    lo, hi = test.ci_low, test.ci_high
+    d = _decimals(test.mean_diff, lo, hi, 1) if lo is not None and hi is not None else 1
+    text = _signed(test.mean_diff, d)
+    if lo is not None and hi is not None:
+        text += f" [{_signed(lo, d)}, {_signed(hi, d)}]"
     if test.p_value is not None:
         text += f", p = {test.p_value:.2f}"
     elif test.note:

@@ -75,7 +75,8 @@ def test_summary_is_over_the_scored_runs_and_shows_the_others() -> None:
     table = ms.condition_table(runs)
     assert "4/4 [0.51, 1.00]" in table and "± 0" not in table
     short = [*runs, run(4, "pool16_hop1s", (15.0,))]  # the 2nd PLC not reached in trial 4
-    assert "25.0 [" in ms.condition_table(short) and ", n=2 |" in ms.condition_table(short)
+    table = ms.condition_table(short)
+    assert "25.0 [" in table and "range 20.0 to 30.0, n=2 |" in table
     assert "5/6 [" in ms.condition_table(short)
 
 
@@ -83,6 +84,12 @@ def test_equal_values_print_no_zero_width_interval() -> None:
     runs = [run(t, "pool8_hop1s", (0.3, 0.3)) for t in (1, 2, 3)]
     cell = ms.fmt(ms.condition_summary(runs)["first_reach_s"])
     assert cell == "0.3 (all 3 values equal: no interval)"
+    close = [run(t, "pool8_hop1s", (x, x)) for t, x in ((1, 0.31), (2, 0.32), (3, 0.33))]
+    cell = ms.fmt(ms.condition_summary(close)["first_reach_s"], spread=True)
+    assert cell == "0.32 [0.30, 0.34] range 0.31 to 0.33"  # not 0.3 [0.3, 0.3]
+    test = ms.compare([*runs, *(run(r.trial, "b", (0.301 + r.trial / 1000, 1.0))
+                                for r in runs)], "pool8_hop1s", "b", "first_reach_s")
+    assert ms._paired_cell(test).startswith("+0.003 [")
 
 
 def test_paired_comparison_by_trial_leaves_out_unreached_and_unscored() -> None:
