@@ -297,7 +297,7 @@ def _decimals(mean: float, lo: float, hi: float, start: int, most: int = 3) -> i
     """Decimals (``start`` to ``most``) at which an estimate and its interval's bounds all
     print differently: ``0.021 [0.012, 0.031]``, not ``0.0 [0.0, 0.0]``."""
     d = start
-    while d < most and len({f"{x:.{d}f}" for x in (mean, lo, hi)}) < 3:
+    while d < most and len({float(f"{x:.{d}f}") for x in (mean, lo, hi)}) < 3:
         d += 1
     return d
 

@@ -90,6 +90,7 @@ def test_equal_values_print_no_zero_width_interval() -> None:
     test = ms.compare([*runs, *(run(r.trial, "b", (0.301 + r.trial / 1000, 1.0))
                                 for r in runs)], "pool8_hop1s", "b", "first_reach_s")
     assert ms._paired_cell(test).startswith("+0.003 [")
+    assert ms._decimals(-0.02, -0.06, 0.03, 1) == 2  # -0.0 and 0.0 print alike
 
 
 def test_paired_comparison_by_trial_leaves_out_unreached_and_unscored() -> None:
