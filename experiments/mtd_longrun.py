@@ -322,8 +322,9 @@ def reached_curves(rows: list[dict[str, str]]) -> dict[str, dict[float, list[flo
 
 def stop_times(rows: list[dict[str, str]]) -> dict[str, float]:
     """``persistent_progress.csv`` → condition → the last observed second before the curve
-    is carried (the first ``extended`` row's ``t_s`` minus one step), earliest over trials;
-    conditions that ran their whole window (or bundles from before the column) are absent."""
+    is carried (the first ``extended`` row's ``t_s`` minus one step), the latest over the
+    trials that stopped (from there on every stopped trial's line is carried); conditions that
+    ran their whole window (or bundles from before the column) are absent."""
     out: dict[str, float] = {}
     prev: dict[tuple[str, str], float] = {}
     seen: set[tuple[str, str]] = set()
@@ -335,7 +336,7 @@ def stop_times(rows: list[dict[str, str]]) -> dict[str, float]:
             continue
         if r.get("extended") == "1" and key not in seen:
             seen.add(key)
-            out[key[0]] = min(out.get(key[0], math.inf), prev.get(key, t))
+            out[key[0]] = max(out.get(key[0], -math.inf), prev.get(key, t))
         prev[key] = t
     return out
 
@@ -371,20 +372,21 @@ def _cumulative_figure(bundle: Path) -> tuple[str, str] | None:
                "shows answered) by each second of its window, mean over trials, one line per "
                "virtual pool size, hop interval and decoy count (dashed: with decoys).")
     if stops:
-        caption += (" A cross (x): the condition stopped early there (every PLC reached, "
-                    "PLC logs); from it to the window's end the line is carried flat at its "
-                    "maximum, not observed.")
+        caption += (" A cross (x): the last of the condition's trials that stopped early "
+                    "(every PLC reached, PLC logs) stopped there; from it to the window's end "
+                    "the stopped trials are carried flat at their maximum, not observed.")
     return plotting.save(fig, bundle, "cumulative_reached"), caption
 
 
 def _load_figure(bundle: Path) -> tuple[str, str] | None:
     path = bundle / "controller_load_over_time.csv"
     rows = read_csv(path) if path.exists() else []  # bundles from before the table have none
-    series: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
+    series: dict[str, dict[str, list[tuple[float, float, float]]]] = defaultdict(
+        lambda: defaultdict(list))  # condition -> trial -> samples
     for r in rows:
         try:
-            series[r["condition"]].append((float(r["t_s"]), float(r["controller_cpu_pct"]),
-                                           float(r["flows_total"])))
+            series[r["condition"]][r.get("trial", "")].append((
+                float(r["t_s"]), float(r["controller_cpu_pct"]), float(r["flows_total"])))
         except (KeyError, ValueError):
             continue
     if not series:
@@ -394,19 +396,21 @@ def _load_figure(bundle: Path) -> tuple[str, str] | None:
     conds = sorted(parse_condition(name) for name in series)
     cells = sorted({(c.pool_bits, c.hop_interval_s) for c in conds})
     for cond in conds:
-        pts = sorted(series[cond.name])
         style = {"color": f"C{cells.index((cond.pool_bits, cond.hop_interval_s)) % 10}",
                  "linestyle": "--" if cond.decoys else "-", "linewidth": 1.0}
-        ax_cpu.plot([p[0] for p in pts], [p[1] for p in pts], label=cond.label, **style)
-        ax_flows.plot([p[0] for p in pts], [p[2] for p in pts], **style)
+        for i, trial in enumerate(sorted(series[cond.name])):  # one line per trial
+            pts = sorted(series[cond.name][trial])
+            ax_cpu.plot([p[0] for p in pts], [p[1] for p in pts],
+                        label=cond.label if i == 0 else None, **style)
+            ax_flows.plot([p[0] for p in pts], [p[2] for p in pts], **style)
     ax_cpu.set_ylabel("controller CPU (% of one core)")
     ax_flows.set_ylabel("flows (all switches)")
     ax_flows.set_xlabel("time since the attack started (s; negative: the lab coming up)")
     ax_cpu.legend(fontsize=6, ncol=2)
     return (plotting.save(fig, bundle, "controller_load_over_time"),
             "The controller process's CPU share over each 5 s period and the flows in all "
-            "switches at each sample, per condition (one trial's samples each; dashed: with "
-            "decoys). A condition that stopped early ends where it stopped.")
+            "switches at each sample, one line per condition and trial (dashed: with "
+            "decoys). A trial that stopped early ends where it stopped.")
 
 
 def plot(bundle: Path) -> list[tuple[str, str]]:

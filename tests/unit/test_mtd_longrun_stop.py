@@ -113,6 +113,9 @@ def test_figures_mark_the_stop_and_draw_the_load_over_time(tmp_path: Path) -> No
     write_csv(tmp_path / "persistent_progress.csv", stopped + ran)
     rows = [{k: str(v) for k, v in r.items()} for r in stopped + ran]
     assert ml.stop_times(rows) == {"pool8_hop1s": 2.0}  # the last observed second
+    later = [{k: str(v) for k, v in {"trial": 2, "condition": "pool8_hop1s", **r}.items()}
+             for r in ml.extend_curve(progress(5), 8.0, 4.5, stopped=True)]
+    assert ml.stop_times(rows + later) == {"pool8_hop1s": 4.0}  # the latest trial's stop
     figs = ml.plot(tmp_path)
     assert [Path(stem).name for stem, _ in figs] == ["cumulative_reached"]
     assert "stopped early" in figs[0][1]
