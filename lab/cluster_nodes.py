@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 VXLAN_MTU = 1450  # 1500-byte underlay minus the VXLAN/UDP/IP/Ethernet headers
 VXLAN_PORT = 4789
+SHELL_EXIT_S = 5.0  # how long a node's ssh shell gets to end on SIGHUP before SIGKILL
 VNI_BLOCK = 1024  # VNIs per run: more than the links of the largest plan (1000 hosts + trunks)
 VNI_BASE = 4096 + (os.getpid() % 16000) * VNI_BLOCK  # 24-bit VNIs: at most 16,387,072 + 1024
 # Remote side of a host process: the command runs in the background; when the head closes
@@ -130,13 +131,22 @@ class _ClusterSsh:
     def terminate(self) -> None:
         """SIGHUP to the shell's ssh client itself: Mininet's ``killpg`` assumes the shell leads
         a process group (``mnexec -d`` does that locally), which an ssh client does not, and the
-        ProcessLookupError stopped the teardown at the first node."""
+        ProcessLookupError stopped the teardown at the first node. Mininet's ``cleanup`` then
+        waits for the shell without a time-out, and once (a CI run at load average 100) an ssh
+        client did not end on SIGHUP and the teardown waited forever: it gets
+        ``SHELL_EXIT_S``, then SIGKILL (sshd ends the server side when the connection drops)."""
         shell = getattr(self, "shell", None)
         if shell is not None and shell.poll() is None:
             try:
                 os.kill(shell.pid, signal.SIGHUP)
+                shell.wait(timeout=SHELL_EXIT_S)
             except ProcessLookupError:
                 pass
+            except subprocess.TimeoutExpired:
+                log.warning("%s: ssh shell %d still running %g s after SIGHUP: SIGKILL",
+                            self.name, shell.pid, SHELL_EXIT_S)
+                shell.kill()
+                shell.wait(timeout=SHELL_EXIT_S)
         self.cleanup()
 
     @property
