@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,14 @@ from reporting.stats import Proportion
 from reporting.summary import NO_CONDITION, ConditionTrials, build_summary
 
 HOSTILE = '<script>alert("x")</script>&<b>'
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """A bundle table as the runner writes it: a header from the first row's keys."""
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
 
 
 def draw_plot(bundle: Path, stem: str, color: str = "#4477aa") -> None:

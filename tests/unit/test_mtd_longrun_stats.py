@@ -4,7 +4,6 @@ estimates, the paired comparisons on the trials' seeds, the sampling model, the 
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 
 from experiments import mtd_longrun_stats as ms
 from reporting.stats import Proportion
+from tests.support.bundles import write_csv
 
 
 def attempt(trial: int, cond: str, t_s: float, plc: str = "") -> dict[str, str]:
@@ -137,13 +137,6 @@ def test_sampling_model_against_the_closed_forms() -> None:
     assert lo5 < m.mean_rounds(2) < hi5 and hi5 - lo5 < m.mean_range(2, 1)[1]
     whole = ms.SamplingModel(254, 254)  # the whole pool every round: round 1
     assert whole.mean_rounds(2) == 1.0 and whole.mean_range(2, 5) == (1.0, 1.0)
-
-
-def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
 
 
 def make_bundle(root: Path) -> Path:

@@ -7,7 +7,6 @@ tests/integration/test_mtd_longrun_quick.py."""
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import os
 import signal
@@ -23,6 +22,7 @@ from common.plan import ics_plan
 from common.requestlog import RequestRecord
 from experiments import mtd_longrun as ml
 from experiments import mtd_longrun_watch as mw
+from tests.support.bundles import write_csv
 
 ATTACKER = "10.0.0.66"
 
@@ -96,13 +96,6 @@ def test_load_arithmetic() -> None:
     assert ml.flow_count is mw.flow_count  # one parser
     with pytest.raises(ValueError):
         mw.flow_count("ovs-ofctl: s1 is not a bridge or a socket")
-
-
-def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
 
 
 def test_figures_mark_the_stop_and_draw_the_load_over_time(tmp_path: Path) -> None:
