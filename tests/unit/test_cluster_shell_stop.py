@@ -39,6 +39,8 @@ def test_a_shell_ignoring_sighup_is_killed_after_its_grace(
 
 
 def test_a_shell_that_ends_on_sighup_is_not_killed() -> None:
-    node = node_with_shell("import time; print('up', flush=True); time.sleep(60)")
+    # SIG_DFL set explicitly: under nohup a child inherits SIGHUP ignored
+    node = node_with_shell("import signal, time; signal.signal(signal.SIGHUP, signal.SIG_DFL); "
+                           "print('up', flush=True); time.sleep(60)")
     _ClusterSsh.terminate(node)  # type: ignore[arg-type]
     assert node.cleaned == [-1]  # SIGHUP's own exit
