@@ -64,7 +64,7 @@ class WarmLabs:
             self.close()
             stack = contextlib.ExitStack()
             self.built += 1
-            kept = replace_log_dir(cfg, self.root / f"lab-{self.built}")
+            kept = dataclasses.replace(cfg, log_dir=self.root / f"lab-{self.built}")
             self._lab = stack.enter_context(running_lab(kept))
             self._stack, self._key = stack, key
         else:
@@ -94,7 +94,3 @@ class WarmLabs:
         if stack is not None:
             stack.close()
 
-
-def replace_log_dir(cfg: LabConfig, log_dir: Path) -> LabConfig:
-    """``cfg`` with its own logs going to ``log_dir``."""
-    return dataclasses.replace(cfg, log_dir=log_dir)
